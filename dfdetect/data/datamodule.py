@@ -1,0 +1,148 @@
+"""The shared clip datamodule: a clip store in, grouped and seeded train/val/test loaders out."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, WeightedRandomSampler
+
+from dfdetect.data.augment import build_clip_augmentation
+from dfdetect.data.clip_dataset import ClipDataset
+from dfdetect.data.manifest import SPLITS, read_manifest
+from dfdetect.data.splits import assign_grouped_splits, check_no_group_leak
+
+log = logging.getLogger(__name__)
+
+StoreSource = str | os.PathLike | Callable[[], os.PathLike]
+
+
+def balanced_sampler(labels: torch.Tensor, seed: int) -> WeightedRandomSampler:
+    """Draw real and fake clips equally often, with replacement; no clip is discarded."""
+    counts = torch.bincount(labels, minlength=2).clamp(min=1).double()
+    weights = (1.0 / counts)[labels]
+    generator = torch.Generator().manual_seed(seed)
+    return WeightedRandomSampler(weights, num_samples=len(labels), replacement=True, generator=generator)
+
+
+class ClipDataModule(pl.LightningDataModule):
+    """Yields batches ``clip uint8 (B, T, C, H, W)``, ``label``, ``clip_id``, ``video_id``.
+
+    ``store`` is a clip store directory, or a callable that builds one and returns its path
+    (called once in ``prepare_data``, then again to find it; it must be cached and idempotent).
+    Augmentations apply to the train split only.
+    """
+
+    def __init__(
+        self,
+        store: StoreSource,
+        batch_size: int = 16,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = True,
+        image_size: int | None = 240,
+        num_frames: int | None = None,
+        split_fractions: Sequence[float] = (0.7, 0.15, 0.15),
+        split_seed: int = 0,
+        group_column: str = "group",
+        balance: bool = True,
+        augment: Mapping[str, Mapping] | None = None,
+        datasets: Sequence[str] | None = None,
+        methods: Sequence[str] | None = None,
+        net_input_size: int | None = None,
+    ):
+        super().__init__()
+        self.store = store
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers and num_workers > 0
+        self.image_size = image_size
+        self.num_frames = num_frames
+        self.split_fractions = tuple(split_fractions)
+        self.split_seed = split_seed
+        self.group_column = group_column
+        self.balance = balance
+        self.augment = augment
+        self.datasets = list(datasets) if datasets else None
+        self.methods = list(methods) if methods else None
+        # the resolution this data suggests to single-frame nets (model configs read it)
+        self.net_input_size = net_input_size
+        self.manifest: pd.DataFrame | None = None
+        self.splits: dict[str, ClipDataset] = {}
+
+    @property
+    def store_dir(self) -> Path:
+        return Path(self.store() if callable(self.store) else self.store)
+
+    def prepare_data(self) -> None:
+        _ = self.store_dir
+
+    def load_manifest(self) -> pd.DataFrame:
+        df = read_manifest(self.store_dir)
+        if self.datasets:
+            df = df[df["dataset"].isin(self.datasets)]
+        if self.methods:
+            df = df[df["method"].isin(self.methods + ["real"])]
+        if df.empty:
+            raise ValueError(f"no clips left in {self.store_dir} after the dataset/method filters")
+        df = df.copy()
+        df["split"] = assign_grouped_splits(df, self.split_fractions, self.split_seed, self.group_column)
+        check_no_group_leak(df, self.group_column)
+        return df
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.manifest is not None:
+            return
+        self.manifest = self.load_manifest()
+        store_dir = self.store_dir
+        transform = build_clip_augmentation(self.augment)
+        for split in SPLITS:
+            rows = self.manifest[self.manifest["split"] == split]
+            self.splits[split] = ClipDataset(
+                rows,
+                store_dir,
+                image_size=self.image_size,
+                transform=transform if split == "train" else None,
+                num_frames=self.num_frames,
+            )
+        sizes = {s: len(d) for s, d in self.splits.items()}
+        fakes = {s: int(d.labels.sum()) for s, d in self.splits.items()}
+        log.info("clip store %s: clips per split %s, fakes %s", store_dir, sizes, fakes)
+
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        dataset = self.splits[split]
+        if len(dataset) == 0:
+            raise ValueError(f"the {split} split of {self.store_dir} is empty; check split_fractions")
+        sampler, shuffle = None, train
+        if train and self.balance:
+            sampler, shuffle = balanced_sampler(torch.from_numpy(dataset.labels), self.split_seed), False
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size if train else self.eval_batch_size,
+            shuffle=shuffle,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers,
+            drop_last=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", train=False)
+
+    def split_frame(self, split: str) -> pd.DataFrame:
+        return self.splits[split].frame

@@ -1,0 +1,115 @@
+"""The LightningModule every detector trains through.
+
+It takes a ``net`` (see ``dfdetect.models.base``), a partial optimizer and optional partial
+scheduler; converts uint8 clips to normalised floats on the training device; trains with BCE on
+logits (label 1 = fake); and logs clip- and video-level acc, F1, AUROC, AP and EER as
+``val/*`` and ``test/*``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dfdetect.evaluation.metrics import ClipVideoMetrics
+
+STAGES = ("val", "test")
+
+
+class DetectorModule(pl.LightningModule):
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        scheduler_monitor: str = "val/auc",
+        channels_last: bool = True,
+        threshold: float = 0.5,
+    ):
+        super().__init__()
+        # callables stay out of the checkpoint so it loads with torch.load(weights_only=True)
+        self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.net = net
+        if channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+            self.net.channels_last = True
+        mean = torch.tensor(getattr(net, "mean", (0.0, 0.0, 0.0)), dtype=torch.float32)
+        std = torch.tensor(getattr(net, "std", (1.0, 1.0, 1.0)), dtype=torch.float32)
+        self.register_buffer("pixel_scale", (1.0 / (255.0 * std)).view(1, 1, -1, 1, 1), persistent=False)
+        self.register_buffer("pixel_shift", (-mean / std).view(1, 1, -1, 1, 1), persistent=False)
+        self.metrics = nn.ModuleDict({s: ClipVideoMetrics(threshold=threshold) for s in STAGES})
+        self.predictions: dict[str, pd.DataFrame] = {}
+        self.model_config: dict | None = None
+
+    def normalise(self, clips: torch.Tensor) -> torch.Tensor:
+        if clips.dtype != torch.uint8:
+            raise TypeError(f"clips must be uint8 (B, T, C, H, W), got {clips.dtype}")
+        return clips.float() * self.pixel_scale + self.pixel_shift
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        """uint8 clips ``(B, T, C, H, W)`` -> P(fake) logits ``(B,)``."""
+        return self.net(self.normalise(clips))
+
+    def _loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self(batch["clip"])
+        loss = F.binary_cross_entropy_with_logits(logits, batch["label"].float())
+        return loss, logits
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss, logits = self._loss(batch)
+        acc = ((logits > 0).long() == batch["label"]).float().mean()
+        bs = len(batch["label"])
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=bs)
+        self.log("train/acc", acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=bs)
+        return loss
+
+    def _eval_step(self, stage: str, batch: dict) -> None:
+        loss, logits = self._loss(batch)
+        self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, batch_size=len(batch["label"]), sync_dist=True)
+        self.metrics[stage].update(torch.sigmoid(logits), batch["label"], batch["clip_index"], batch["video_index"])
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step("val", batch)
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step("test", batch)
+
+    def _eval_epoch_end(self, stage: str) -> None:
+        metric = self.metrics[stage]
+        with metric.sync_context():
+            gathered = metric.gathered()
+        self.predictions[stage] = pd.DataFrame(
+            {k: v.numpy() for k, v in gathered.items() if k != "video_index"}
+        ).rename(columns={"probs": "prob", "labels": "label"})
+        values = metric.compute()
+        self.log(f"{stage}/auc", values.pop("auc"), prog_bar=True)
+        self.log_dict({f"{stage}/{k}": v for k, v in values.items()})
+        metric.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")
+
+    def configure_optimizers(self) -> dict:
+        optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
+        if self.scheduler_factory is None:
+            return {"optimizer": optimizer}
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "monitor": self.hparams.scheduler_monitor, "interval": "epoch"},
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.model_config is not None:
+            checkpoint["dfdetect_model_config"] = self.model_config

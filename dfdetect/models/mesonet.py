@@ -1,0 +1,135 @@
+"""Meso4 and MesoInception4 (Afchar et al., WIFS 2018), layer for layer as the authors' Keras code.
+
+Keras details kept: ``padding='same'`` everywhere (TensorFlow puts the odd pad pixel after),
+BatchNormalization eps 1e-3 and momentum 0.99, LeakyReLU 0.1, dropout 0.5 and a 256x256 input
+scaled to [0, 1]. Our head emits the logit of P(fake); the Keras head's sigmoid is P(real).
+The dense layer reads features flattened in PyTorch (C, H, W) order.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dfdetect.models.base import FrameDetector
+
+KERAS_BN = {"eps": 1e-3, "momentum": 0.01}
+
+
+class SameMaxPool2d(nn.Module):
+    """``MaxPooling2D(pool_size=k, padding='same')`` of TensorFlow: stride k, pad split low/high."""
+
+    def __init__(self, kernel_size: int):
+        super().__init__()
+        self.kernel_size = kernel_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k = self.kernel_size
+        pads = []
+        for size in (x.shape[-1], x.shape[-2]):
+            total = max((math.ceil(size / k) - 1) * k + k - size, 0)
+            pads += [total // 2, total - total // 2]
+        if any(pads):
+            x = F.pad(x, pads, value=float("-inf"))
+        return F.max_pool2d(x, k, k)
+
+
+def pooled_size(size: int, pools: tuple[int, ...]) -> int:
+    for k in pools:
+        size = math.ceil(size / k)
+    return size
+
+
+class ConvReLU(nn.Sequential):
+    def __init__(self, c_in: int, c_out: int, kernel: int, dilation: int = 1):
+        super().__init__(
+            nn.Conv2d(c_in, c_out, kernel, padding=dilation * (kernel // 2), dilation=dilation),
+            nn.ReLU(inplace=True),
+        )
+
+
+class InceptionLayer(nn.Module):
+    """MesoInception block: 1x1, 1x1->3x3, 1x1->3x3 dilation 2, 1x1->3x3 dilation 3, concatenated."""
+
+    def __init__(self, c_in: int, a: int, b: int, c: int, d: int):
+        super().__init__()
+        self.branch1 = ConvReLU(c_in, a, 1)
+        self.branch2 = nn.Sequential(ConvReLU(c_in, b, 1), ConvReLU(b, b, 3))
+        self.branch3 = nn.Sequential(ConvReLU(c_in, c, 1), ConvReLU(c, c, 3, dilation=2))
+        self.branch4 = nn.Sequential(ConvReLU(c_in, d, 1), ConvReLU(d, d, 3, dilation=3))
+        self.out_channels = a + b + c + d
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], dim=1)
+
+
+class MesoHead(nn.Sequential):
+    def __init__(self, in_features: int, dropout: float):
+        super().__init__(
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(in_features, 16),
+            nn.LeakyReLU(0.1),
+            nn.Dropout(dropout),
+            nn.Linear(16, 1),
+        )
+
+
+def conv_bn_pool(c_in: int, c_out: int, kernel: int, pool: int) -> nn.Sequential:
+    return nn.Sequential(ConvReLU(c_in, c_out, kernel), nn.BatchNorm2d(c_out, **KERAS_BN), SameMaxPool2d(pool))
+
+
+def keras_init(module: nn.Module) -> None:
+    """Keras defaults: glorot-uniform kernels, zero biases."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+class _MesoBase(FrameDetector):
+    mean = (0.0, 0.0, 0.0)
+    std = (1.0, 1.0, 1.0)
+    pools = (2, 2, 2, 4)
+
+    def __init__(self, input_size: int = 256, dropout: float = 0.5):
+        super().__init__()
+        self.input_size = input_size
+        side = pooled_size(input_size, self.pools)
+        self.head = MesoHead(16 * side * side, dropout)
+
+    def forward_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(frames)).squeeze(1)
+
+
+class Meso4(_MesoBase):
+    def __init__(self, input_size: int = 256, dropout: float = 0.5):
+        super().__init__(input_size, dropout)
+        self.features = nn.Sequential(
+            conv_bn_pool(3, 8, 3, 2),
+            conv_bn_pool(8, 8, 5, 2),
+            conv_bn_pool(8, 16, 5, 2),
+            conv_bn_pool(16, 16, 5, 4),
+        )
+        keras_init(self)
+
+
+class MesoInception4(_MesoBase):
+    def __init__(self, input_size: int = 256, dropout: float = 0.5):
+        super().__init__(input_size, dropout)
+        inc1 = InceptionLayer(3, 1, 4, 4, 2)
+        inc2 = InceptionLayer(inc1.out_channels, 2, 4, 4, 2)
+        self.features = nn.Sequential(
+            inc1,
+            nn.BatchNorm2d(inc1.out_channels, **KERAS_BN),
+            SameMaxPool2d(2),
+            inc2,
+            nn.BatchNorm2d(inc2.out_channels, **KERAS_BN),
+            SameMaxPool2d(2),
+            conv_bn_pool(inc2.out_channels, 16, 5, 2),
+            conv_bn_pool(16, 16, 5, 4),
+        )
+        keras_init(self)

@@ -1,0 +1,70 @@
+"""Evaluation: score a checkpoint on one split of a dataset -> metrics.json, predictions.parquet."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from dfdetect.data.manifest import SPLITS
+from dfdetect.models.detector_module import DetectorModule
+from dfdetect.run.common import (
+    announce_run_dir,
+    output_dir,
+    save_composed_config,
+    scalar_metrics,
+    write_metrics,
+    write_predictions,
+)
+from dfdetect.utils.config import instantiate_group
+
+log = logging.getLogger(__name__)
+
+
+def load_detector(ckpt_path: str | Path, model_cfg: DictConfig | None = None) -> DetectorModule:
+    """Rebuild a detector from a checkpoint, using the model config stored in it unless given."""
+    ckpt_path = Path(ckpt_path)
+    if not ckpt_path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {ckpt_path}")
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    if model_cfg is None:
+        stored = checkpoint.get("dfdetect_model_config")
+        if stored is None:
+            raise ValueError(f"{ckpt_path} holds no model config; pass model=<name> matching the checkpoint")
+        model_cfg = OmegaConf.create(stored)
+    model: DetectorModule = hydra.utils.instantiate(model_cfg)
+    model.load_state_dict(checkpoint["state_dict"])
+    model.model_config = OmegaConf.to_container(model_cfg, resolve=True)
+    return model
+
+
+def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    if cfg.split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {cfg.split!r}")
+    run_dir = output_dir(cfg)
+    save_composed_config(cfg, run_dir)
+    if cfg.get("seed") is not None:
+        pl.seed_everything(cfg.seed, workers=True)
+    model = load_detector(cfg.ckpt_path, cfg.get("model"))
+    datamodule = hydra.utils.instantiate(cfg.data)
+    loggers = instantiate_group(cfg.get("logger"), "logger")
+    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=[])
+
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    # score the requested split through the test loop, so its metrics are logged as test/*
+    loader = datamodule._loader(cfg.split, train=False)
+    trainer.test(model=model, dataloaders=loader, verbose=False)
+    metrics: dict[str, Any] = scalar_metrics(trainer, ("test/",))
+    metrics["split"] = cfg.split
+    metrics["ckpt_path"] = str(cfg.ckpt_path)
+    if trainer.is_global_zero:
+        write_predictions(run_dir, model.predictions["test"], datamodule, cfg.split)
+        write_metrics(run_dir, metrics)
+        announce_run_dir(run_dir)
+    return metrics, {"model": model, "datamodule": datamodule, "trainer": trainer, "run_dir": run_dir}

@@ -1,0 +1,73 @@
+"""Training: compose -> instantiate data, model, callbacks, loggers, trainer -> fit -> validate and
+test the best checkpoint -> metrics.json in the run dir."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf
+
+from dfdetect.run.common import (
+    announce_run_dir,
+    output_dir,
+    save_composed_config,
+    scalar_metrics,
+    write_metrics,
+    write_predictions,
+)
+from dfdetect.utils.config import instantiate_group
+
+log = logging.getLogger(__name__)
+
+
+def best_checkpoint(trainer: pl.Trainer) -> str | None:
+    for cb in trainer.checkpoint_callbacks:
+        if getattr(cb, "monitor", None) and cb.best_model_path:
+            return cb.best_model_path
+    return None
+
+
+def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run one training job; returns (metrics, objects)."""
+    run_dir = output_dir(cfg)
+    save_composed_config(cfg, run_dir)
+    if cfg.get("seed") is not None:
+        pl.seed_everything(cfg.seed, workers=True)
+
+    datamodule = hydra.utils.instantiate(cfg.data)
+    model = hydra.utils.instantiate(cfg.model)
+    model.model_config = OmegaConf.to_container(cfg.model, resolve=True)
+    callbacks = instantiate_group(cfg.get("callbacks"), "callback")
+    loggers = instantiate_group(cfg.get("logger"), "logger")
+    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    hparams = {k: v for k, v in OmegaConf.to_container(cfg, resolve=False).items() if k != "hydra"}
+    for lg in loggers:
+        lg.log_hyperparams(OmegaConf.to_container(OmegaConf.create(hparams), resolve=True))
+
+    if cfg.get("train", True):
+        trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+
+    metrics: dict[str, Any] = {}
+    ckpt = best_checkpoint(trainer)
+    if cfg.get("train", True) and ckpt is None and not trainer.fast_dev_run:
+        log.warning("no best checkpoint was saved; reporting the final weights")
+    eval_ckpt = ckpt if ckpt else None
+    trainer.validate(model=model, datamodule=datamodule, ckpt_path=eval_ckpt, verbose=False)
+    metrics.update(scalar_metrics(trainer, ("val/",)))
+    if cfg.get("test", True):
+        trainer.test(model=model, datamodule=datamodule, ckpt_path=eval_ckpt, verbose=False)
+        metrics.update(scalar_metrics(trainer, ("test/",)))
+        if trainer.is_global_zero and "test" in model.predictions:
+            write_predictions(run_dir, model.predictions["test"], datamodule, "test")
+    metrics["best_checkpoint"] = ckpt
+    metrics["global_step"] = int(trainer.global_step)
+    metrics["epochs"] = int(trainer.current_epoch)
+    if trainer.is_global_zero:
+        path = write_metrics(run_dir, metrics)
+        log.info("metrics written to %s", path)
+        announce_run_dir(run_dir)
+    objects = {"cfg": cfg, "datamodule": datamodule, "model": model, "trainer": trainer, "run_dir": run_dir}
+    return metrics, objects

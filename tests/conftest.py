@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from dfdetect.utils.config import register_resolvers
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf"
+SHARED = ROOT.parent / "shared"
+
+register_resolvers()
+
+
+def tiny_data_overrides(data_root: Path) -> list[str]:
+    """The demo data shrunk to a few seconds of CPU work."""
+    return [
+        f"data.store.root={data_root}",
+        "data.store.n_groups=8",
+        "data.store.clips_per_video=2",
+        "data.store.image_size=64",
+        "data.image_size=64",
+        "data.net_input_size=64",
+        "data.batch_size=4",
+        "data.eval_batch_size=8",
+        "data.num_workers=0",
+    ]
+
+
+def compose_config(config_name: str, overrides: list[str], run_dir: Path) -> DictConfig:
+    """Compose like `python <entry>.py <overrides>` would, with every output under run_dir."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        cfg = compose(
+            config_name=config_name,
+            return_hydra_config=True,
+            overrides=[f"paths.root_dir={run_dir}", "extras.print_config=false", *overrides],
+        )
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(run_dir / "run")
+        cfg.paths.log_dir = str(run_dir)
+        cfg.hydra.runtime.output_dir = str(run_dir / "run")
+    HydraConfig().set_config(cfg)
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def demo_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("demo_data")
+
+
+@pytest.fixture
+def train_cfg(tmp_path, demo_root):
+    def make(*overrides: str, demo: bool = True) -> DictConfig:
+        base = [
+            *(tiny_data_overrides(demo_root) if demo else []),
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=2",
+            "trainer.limit_val_batches=2",
+            "trainer.limit_test_batches=2",
+            "trainer.log_every_n_steps=1",
+        ]
+        return compose_config("train.yaml", [*base, *overrides], tmp_path)
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def _offline_wandb(monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("DFDETECT_ROOT", str(ROOT))
+    yield
+
+
+def requires_shared(*parts: str) -> pytest.MarkDecorator:
+    path = SHARED.joinpath(*parts)
+    return pytest.mark.skipif(not path.exists(), reason=f"shared data not found at {path}")
+
+
+os.environ.setdefault("HYDRA_FULL_ERROR", "0")

@@ -1,0 +1,62 @@
+"""One parametrised test per registered net (timm style), plus MesoNet's Keras facts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dfdetect.models import create_net, list_nets
+from dfdetect.models.mesonet import SameMaxPool2d
+
+SMALL = 64
+
+
+@pytest.mark.parametrize("name", list_nets())
+@pytest.mark.parametrize("t", [5, 1])
+def test_forward_shape_and_finite(name, t):
+    net = create_net(name, input_size=SMALL).eval()
+    out = net(torch.rand(2, t, 3, 80, 80))
+    assert out.shape == (2,)
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", list_nets())
+def test_every_parameter_gets_a_gradient(name):
+    torch.manual_seed(0)
+    net = create_net(name, input_size=SMALL).train()
+    clips = torch.randn(4, 2, 3, SMALL, SMALL)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(net(clips), torch.tensor([0.0, 1.0, 0.0, 1.0]))
+    loss.backward()
+    for pname, p in net.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, pname
+
+
+@pytest.mark.parametrize("name", list_nets())
+def test_state_dict_round_trip_gives_identical_outputs(name, tmp_path):
+    net = create_net(name, input_size=SMALL).eval()
+    torch.save(net.state_dict(), tmp_path / "w.pt")
+    other = create_net(name, input_size=SMALL).eval()
+    other.load_state_dict(torch.load(tmp_path / "w.pt"))
+    x = torch.rand(2, 3, 3, SMALL, SMALL)
+    assert torch.equal(net(x), other(x))
+
+
+@pytest.mark.parametrize("name, count", [("meso4", 27_977), ("mesoinception4", 28_615)])
+def test_mesonet_parameter_counts_match_keras(name, count):
+    net = create_net(name, input_size=256)
+    assert sum(p.numel() for p in net.parameters() if p.requires_grad) == count
+
+
+def test_unknown_net_names_the_known_ones():
+    with pytest.raises(KeyError, match="mesoinception4"):
+        create_net("mesonet9")
+
+
+def test_same_max_pool_pads_like_tensorflow():
+    # TF 'same' pooling of width 6 with k=4: 2 windows, pad 1 before and 1 after
+    x = torch.tensor([[[[1.0, 9.0, 2.0, 3.0, 4.0, 5.0]]]])
+    out = SameMaxPool2d(4)(x.expand(1, 1, 4, 6).contiguous())
+    assert out.shape == (1, 1, 1, 2)
+    assert out.flatten().tolist() == [9.0, 5.0]
+    x = torch.arange(5.0).view(1, 1, 1, 5).expand(1, 1, 2, 5).contiguous()
+    assert SameMaxPool2d(2)(x).flatten().tolist() == [1.0, 3.0, 4.0]

@@ -1,0 +1,26 @@
+"""Train a deepfake detector:  python train.py model=<name> data=<name> trainer=<name>"""
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("DFDETECT_ROOT", str(Path(__file__).resolve().parent))
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from dfdetect.utils.config import register_resolvers  # noqa: E402
+
+register_resolvers()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train.yaml")
+def main(cfg: DictConfig) -> float | None:
+    from dfdetect.run.train import train
+
+    metrics, _ = train(cfg)
+    value = metrics.get(cfg.get("optimized_metric") or "")
+    return float(value) if value is not None else None
+
+
+if __name__ == "__main__":
+    main()
