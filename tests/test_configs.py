@@ -123,7 +123,11 @@ def test_bad_override_fails_naming_the_key(override, message, train_cfg):
 
 def test_bad_key_on_command_line_fails_at_once():
     proc = subprocess.run(
-        [sys.executable, "train.py", "trainer.max_epoch=3"], cwd=ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "train.py", "trainer.max_epoch=3"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode != 0
     assert "max_epoch" in proc.stderr

@@ -88,9 +88,21 @@ def write_still_store(root, n_real=6, n_fake=6, mode="rgb"):
             img = img[..., 0]
         cv2.imwrite(str(root / vid / "0.png"), img)
         rows.append(
-            dict(clip_id=f"{vid}/0", video_id=vid, dataset="stills", method="fake" if label else "real", label=label,
-                 identity=f"id{i}", source_identity=f"id{i}", group=f"g{i}", split="", frame_indices=[0],
-                 face_boxes=[[0.0, 0.0, 40.0, 50.0]], det_prob=[1.0], paths=[f"{vid}/0.png"])
+            dict(
+                clip_id=f"{vid}/0",
+                video_id=vid,
+                dataset="stills",
+                method="fake" if label else "real",
+                label=label,
+                identity=f"id{i}",
+                source_identity=f"id{i}",
+                group=f"g{i}",
+                split="",
+                frame_indices=[0],
+                face_boxes=[[0.0, 0.0, 40.0, 50.0]],
+                det_prob=[1.0],
+                paths=[f"{vid}/0.png"],
+            )
         )
     write_manifest(pd.DataFrame(rows), root)
 

@@ -25,7 +25,9 @@ def test_every_parameter_gets_a_gradient(name):
     torch.manual_seed(0)
     net = create_net(name, input_size=SMALL).train()
     clips = torch.randn(4, 2, 3, SMALL, SMALL)
-    loss = torch.nn.functional.binary_cross_entropy_with_logits(net(clips), torch.tensor([0.0, 1.0, 0.0, 1.0]))
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(
+        net(clips), torch.tensor([0.0, 1.0, 0.0, 1.0])
+    )
     loss.backward()
     for pname, p in net.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, pname

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -19,7 +20,16 @@ def test_fast_dev_run_trains_and_writes_metrics(train_cfg):
     metrics, objects = train(cfg)
     assert metrics["global_step"] == 1
     written = json.loads((objects["run_dir"] / "metrics.json").read_text())
-    for key in ("val/auc", "val/acc", "val/f1", "val/ap", "val/eer", "test/auc", "test/video_auc", "test/loss"):
+    for key in (
+        "val/auc",
+        "val/acc",
+        "val/f1",
+        "val/ap",
+        "val/eer",
+        "test/auc",
+        "test/video_auc",
+        "test/loss",
+    ):
         assert key in written, key
     assert (objects["run_dir"] / "config.yaml").is_file()
 
@@ -45,7 +55,9 @@ def test_resume_from_last_checkpoint_reaches_the_same_step(train_cfg, tmp_path):
     _, first = train(first_cfg)
     last = first["run_dir"].parent / "checkpoints" / "run" / "last.ckpt"
     assert last.is_file()
-    resumed_cfg = compose_config_like(train_cfg, tmp_path / "b", "trainer.max_epochs=3", "test=false", f"ckpt_path={last}")
+    resumed_cfg = compose_config_like(
+        train_cfg, tmp_path / "b", "trainer.max_epochs=3", "test=false", f"ckpt_path={last}"
+    )
     resumed, _ = train(resumed_cfg)
     assert resumed["global_step"] == full["global_step"] == 3 * 2
     assert resumed["epochs"] == full["epochs"]
@@ -74,7 +86,9 @@ def test_evaluate_scores_a_saved_checkpoint(train_cfg, tmp_path):
     data_root = objects["cfg"].data.store.root
     eval_dir = tmp_path / "eval"
     eval_dir.mkdir()
-    cfg = compose_config("eval.yaml", [*tiny_data_overrides(data_root), f"ckpt_path={ckpt}", "split=val"], eval_dir)
+    cfg = compose_config(
+        "eval.yaml", [*tiny_data_overrides(data_root), f"ckpt_path={ckpt}", "split=val"], eval_dir
+    )
     metrics, out = evaluate(cfg)
     assert metrics["split"] == "val" and 0.0 <= metrics["test/auc"] <= 1.0
     preds = pd.read_parquet(out["run_dir"] / "predictions.parquet")
@@ -82,10 +96,31 @@ def test_evaluate_scores_a_saved_checkpoint(train_cfg, tmp_path):
     assert json.loads((out["run_dir"] / "metrics.json").read_text())["test/auc"] == metrics["test/auc"]
 
 
+def test_evaluate_cli_writes_predictions_for_a_checkpoint(train_cfg, tmp_path):
+    _, objects = train(train_cfg("trainer.max_epochs=1"))
+    ckpt = objects["run_dir"].parent / "checkpoints" / "run" / "last.ckpt"
+    data_root = objects["cfg"].data.store.root
+    proc = subprocess.run(
+        [sys.executable, "evaluate.py", f"ckpt_path={ckpt}", f"paths.log_dir={tmp_path}", "extras.print_config=false",
+         *tiny_data_overrides(data_root)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run_dir = Path(proc.stdout.strip().splitlines()[-1].removeprefix("run dir: "))
+    assert run_dir.is_relative_to(tmp_path)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["split"] == "test" and "test/video_auc" in metrics
+    preds = pd.read_parquet(run_dir / "predictions.parquet")
+    assert list(preds.columns) == ["clip_id", "video_id", "dataset", "method", "label", "prob"]
+
+
 def test_evaluate_cli_on_missing_checkpoint_fails_clearly(tmp_path):
     proc = subprocess.run(
         [sys.executable, "evaluate.py", f"ckpt_path={tmp_path}/nope.ckpt", f"paths.log_dir={tmp_path}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=180,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert proc.returncode != 0
     assert "checkpoint not found" in proc.stderr
@@ -108,7 +143,10 @@ def test_default_demo_run_reaches_auc_090(tmp_path):
     """The README's main job, as a user runs it (about 8 minutes on 2 cores)."""
     proc = subprocess.run(
         [sys.executable, "train.py", f"paths.log_dir={tmp_path}", f"paths.data_dir={tmp_path}/data"],
-        cwd=ROOT, capture_output=True, text=True, timeout=1200,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_dir = proc.stdout.strip().splitlines()[-1].removeprefix("run dir: ")

@@ -60,7 +60,11 @@ def _transform(name: str, spec: Mapping) -> A.BasicTransform:
         return A.Affine(scale={"x": scale, "y": scale}, border_mode=cv2.BORDER_REPLICATE, p=p)
     if name == "brightness":
         return A.ColorJitter(
-            brightness=(1.0 - limit, 1.0 + limit), contrast=(1.0, 1.0), saturation=(1.0, 1.0), hue=(0.0, 0.0), p=p
+            brightness=(1.0 - limit, 1.0 + limit),
+            contrast=(1.0, 1.0),
+            saturation=(1.0, 1.0),
+            hue=(0.0, 0.0),
+            p=p,
         )
     if name == "channel_shift":
         return ChannelShift(limit=limit, p=p)

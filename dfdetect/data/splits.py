@@ -19,7 +19,9 @@ class SplitLeakError(ValueError):
     pass
 
 
-def link_groups(df: pd.DataFrame, columns: Sequence[str] = ("group", "identity", "source_identity")) -> pd.Series:
+def link_groups(
+    df: pd.DataFrame, columns: Sequence[str] = ("group", "identity", "source_identity")
+) -> pd.Series:
     """Connected components over rows that share a value in any of ``columns`` (union-find)."""
     parent: dict[str, str] = {}
 

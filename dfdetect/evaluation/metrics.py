@@ -50,7 +50,9 @@ def video_level(
     videos, inverse = torch.unique(video_index, return_inverse=True)
     n = len(videos)
     sums = torch.zeros(n, dtype=torch.float64).index_add_(0, inverse, probs.double())
-    counts = torch.zeros(n, dtype=torch.float64).index_add_(0, inverse, torch.ones_like(probs, dtype=torch.float64))
+    counts = torch.zeros(n, dtype=torch.float64).index_add_(
+        0, inverse, torch.ones_like(probs, dtype=torch.float64)
+    )
     label_max = torch.full((n,), -1, dtype=torch.long).scatter_reduce_(0, inverse, labels.long(), "amax")
     label_min = torch.full((n,), 2, dtype=torch.long).scatter_reduce_(0, inverse, labels.long(), "amin")
     if (label_max != label_min).any():
@@ -101,5 +103,7 @@ class ClipVideoMetrics(Metric):
 def _first_occurrence(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     unique, inverse = torch.unique(index, return_inverse=True)
     positions = torch.arange(len(index))
-    first = torch.full((len(unique),), len(index), dtype=torch.long).scatter_reduce_(0, inverse, positions, "amin")
+    first = torch.full((len(unique),), len(index), dtype=torch.long).scatter_reduce_(
+        0, inverse, positions, "amin"
+    )
     return unique, first

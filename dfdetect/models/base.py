@@ -23,7 +23,11 @@ class ClipDetector(nn.Module):
         if self.input_size is None or frames.shape[-2:] == (self.input_size, self.input_size):
             return frames
         return F.interpolate(
-            frames, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False, antialias=True
+            frames,
+            size=(self.input_size, self.input_size),
+            mode="bilinear",
+            align_corners=False,
+            antialias=True,
         )
 
 

@@ -73,8 +73,17 @@ class DetectorModule(pl.LightningModule):
 
     def _eval_step(self, stage: str, batch: dict) -> None:
         loss, logits = self._loss(batch)
-        self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, batch_size=len(batch["label"]), sync_dist=True)
-        self.metrics[stage].update(torch.sigmoid(logits), batch["label"], batch["clip_index"], batch["video_index"])
+        self.log(
+            f"{stage}/loss",
+            loss,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(batch["label"]),
+            sync_dist=True,
+        )
+        self.metrics[stage].update(
+            torch.sigmoid(logits), batch["label"], batch["clip_index"], batch["video_index"]
+        )
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._eval_step("val", batch)
@@ -107,7 +116,11 @@ class DetectorModule(pl.LightningModule):
         scheduler = self.scheduler_factory(optimizer=optimizer)
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "monitor": self.hparams.scheduler_monitor, "interval": "epoch"},
+            "lr_scheduler": {
+                "scheduler": scheduler,
+                "monitor": self.hparams.scheduler_monitor,
+                "interval": "epoch",
+            },
         }
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -1,8 +1,9 @@
 """Meso4 and MesoInception4 (Afchar et al., WIFS 2018), layer for layer as the authors' Keras code.
 
 Keras details kept: ``padding='same'`` everywhere (TensorFlow puts the odd pad pixel after),
-BatchNormalization eps 1e-3 and momentum 0.99, LeakyReLU 0.1, dropout 0.5 and a 256x256 input
-scaled to [0, 1]. Our head emits the logit of P(fake); the Keras head's sigmoid is P(real).
+BatchNormalization eps 1e-3, LeakyReLU 0.1, dropout 0.5, Glorot initialisation and a 256x256
+input scaled to [0, 1]. ``bn_momentum`` defaults to Keras' 0.99 (0.01 in PyTorch's convention);
+short schedules want PyTorch's 0.1, or the running statistics lag far behind the weights. Our head emits the logit of P(fake); the Keras head's sigmoid is P(real).
 The dense layer reads features flattened in PyTorch (C, H, W) order.
 """
 
@@ -16,7 +17,8 @@ from torch import nn
 
 from dfdetect.models.base import FrameDetector
 
-KERAS_BN = {"eps": 1e-3, "momentum": 0.01}
+KERAS_BN_EPS = 1e-3
+KERAS_BN_MOMENTUM = 0.01  # Keras momentum=0.99, in PyTorch's convention
 
 
 class SameMaxPool2d(nn.Module):
@@ -78,8 +80,12 @@ class MesoHead(nn.Sequential):
         )
 
 
-def conv_bn_pool(c_in: int, c_out: int, kernel: int, pool: int) -> nn.Sequential:
-    return nn.Sequential(ConvReLU(c_in, c_out, kernel), nn.BatchNorm2d(c_out, **KERAS_BN), SameMaxPool2d(pool))
+def batch_norm(channels: int, momentum: float) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, eps=KERAS_BN_EPS, momentum=momentum)
+
+
+def conv_bn_pool(c_in: int, c_out: int, kernel: int, pool: int, bn_momentum: float) -> nn.Sequential:
+    return nn.Sequential(ConvReLU(c_in, c_out, kernel), batch_norm(c_out, bn_momentum), SameMaxPool2d(pool))
 
 
 def keras_init(module: nn.Module) -> None:
@@ -106,30 +112,32 @@ class _MesoBase(FrameDetector):
 
 
 class Meso4(_MesoBase):
-    def __init__(self, input_size: int = 256, dropout: float = 0.5):
+    def __init__(self, input_size: int = 256, dropout: float = 0.5, bn_momentum: float = KERAS_BN_MOMENTUM):
         super().__init__(input_size, dropout)
+        m = bn_momentum
         self.features = nn.Sequential(
-            conv_bn_pool(3, 8, 3, 2),
-            conv_bn_pool(8, 8, 5, 2),
-            conv_bn_pool(8, 16, 5, 2),
-            conv_bn_pool(16, 16, 5, 4),
+            conv_bn_pool(3, 8, 3, 2, m),
+            conv_bn_pool(8, 8, 5, 2, m),
+            conv_bn_pool(8, 16, 5, 2, m),
+            conv_bn_pool(16, 16, 5, 4, m),
         )
         keras_init(self)
 
 
 class MesoInception4(_MesoBase):
-    def __init__(self, input_size: int = 256, dropout: float = 0.5):
+    def __init__(self, input_size: int = 256, dropout: float = 0.5, bn_momentum: float = KERAS_BN_MOMENTUM):
         super().__init__(input_size, dropout)
+        m = bn_momentum
         inc1 = InceptionLayer(3, 1, 4, 4, 2)
         inc2 = InceptionLayer(inc1.out_channels, 2, 4, 4, 2)
         self.features = nn.Sequential(
             inc1,
-            nn.BatchNorm2d(inc1.out_channels, **KERAS_BN),
+            batch_norm(inc1.out_channels, m),
             SameMaxPool2d(2),
             inc2,
-            nn.BatchNorm2d(inc2.out_channels, **KERAS_BN),
+            batch_norm(inc2.out_channels, m),
             SameMaxPool2d(2),
-            conv_bn_pool(inc2.out_channels, 16, 5, 2),
-            conv_bn_pool(16, 16, 5, 4),
+            conv_bn_pool(inc2.out_channels, 16, 5, 2, m),
+            conv_bn_pool(16, 16, 5, 4, m),
         )
         keras_init(self)

@@ -29,7 +29,9 @@ def save_composed_config(cfg: DictConfig, run_dir: Path) -> None:
         print(OmegaConf.to_yaml(cfg))
 
 
-def scalar_metrics(trainer: pl.Trainer, prefixes: tuple[str, ...] = ("val/", "test/")) -> dict[str, float | None]:
+def scalar_metrics(
+    trainer: pl.Trainer, prefixes: tuple[str, ...] = ("val/", "test/")
+) -> dict[str, float | None]:
     """Final logged metrics as JSON-able floats (NaN becomes null)."""
     out = {}
     for key, value in trainer.callback_metrics.items():
@@ -45,7 +47,9 @@ def write_metrics(run_dir: Path, metrics: dict) -> Path:
     return path
 
 
-def write_predictions(run_dir: Path, predictions: pd.DataFrame, datamodule: ClipDataModule, split: str) -> Path:
+def write_predictions(
+    run_dir: Path, predictions: pd.DataFrame, datamodule: ClipDataModule, split: str
+) -> Path:
     """``predictions.parquet``: clip_id, video_id, dataset, method, label, prob (one row per clip)."""
     frame = datamodule.split_frame(split)
     rows = frame.iloc[predictions["clip_index"].to_numpy()].reset_index(drop=True)
