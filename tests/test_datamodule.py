@@ -59,6 +59,15 @@ def test_augmentation_only_on_train_and_reproducible(demo_dm):
     assert not torch.equal(a, dm.splits["train"][0]["clip"])
 
 
+def test_scoring_the_train_split_is_not_augmented(demo_dm):
+    dm = demo_dm()
+    assert dm.dataloader("train", train=True).dataset.transform is not None
+    plain = dm.dataloader("train")
+    assert plain.dataset.transform is None and type(plain.sampler).__name__ == "SequentialSampler"
+    with pytest.raises(ValueError, match="unknown split"):
+        dm.dataset("holdout")
+
+
 def test_train_loader_is_seeded(demo_dm):
     dm = demo_dm()
     torch.manual_seed(3)

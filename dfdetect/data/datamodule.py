@@ -77,6 +77,7 @@ class ClipDataModule(pl.LightningDataModule):
         self.net_input_size = net_input_size
         self.manifest: pd.DataFrame | None = None
         self.splits: dict[str, ClipDataset] = {}
+        self._transform = None
 
     @property
     def store_dir(self) -> Path:
@@ -102,23 +103,26 @@ class ClipDataModule(pl.LightningDataModule):
         if self.manifest is not None:
             return
         self.manifest = self.load_manifest()
-        store_dir = self.store_dir
-        transform = build_clip_augmentation(self.augment)
-        for split in SPLITS:
-            rows = self.manifest[self.manifest["split"] == split]
-            self.splits[split] = ClipDataset(
-                rows,
-                store_dir,
-                image_size=self.image_size,
-                transform=transform if split == "train" else None,
-                num_frames=self.num_frames,
-            )
+        self._transform = build_clip_augmentation(self.augment)
+        self.splits = {split: self.dataset(split, augment=split == "train") for split in SPLITS}
         sizes = {s: len(d) for s, d in self.splits.items()}
         fakes = {s: int(d.labels.sum()) for s, d in self.splits.items()}
-        log.info("clip store %s: clips per split %s, fakes %s", store_dir, sizes, fakes)
+        log.info("clip store %s: clips per split %s, fakes %s", self.store_dir, sizes, fakes)
 
-    def _loader(self, split: str, train: bool) -> DataLoader:
-        dataset = self.splits[split]
+    def dataset(self, split: str, augment: bool = False) -> ClipDataset:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        return ClipDataset(
+            self.manifest[self.manifest["split"] == split],
+            self.store_dir,
+            image_size=self.image_size,
+            transform=self._transform if augment else None,
+            num_frames=self.num_frames,
+        )
+
+    def dataloader(self, split: str, train: bool = False) -> DataLoader:
+        """Training order (balanced/shuffled, augmented) or evaluation order (fixed, plain)."""
+        dataset = self.splits[split] if train or split != "train" else self.dataset(split, augment=False)
         if len(dataset) == 0:
             raise ValueError(f"the {split} split of {self.store_dir} is empty; check split_fractions")
         sampler, shuffle = None, train
@@ -136,13 +140,13 @@ class ClipDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", train=True)
+        return self.dataloader("train", train=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", train=False)
+        return self.dataloader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", train=False)
+        return self.dataloader("test")
 
     def split_frame(self, split: str) -> pd.DataFrame:
         return self.splits[split].frame

@@ -58,7 +58,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     datamodule.prepare_data()
     datamodule.setup("test")
     # score the requested split through the test loop, so its metrics are logged as test/*
-    loader = datamodule._loader(cfg.split, train=False)
+    loader = datamodule.dataloader(cfg.split)
     trainer.test(model=model, dataloaders=loader, verbose=False)
     metrics: dict[str, Any] = scalar_metrics(trainer, ("test/",))
     metrics["split"] = cfg.split
