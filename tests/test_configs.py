@@ -26,7 +26,18 @@ GPU_ONLY = {"gpu", "ddp"}
 
 
 def test_every_group_has_options():
-    for group in ("data", "model", "trainer", "logger", "callbacks", "paths", "experiment", "debug", "hydra"):
+    for group in (
+        "data",
+        "model",
+        "trainer",
+        "logger",
+        "callbacks",
+        "paths",
+        "experiment",
+        "debug",
+        "hydra",
+        "ensemble",
+    ):
         assert options(group), f"conf/{group}/ is empty"
     assert {"default", "cpu", "gpu", "ddp", "ddp_sim"} <= set(options("trainer"))
     assert {"csv", "wandb", "tensorboard"} <= set(options("logger"))

@@ -101,9 +101,18 @@ def test_evaluate_cli_writes_predictions_for_a_checkpoint(train_cfg, tmp_path):
     ckpt = objects["run_dir"].parent / "checkpoints" / "run" / "last.ckpt"
     data_root = objects["cfg"].data.store.root
     proc = subprocess.run(
-        [sys.executable, "evaluate.py", f"ckpt_path={ckpt}", f"paths.log_dir={tmp_path}", "extras.print_config=false",
-         *tiny_data_overrides(data_root)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "evaluate.py",
+            f"ckpt_path={ckpt}",
+            f"paths.log_dir={tmp_path}",
+            "extras.print_config=false",
+            *tiny_data_overrides(data_root),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     run_dir = Path(proc.stdout.strip().splitlines()[-1].removeprefix("run dir: "))

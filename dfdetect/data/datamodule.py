@@ -56,6 +56,8 @@ class ClipDataModule(pl.LightningDataModule):
         datasets: Sequence[str] | None = None,
         methods: Sequence[str] | None = None,
         net_input_size: int | None = None,
+        fit_on: str = "train",
+        fit_on_val_fractions: Sequence[float] = (0.7, 0.3),
     ):
         super().__init__()
         self.store = store
@@ -75,6 +77,11 @@ class ClipDataModule(pl.LightningDataModule):
         self.methods = list(methods) if methods else None
         # the resolution this data suggests to single-frame nets (model configs read it)
         self.net_input_size = net_input_size
+        if fit_on not in ("train", "val"):
+            raise ValueError(f"fit_on must be 'train' or 'val', got {fit_on!r}")
+        # "val": fit on a grouped part of the validation split (ensembles), select on the rest
+        self.fit_on = fit_on
+        self.fit_on_val_fractions = tuple(fit_on_val_fractions)
         self.manifest: pd.DataFrame | None = None
         self.splits: dict[str, ClipDataset] = {}
         self._transform = None
@@ -97,7 +104,16 @@ class ClipDataModule(pl.LightningDataModule):
         df = df.copy()
         df["split"] = assign_grouped_splits(df, self.split_fractions, self.split_seed, self.group_column)
         check_no_group_leak(df, self.group_column)
+        if self.fit_on == "val":
+            df = self._refit_on_validation(df)
         return df
+
+    def _refit_on_validation(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Drop the train split; split validation groups into new train (fit) and val (select)."""
+        val = df[df["split"] == "val"].assign(split="")
+        fit, select = self.fit_on_val_fractions
+        val["split"] = assign_grouped_splits(val, (fit, select, 0.0), self.split_seed + 1, self.group_column)
+        return pd.concat([val, df[df["split"] == "test"]])
 
     def setup(self, stage: str | None = None) -> None:
         if self.manifest is not None:

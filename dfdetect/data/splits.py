@@ -82,7 +82,7 @@ def assign_grouped_splits(
     total = len(df)
     for i in order:
         g, size = open_sizes.index[i], int(open_sizes.iloc[i])
-        deficits = [share[k] * total - counts[s] for k, s in enumerate(SPLITS)]
+        deficits = [share[k] * total - counts[s] if share[k] > 0 else -np.inf for k, s in enumerate(SPLITS)]
         target = SPLITS[int(np.argmax(deficits))]
         assigned[g] = target
         counts[target] += size

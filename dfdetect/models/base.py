@@ -18,6 +18,7 @@ class ClipDetector(nn.Module):
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
     input_size: int | None = None  # frames are resized to this on the device when set
     channels_last: bool = False  # frames enter the convolutions in channels-last layout
+    takes_uint8: bool = False  # True for nets (ensembles) that normalise for themselves
 
     def resize(self, frames: torch.Tensor) -> torch.Tensor:
         if self.input_size is None or frames.shape[-2:] == (self.input_size, self.input_size):

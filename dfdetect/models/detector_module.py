@@ -26,7 +26,7 @@ class DetectorModule(pl.LightningModule):
     def __init__(
         self,
         net: nn.Module,
-        optimizer: Callable[..., torch.optim.Optimizer],
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
         scheduler_monitor: str = "val/auc",
         channels_last: bool = True,
@@ -56,6 +56,8 @@ class DetectorModule(pl.LightningModule):
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         """uint8 clips ``(B, T, C, H, W)`` -> P(fake) logits ``(B,)``."""
+        if getattr(self.net, "takes_uint8", False):
+            return self.net(clips)
         return self.net(self.normalise(clips))
 
     def _loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,6 +112,8 @@ class DetectorModule(pl.LightningModule):
         self._eval_epoch_end("test")
 
     def configure_optimizers(self) -> dict:
+        if self.optimizer_factory is None:
+            raise ValueError("this detector has no optimizer configured, so it cannot be trained")
         optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
         if self.scheduler_factory is None:
             return {"optimizer": optimizer}

@@ -43,6 +43,27 @@ def load_detector(ckpt_path: str | Path, model_cfg: DictConfig | None = None) ->
     return model
 
 
+def scored_model(cfg: DictConfig) -> DetectorModule:
+    """A checkpoint (``ckpt_path=``), or a defense ensemble (``ensemble=``) built from members."""
+    ensemble = cfg.get("ensemble")
+    if ensemble is not None:
+        from dfdetect.ensemble import needs_fitting
+
+        if cfg.get("ckpt_path"):
+            return load_detector(cfg.ckpt_path, ensemble)
+        if needs_fitting(ensemble.kind):
+            raise ValueError(
+                f"{ensemble.kind} must be fitted first (python train.py ensemble={ensemble.kind} ...); "
+                "then pass its checkpoint as ckpt_path"
+            )
+        model = hydra.utils.instantiate(ensemble)
+        model.model_config = OmegaConf.to_container(ensemble, resolve=True)
+        return model
+    if not cfg.get("ckpt_path"):
+        raise ValueError("nothing to evaluate: pass ckpt_path=<checkpoint> or ensemble=<dd1|dd2|dd3>")
+    return load_detector(cfg.ckpt_path, cfg.get("model"))
+
+
 def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if cfg.split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {cfg.split!r}")
@@ -50,7 +71,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     save_composed_config(cfg, run_dir)
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
-    model = load_detector(cfg.ckpt_path, cfg.get("model"))
+    model = scored_model(cfg)
     datamodule = hydra.utils.instantiate(cfg.data)
     loggers = instantiate_group(cfg.get("logger"), "logger")
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=[])
@@ -62,7 +83,9 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     trainer.test(model=model, dataloaders=loader, verbose=False)
     metrics: dict[str, Any] = scalar_metrics(trainer, ("test/",))
     metrics["split"] = cfg.split
-    metrics["ckpt_path"] = str(cfg.ckpt_path)
+    metrics["ckpt_path"] = str(cfg.ckpt_path) if cfg.get("ckpt_path") else None
+    if cfg.get("ensemble"):
+        metrics["ensemble"] = {"kind": cfg.ensemble.kind, "members": list(cfg.ensemble.members)}
     if trainer.is_global_zero:
         write_predictions(run_dir, model.predictions["test"], datamodule, cfg.split)
         write_metrics(run_dir, metrics)

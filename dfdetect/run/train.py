@@ -10,6 +10,7 @@ import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
+from dfdetect.ensemble import needs_fitting
 from dfdetect.run.common import (
     announce_run_dir,
     output_dir,
@@ -30,6 +31,23 @@ def best_checkpoint(trainer: pl.Trainer) -> str | None:
     return None
 
 
+def build_model(cfg: DictConfig, datamodule) -> tuple[pl.LightningModule, bool]:
+    """The detector (``model=``) or the defense ensemble (``ensemble=``), and whether to fit it.
+
+    An ensemble is fitted on the validation split only (DD3); rule ensembles (DD1, DD2) are not
+    fitted at all, only scored.
+    """
+    model_cfg = cfg.get("ensemble") or cfg.model
+    model = hydra.utils.instantiate(model_cfg)
+    model.model_config = OmegaConf.to_container(model_cfg, resolve=True)
+    fit = bool(cfg.get("train", True))
+    if cfg.get("ensemble"):
+        fit = fit and needs_fitting(cfg.ensemble.kind)
+        if fit:
+            datamodule.fit_on = "val"
+    return model, fit
+
+
 def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run one training job; returns (metrics, objects)."""
     run_dir = output_dir(cfg)
@@ -38,8 +56,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         pl.seed_everything(cfg.seed, workers=True)
 
     datamodule = hydra.utils.instantiate(cfg.data)
-    model = hydra.utils.instantiate(cfg.model)
-    model.model_config = OmegaConf.to_container(cfg.model, resolve=True)
+    model, fit = build_model(cfg, datamodule)
     callbacks = instantiate_group(cfg.get("callbacks"), "callback")
     loggers = instantiate_group(cfg.get("logger"), "logger")
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -47,12 +64,12 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(OmegaConf.create(hparams), resolve=True))
 
-    if cfg.get("train", True):
+    if fit:
         trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
 
     metrics: dict[str, Any] = {}
     ckpt = best_checkpoint(trainer)
-    if cfg.get("train", True) and ckpt is None and not trainer.fast_dev_run:
+    if fit and ckpt is None and not trainer.fast_dev_run:
         log.warning("no best checkpoint was saved; reporting the final weights")
     eval_ckpt = ckpt if ckpt else None
     trainer.validate(model=model, datamodule=datamodule, ckpt_path=eval_ckpt, verbose=False)

@@ -1,0 +1,88 @@
+"""The paper's defense settings (§6) as nets over uint8 clips.
+
+DD1 passes one detector's score through; DD2 calls a clip fake when any member does ("all
+members say real" to pass), i.e. the maximum member probability; DD3 is a deep stacking
+ensemble: an MLP over the members' logits and a learned embedding of the clip itself.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dfdetect.ensemble.members import FrozenMembers
+from dfdetect.models.base import ClipDetector
+
+
+class RuleEnsemble(ClipDetector):
+    takes_uint8 = True
+    RULES = ("single", "all_real")
+
+    def __init__(self, members: FrozenMembers, rule: str):
+        super().__init__()
+        if rule not in self.RULES:
+            raise ValueError(f"unknown ensemble rule {rule!r}; known: {self.RULES}")
+        if rule == "single" and len(members.detectors) != 1:
+            raise ValueError(f"DD1 takes exactly one member, got {len(members.detectors)}")
+        self.members = members
+        self.rule = rule
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        logits = self.members(clips)
+        # a monotone map, so max logit = logit of the max probability
+        return logits[:, 0] if self.rule == "single" else logits.max(dim=1).values
+
+
+class ClipEmbedder(nn.Module):
+    """A small CNN over the frames of a clip, averaged over time: ``(B, T, C, H, W) -> (B, D)``."""
+
+    def __init__(self, dim: int = 16, width: int = 16, size: int = 64):
+        super().__init__()
+        self.size = size
+        self.features = nn.Sequential(
+            nn.Conv2d(3, width, 3, stride=2, padding=1),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 3, stride=2, padding=1),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, dim, 3, stride=2, padding=1),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        b, t = clips.shape[:2]
+        frames = clips.flatten(0, 1).float() / 255.0
+        frames = nn.functional.interpolate(
+            frames, size=(self.size, self.size), mode="bilinear", antialias=True
+        )
+        return self.features(frames).view(b, t, -1).mean(dim=1)
+
+
+class StackingEnsemble(ClipDetector):
+    takes_uint8 = True
+
+    def __init__(
+        self,
+        members: FrozenMembers,
+        embed_dim: int = 16,
+        embed_width: int = 16,
+        embed_size: int = 64,
+        hidden: int = 32,
+        dropout: float = 0.2,
+    ):
+        super().__init__()
+        self.members = members
+        n = len(members.detectors)
+        self.embedder = ClipEmbedder(embed_dim, embed_width, embed_size)
+        self.meta = nn.Sequential(
+            nn.Linear(n + embed_dim, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, 1),
+        )
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        scores = self.members(clips)
+        return self.meta(torch.cat([scores, self.embedder(clips)], dim=1)).squeeze(1)
