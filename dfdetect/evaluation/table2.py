@@ -1,0 +1,250 @@
+"""Table 2 of the paper: attack success rates before → after each defense, written as md/csv/tex,
+and an audit of the paper's own Table 2 against ``before × (1 − accuracy)``.
+
+A Table 2 frame has the columns of ``shared/data/paper/table2.csv`` (``TABLE2_COLUMNS``), one row
+per dataset × defense, all values in percent: ``accuracy_pct`` and, for each attack (targeted = TA,
+non-targeted = NA) and provider (aws, ms = Azure, nav = Naver), ``..._before_pct`` and
+``..._after_pct``. A provider without results is NaN and printed as "–".
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+import pandas as pd
+
+from dfdetect.utils.io import atomic_path
+
+ATTACKS = {"targeted": "TA", "nontargeted": "NA"}
+ATTACK_TITLES = {"targeted": "Targeted attack", "nontargeted": "Non-targeted attack"}
+PROVIDER_COLUMNS = {"aws": "aws", "azure": "ms", "naver": "nav"}
+COLUMN_TITLES = {"aws": "AWS", "ms": "MS", "nav": "NAV"}
+CELLS = [f"{attack}_{p}" for attack in ATTACKS for p in PROVIDER_COLUMNS.values()]
+TABLE2_COLUMNS = ["dataset", "defense", "accuracy_pct"] + [
+    f"{c}_{w}_pct" for c in CELLS for w in ("before", "after")
+]
+
+
+def table2_row(dataset: str, defense: str, after: pd.DataFrame, mode: str = "per_image") -> dict:
+    """One Table 2 row from ``attack_metrics.after_defense`` output for one dataset.
+
+    ``mode``: ``per_image`` (attack fooled the API and the detector passed the image) or
+    ``formula`` (the paper's ``before × (1 − accuracy)``)."""
+    if mode not in ("per_image", "formula"):
+        raise ValueError(f"mode must be 'per_image' or 'formula', got {mode!r}")
+    rows = after[after["dataset"] == dataset]
+    if rows.empty:
+        raise ValueError(f"no attack results for dataset {dataset!r} (have {sorted(set(after['dataset']))})")
+    if rows["accuracy"].nunique() != 1:
+        raise ValueError(f"dataset {dataset!r}: one accuracy per defense expected")
+    out = {"dataset": dataset, "defense": defense, "accuracy_pct": 100.0 * rows["accuracy"].iloc[0]}
+    for c in CELLS:
+        out[f"{c}_before_pct"] = out[f"{c}_after_pct"] = math.nan
+    for provider, column in PROVIDER_COLUMNS.items():
+        found = rows[rows["provider"] == provider]
+        if found.empty:
+            continue
+        for attack, metric in ATTACKS.items():
+            out[f"{attack}_{column}_before_pct"] = 100.0 * found[f"{metric}_before"].iloc[0]
+            out[f"{attack}_{column}_after_pct"] = 100.0 * found[f"{metric}_after_{mode}"].iloc[0]
+    return out
+
+
+def _half_up(value: float, decimals: int) -> str:
+    """Round half up at ``decimals`` after removing float noise below 1e-9 (0.9250000000000007 → 0.925)."""
+    return str(
+        Decimal(repr(float(round(value, 9)))).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+    )
+
+
+def format_pct(value: float) -> str:
+    """Three significant digits as the paper prints them: 0.60, 1.16, 10.2, 99.9 (no % sign),
+    rounded half up."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    for decimals, limit in ((2, 10), (1, 100)):
+        text = _half_up(value, decimals)
+        if float(text) < limit:
+            return text
+    return _half_up(value, 0)
+
+
+def _frame(rows) -> pd.DataFrame:
+    df = pd.DataFrame(list(rows))
+    missing = [c for c in TABLE2_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"Table 2 rows miss columns {missing}")
+    return df[TABLE2_COLUMNS]
+
+
+def _cell(row, cell: str) -> str:
+    before, after = row[f"{cell}_before_pct"], row[f"{cell}_after_pct"]
+    if pd.isna(before) and pd.isna(after):
+        return "–"
+    return f"{format_pct(before)}% → {format_pct(after)}%"
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    head = ["Dataset", "Defense", "Acc."] + [
+        f"{ATTACK_TITLES[c.split('_')[0]].split()[0]} {COLUMN_TITLES[c.split('_')[1]]}" for c in CELLS
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    previous = None
+    for _, row in df.iterrows():
+        dataset = row["dataset"] if row["dataset"] != previous else ""
+        previous = row["dataset"]
+        cells = [dataset, row["defense"], f"{format_pct(row['accuracy_pct'])}%"] + [
+            _cell(row, c) for c in CELLS
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _tex_escape(text: str) -> str:
+    for char in ("\\", "&", "%", "_", "#", "$"):
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def to_latex(df: pd.DataFrame) -> str:
+    def cell(row, c):
+        text = _cell(row, c)
+        return "--" if text == "–" else text.replace("%", "\\%").replace(" → ", "$\\rightarrow$")
+
+    lines = [
+        "\\begin{tabular}{llr" + "c" * len(CELLS) + "}",
+        "\\toprule",
+        " & & & \\multicolumn{3}{c}{Targeted attack} & \\multicolumn{3}{c}{Non-targeted attack} \\\\",
+        "\\cmidrule(lr){4-6} \\cmidrule(lr){7-9}",
+        "Dataset & Defense & Acc. & " + " & ".join(COLUMN_TITLES[c.split("_")[1]] for c in CELLS) + " \\\\",
+        "\\midrule",
+    ]
+    previous = None
+    for _, row in df.iterrows():
+        dataset = _tex_escape(row["dataset"]) if row["dataset"] != previous else ""
+        if previous is not None and row["dataset"] != previous:
+            lines.append("\\midrule")
+        previous = row["dataset"]
+        values = [dataset, _tex_escape(row["defense"]), f"{format_pct(row['accuracy_pct'])}\\%"]
+        lines.append(" & ".join(values + [cell(row, c) for c in CELLS]) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_table2(rows, out_dir: str | os.PathLike) -> dict[str, Path]:
+    """Write ``table2.csv`` (full precision, percent), ``table2.md`` and ``table2.tex`` (printed as in
+    the paper: ``11.3% → 1.16%``). ``rows``: dicts from ``table2_row`` or a Table 2 frame."""
+    df = rows if isinstance(rows, pd.DataFrame) else _frame(rows)
+    df = _frame(df.to_dict("records"))
+    out_dir = Path(out_dir)
+    paths = {kind: out_dir / f"table2.{kind}" for kind in ("csv", "md", "tex")}
+    with atomic_path(paths["csv"]) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.6g")
+    with atomic_path(paths["md"]) as tmp:
+        tmp.write_text(to_markdown(df), encoding="utf-8")
+    with atomic_path(paths["tex"]) as tmp:
+        tmp.write_text(to_latex(df), encoding="utf-8")
+    return paths
+
+
+# ------------------------------------------------------------------------ audit of the paper's table
+def read_printed_table2(path: str | os.PathLike) -> pd.DataFrame:
+    """The paper's Table 2 with every value kept as the printed string."""
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [c for c in TABLE2_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: missing columns {missing}")
+    return df[TABLE2_COLUMNS]
+
+
+def _decimals(text: str) -> int:
+    return len(text.split(".")[1]) if "." in text else 0
+
+
+def _half_ulp(text: str) -> Decimal:
+    return Decimal(5).scaleb(-_decimals(text) - 1)
+
+
+def round_like(value: float, printed: str) -> str:
+    """``value`` rounded half up to the number of decimals of ``printed``."""
+    return _half_up(value, _decimals(printed))
+
+
+def audit_formula(printed: pd.DataFrame) -> pd.DataFrame:
+    """Check each printed after-value against ``before × (1 − accuracy)``.
+
+    Exact decimal arithmetic on the printed strings; ``formula_printed`` is that value rounded half
+    up to the printed number of decimals. Verdicts: ``match`` (formula_printed equals the printed
+    string), ``unrounded`` (no match, but some before-value and accuracy that round to the printed
+    ones give a value that rounds to the printed after-value: the paper may have used unrounded
+    inputs) and ``departs`` (no inputs consistent with the printed ones reproduce it).
+    ``implied_factor`` = after / before, to compare with ``one_minus_acc``; ``implied_before`` =
+    after / (1 − accuracy)."""
+    rows = []
+    for _, r in printed.iterrows():
+        acc_text = r["accuracy_pct"]
+        acc = Decimal(acc_text)
+        for cell in CELLS:
+            b_text, a_text = r[f"{cell}_before_pct"], r[f"{cell}_after_pct"]
+            before, after = Decimal(b_text), Decimal(a_text)
+            exact = before * (1 - acc / 100)
+            quantum = Decimal(1).scaleb(-_decimals(a_text))
+            formula_printed = str(exact.quantize(quantum, rounding=ROUND_HALF_UP))
+            hb, ha, hA = _half_ulp(b_text), _half_ulp(acc_text), _half_ulp(a_text)
+            lo = (before - hb) * (1 - (acc + ha) / 100)
+            hi = (before + hb) * (1 - (acc - ha) / 100)
+            if formula_printed == a_text:
+                verdict = "match"
+            elif hi >= after - hA and lo < after + hA:
+                verdict = "unrounded"
+            else:
+                verdict = "departs"
+            rows.append(
+                {
+                    "dataset": r["dataset"],
+                    "defense": r["defense"],
+                    "cell": cell,
+                    "accuracy_pct": acc_text,
+                    "before_pct": b_text,
+                    "printed_after_pct": a_text,
+                    "formula_exact": float(exact),
+                    "formula_printed": formula_printed,
+                    "consistent_range": (float(lo), float(hi)),
+                    "verdict": verdict,
+                    "implied_factor": float(after / before) if before else math.nan,
+                    "one_minus_acc": float(1 - acc / 100),
+                    "implied_before": float(after / (1 - acc / 100)) if acc != 100 else math.nan,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def implied_accuracy_range(printed: pd.DataFrame) -> pd.DataFrame:
+    """Per row, the accuracies (percent) for which every cell with a non-zero before-value rounds to
+    its printed after-value (before-values free within their rounding interval); NaN bounds when
+    no single accuracy explains the whole row."""
+    rows = []
+    for _, r in printed.iterrows():
+        lo, hi = Decimal(0), Decimal(100)
+        for cell in CELLS:
+            b_text, a_text = r[f"{cell}_before_pct"], r[f"{cell}_after_pct"]
+            before, after = Decimal(b_text), Decimal(a_text)
+            if before == 0:
+                continue
+            hb, hA = _half_ulp(b_text), _half_ulp(a_text)
+            lo = max(lo, 100 * (1 - (after + hA) / (before - hb)))
+            hi = min(hi, 100 * (1 - max(after - hA, Decimal(0)) / (before + hb)))
+        ok = lo <= hi
+        rows.append(
+            {
+                "dataset": r["dataset"],
+                "defense": r["defense"],
+                "printed_accuracy_pct": r["accuracy_pct"],
+                "implied_accuracy_lo": float(lo) if ok else math.nan,
+                "implied_accuracy_hi": float(hi) if ok else math.nan,
+            }
+        )
+    return pd.DataFrame(rows)
