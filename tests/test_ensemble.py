@@ -159,3 +159,37 @@ def test_every_ensemble_option_composes_and_instantiates(kind, member_checkpoint
     model = hydra.utils.instantiate(cfg.ensemble)
     x = torch.randint(0, 256, (2, 5, 3, 64, 64), dtype=torch.uint8)
     assert model(x).shape == (2,)
+
+
+def test_evaluate_rescores_attack_results_after_the_defense(member_checkpoints, tmp_path):
+    """A tariq2022-format CSV whose images are the demo's test fakes: Table 2 in both modes."""
+    import json
+
+    import pandas as pd
+
+    data_root, members = member_checkpoints
+    probe = ensemble_cfg("eval.yaml", data_root, tmp_path / "probe", "dd2", members)
+    _, out = evaluate(probe)
+    preds = pd.read_parquet(out["run_dir"] / "predictions.parquet")
+    fakes = preds[preds["label"] == 1].drop_duplicates("video_id")
+    rows = [
+        {"Filename": f"{v}.png", "Src": f"Celeb {i % 3}", "Tar": "someone", "Src Pred.": f"Celeb {i % 3}",
+         "Src Conf.": 90.0, "Tar Pred.": f"Celeb {i % 3}" if i % 2 else "", "Tar Conf.": 95.0 if i % 2 else "",
+         "Similarity": 85.0}
+        for i, v in enumerate(fakes["video_id"])
+    ]
+    csv = tmp_path / "AWS_Results_demo.csv"
+    pd.DataFrame(rows).to_csv(csv, index=False)
+    source = f"{{tariq2022: '{csv}', provider: aws, dataset: demo}}"
+    cfg = ensemble_cfg("eval.yaml", data_root, tmp_path / "rescored", "dd2", members, f"rescore.sources=[{source}]")
+    _, out = evaluate(cfg)
+    run_dir = out["run_dir"]
+    for name in ("table2.md", "table2.csv", "table2.tex", "fig4_attack_metrics.png", "attack_after_defense.csv"):
+        assert (run_dir / name).is_file(), name
+    after = pd.read_csv(run_dir / "attack_after_defense.csv", keep_default_na=False)
+    assert int(after["n_joined"].iloc[0]) == len(rows)
+    passed = (fakes["prob"] < 0.5).to_numpy()
+    fooled = pd.Series([bool(i % 2) for i in range(len(rows))]).to_numpy()
+    assert float(after["TA_after_per_image"].iloc[0]) == pytest.approx((fooled & passed).mean())
+    acc = json.loads((run_dir / "metrics.json").read_text())["test/acc"]
+    assert float(after["TA_after_formula"].iloc[0]) == pytest.approx(fooled.mean() * (1 - acc))

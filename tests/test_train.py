@@ -120,7 +120,8 @@ def test_evaluate_cli_writes_predictions_for_a_checkpoint(train_cfg, tmp_path):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["split"] == "test" and "test/video_auc" in metrics
     preds = pd.read_parquet(run_dir / "predictions.parquet")
-    assert list(preds.columns) == ["clip_id", "video_id", "dataset", "method", "label", "prob"]
+    assert list(preds.columns) == ["clip_id", "video_id", "dataset", "method", "image_key", "label", "prob"]
+    assert (preds["image_key"] == "demo/" + preds["video_id"]).all()
 
 
 def test_evaluate_cli_on_missing_checkpoint_fails_clearly(tmp_path):

@@ -50,7 +50,9 @@ def write_metrics(run_dir: Path, metrics: dict) -> Path:
 def write_predictions(
     run_dir: Path, predictions: pd.DataFrame, datamodule: ClipDataModule, split: str
 ) -> Path:
-    """``predictions.parquet``: clip_id, video_id, dataset, method, label, prob (one row per clip)."""
+    """``predictions.parquet``: clip_id, video_id, dataset, method, image_key, label, prob (one row
+    per clip). ``image_key`` = ``<dataset>/<video_id>`` joins cached API results (a still image is a
+    one-clip video)."""
     frame = datamodule.split_frame(split)
     rows = frame.iloc[predictions["clip_index"].to_numpy()].reset_index(drop=True)
     out = pd.DataFrame(
@@ -59,6 +61,7 @@ def write_predictions(
             "video_id": rows["video_id"],
             "dataset": rows["dataset"],
             "method": rows["method"],
+            "image_key": rows["dataset"] + "/" + rows["video_id"],
             "label": predictions["label"].to_numpy(),
             "prob": predictions["prob"].to_numpy(),
         }

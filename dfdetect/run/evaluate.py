@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+import pandas as pd
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -64,6 +65,12 @@ def scored_model(cfg: DictConfig) -> DetectorModule:
     return load_detector(cfg.ckpt_path, cfg.get("model"))
 
 
+def defense_name(cfg: DictConfig) -> str:
+    if cfg.get("ensemble"):
+        return cfg.ensemble.kind.upper()
+    return Path(cfg.ckpt_path).stem if cfg.get("ckpt_path") else "detector"
+
+
 def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if cfg.split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {cfg.split!r}")
@@ -87,7 +94,13 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if cfg.get("ensemble"):
         metrics["ensemble"] = {"kind": cfg.ensemble.kind, "members": list(cfg.ensemble.members)}
     if trainer.is_global_zero:
-        write_predictions(run_dir, model.predictions["test"], datamodule, cfg.split)
+        predictions_path = write_predictions(run_dir, model.predictions["test"], datamodule, cfg.split)
+        if cfg.get("rescore") and cfg.rescore.get("sources"):
+            from dfdetect.run.rescore_report import write_rescore_report
+
+            defense = cfg.rescore.get("defense_name") or defense_name(cfg)
+            accuracy = metrics.get("test/acc")
+            write_rescore_report(cfg, pd.read_parquet(predictions_path), accuracy, defense, run_dir)
         write_metrics(run_dir, metrics)
         announce_run_dir(run_dir)
     return metrics, {"model": model, "datamodule": datamodule, "trainer": trainer, "run_dir": run_dir}
