@@ -2,7 +2,9 @@
 
 DD1 passes one detector's score through; DD2 calls a clip fake when any member does ("all
 members say real" to pass), i.e. the maximum member probability; DD3 is a deep stacking
-ensemble: an MLP over the members' logits and a learned embedding of the clip itself.
+ensemble: a linear stack of the members' logits (starting as their mean) plus an MLP correction
+over those logits and a learned embedding of the clip itself (starting at zero), so that fitting
+starts from plain averaging and can only move away from it where validation data supports it.
 """
 
 from __future__ import annotations
@@ -76,13 +78,21 @@ class StackingEnsemble(ClipDetector):
         self.members = members
         n = len(members.detectors)
         self.embedder = ClipEmbedder(embed_dim, embed_width, embed_size)
+        # a linear stack of the member logits, starting as their mean ...
+        self.combine = nn.Linear(n, 1)
+        nn.init.constant_(self.combine.weight, 1.0 / n)
+        nn.init.zeros_(self.combine.bias)
+        # ... plus a non-linear correction from the scores and the clip itself, starting at zero
         self.meta = nn.Sequential(
             nn.Linear(n + embed_dim, hidden),
             nn.ReLU(inplace=True),
             nn.Dropout(dropout),
             nn.Linear(hidden, 1),
         )
+        nn.init.zeros_(self.meta[-1].weight)
+        nn.init.zeros_(self.meta[-1].bias)
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         scores = self.members(clips)
-        return self.meta(torch.cat([scores, self.embedder(clips)], dim=1)).squeeze(1)
+        correction = self.meta(torch.cat([scores, self.embedder(clips)], dim=1))
+        return (self.combine(scores) + correction).squeeze(1)
