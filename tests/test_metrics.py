@@ -62,3 +62,26 @@ def test_padded_duplicate_clips_count_once():
     padded.update(probs[:2], labels[:2], idx[:2], vids[:2])  # what a DistributedSampler pad adds
     assert clean.compute() == padded.compute()
     assert padded.gathered()["clip_index"].tolist() == [0, 1, 2, 3]
+
+
+def test_breakdown_scores_each_method_against_the_datasets_reals():
+    import pandas as pd
+
+    from dfdetect.evaluation.breakdown import metrics_by_dataset_and_method
+
+    preds = pd.DataFrame(
+        {
+            "dataset": ["ff"] * 6,
+            "method": ["real", "real", "Deepfakes", "Deepfakes", "FaceSwap", "FaceSwap"],
+            "video_id": ["r1", "r2", "d1", "d1", "s1", "s2"],
+            "label": [0, 0, 1, 1, 1, 1],
+            "prob": [0.1, 0.3, 0.9, 0.8, 0.2, 0.6],
+        }
+    )
+    table = metrics_by_dataset_and_method(preds).set_index("method")
+    assert list(table.index) == ["all", "Deepfakes", "FaceSwap"]
+    assert table.loc["Deepfakes", "auc"] == 1.0 and table.loc["Deepfakes", "n_clips"] == 4
+    assert table.loc["FaceSwap", "acc"] == pytest.approx(3 / 4)  # 0.2 is missed
+    assert table.loc["FaceSwap", "auc"] == pytest.approx(0.75)
+    assert table.loc["Deepfakes", "n_videos"] == 3 and table.loc["Deepfakes", "video_acc"] == 1.0
+    assert table.loc["all", "n_clips"] == 6

@@ -122,6 +122,8 @@ def test_evaluate_cli_writes_predictions_for_a_checkpoint(train_cfg, tmp_path):
     preds = pd.read_parquet(run_dir / "predictions.parquet")
     assert list(preds.columns) == ["clip_id", "video_id", "dataset", "method", "image_key", "label", "prob"]
     assert (preds["image_key"] == "demo/" + preds["video_id"]).all()
+    by_method = pd.read_csv(run_dir / "metrics_by_method.csv")
+    assert set(by_method["method"]) == {"all", "demo_swap"} and by_method["n_clips"].max() == len(preds)
 
 
 def test_evaluate_cli_on_missing_checkpoint_fails_clearly(tmp_path):

@@ -3,8 +3,10 @@
 Keras details kept: ``padding='same'`` everywhere (TensorFlow puts the odd pad pixel after),
 BatchNormalization eps 1e-3, LeakyReLU 0.1, dropout 0.5, Glorot initialisation and a 256x256
 input scaled to [0, 1]. ``bn_momentum`` defaults to Keras' 0.99 (0.01 in PyTorch's convention);
-short schedules want PyTorch's 0.1, or the running statistics lag far behind the weights. Our head emits the logit of P(fake); the Keras head's sigmoid is P(real).
-The dense layer reads features flattened in PyTorch (C, H, W) order.
+short schedules want PyTorch's 0.1, or the running statistics lag far behind the weights.
+Our head emits the logit of P(fake); the Keras head's sigmoid is P(real). The dense layer reads
+features flattened in PyTorch (C, H, W) order.
+``weights=<file>.h5`` loads the authors' Keras weights (see ``dfdetect.models.keras_h5``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dfdetect.models.base import FrameDetector
+from dfdetect.models.keras_h5 import load_mesonet_keras
 
 KERAS_BN_EPS = 1e-3
 KERAS_BN_MOMENTUM = 0.01  # Keras momentum=0.99, in PyTorch's convention
@@ -112,7 +115,13 @@ class _MesoBase(FrameDetector):
 
 
 class Meso4(_MesoBase):
-    def __init__(self, input_size: int = 256, dropout: float = 0.5, bn_momentum: float = KERAS_BN_MOMENTUM):
+    def __init__(
+        self,
+        input_size: int = 256,
+        dropout: float = 0.5,
+        bn_momentum: float = KERAS_BN_MOMENTUM,
+        weights: str | None = None,
+    ):
         super().__init__(input_size, dropout)
         m = bn_momentum
         self.features = nn.Sequential(
@@ -122,10 +131,18 @@ class Meso4(_MesoBase):
             conv_bn_pool(16, 16, 5, 4, m),
         )
         keras_init(self)
+        if weights is not None:
+            load_mesonet_keras(self, weights)
 
 
 class MesoInception4(_MesoBase):
-    def __init__(self, input_size: int = 256, dropout: float = 0.5, bn_momentum: float = KERAS_BN_MOMENTUM):
+    def __init__(
+        self,
+        input_size: int = 256,
+        dropout: float = 0.5,
+        bn_momentum: float = KERAS_BN_MOMENTUM,
+        weights: str | None = None,
+    ):
         super().__init__(input_size, dropout)
         m = bn_momentum
         inc1 = InceptionLayer(3, 1, 4, 4, 2)
@@ -141,3 +158,5 @@ class MesoInception4(_MesoBase):
             conv_bn_pool(16, 16, 5, 4, m),
         )
         keras_init(self)
+        if weights is not None:
+            load_mesonet_keras(self, weights)

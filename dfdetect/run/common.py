@@ -11,6 +11,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from dfdetect.data.datamodule import ClipDataModule
+from dfdetect.evaluation.breakdown import metrics_by_dataset_and_method
 from dfdetect.utils.io import atomic_path, write_json
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,8 @@ def write_predictions(
 ) -> Path:
     """``predictions.parquet``: clip_id, video_id, dataset, method, image_key, label, prob (one row
     per clip). ``image_key`` = ``<dataset>/<video_id>`` joins cached API results (a still image is a
-    one-clip video)."""
+    one-clip video). Beside it, ``metrics_by_method.csv``: detection metrics per dataset and
+    per manipulation method, clip and video level."""
     frame = datamodule.split_frame(split)
     rows = frame.iloc[predictions["clip_index"].to_numpy()].reset_index(drop=True)
     out = pd.DataFrame(
@@ -71,6 +73,8 @@ def write_predictions(
     path = run_dir / "predictions.parquet"
     with atomic_path(path) as tmp:
         out.to_parquet(tmp, index=False)
+    with atomic_path(run_dir / "metrics_by_method.csv") as tmp:
+        metrics_by_dataset_and_method(out).to_csv(tmp, index=False)
     return path
 
 
