@@ -9,9 +9,16 @@ from dfdetect.models import create_net, list_nets
 from dfdetect.models.mesonet import SameMaxPool2d
 
 SMALL = 64
+# nets too big for the fast suite run in `-m slow` only (clrnet: 248 M parameters, about a minute
+# to initialise on CPU and several GB of memory per instance)
+SLOW_NETS = {"clrnet"}
 
 
-@pytest.mark.parametrize("name", list_nets())
+def registered_nets() -> list:
+    return [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_NETS else n for n in list_nets()]
+
+
+@pytest.mark.parametrize("name", registered_nets())
 @pytest.mark.parametrize("t", [5, 1])
 def test_forward_shape_and_finite(name, t):
     net = create_net(name, input_size=SMALL).eval()
@@ -20,7 +27,7 @@ def test_forward_shape_and_finite(name, t):
     assert torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("name", list_nets())
+@pytest.mark.parametrize("name", registered_nets())
 def test_every_parameter_gets_a_gradient(name):
     torch.manual_seed(0)
     net = create_net(name, input_size=SMALL).train()
@@ -33,7 +40,7 @@ def test_every_parameter_gets_a_gradient(name):
         assert p.grad is not None and p.grad.abs().sum() > 0, pname
 
 
-@pytest.mark.parametrize("name", list_nets())
+@pytest.mark.parametrize("name", registered_nets())
 def test_state_dict_round_trip_gives_identical_outputs(name, tmp_path):
     net = create_net(name, input_size=SMALL).eval()
     torch.save(net.state_dict(), tmp_path / "w.pt")

@@ -58,8 +58,12 @@ class ClipDataModule(pl.LightningDataModule):
         net_input_size: int | None = None,
         fit_on: str = "train",
         fit_on_val_fractions: Sequence[float] = (0.7, 0.3),
+        # keys a data config carries for scripts/preprocess.py (raw_dir, store_dir, adapter, sampling);
+        # kept for reference only, the datamodule reads the finished store
+        **adapter,
     ):
         super().__init__()
+        self.adapter = adapter
         self.store = store
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size

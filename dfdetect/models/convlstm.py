@@ -1,0 +1,287 @@
+"""Keras 2's ``ConvLSTM2D(return_sequences=True)`` for batch-first clips ``(B, T, C, H, W)``.
+
+Gates in Keras order (input, forget, cell, output), with ``*`` a convolution::
+
+    i = hard_sigmoid(W_xi * x_t + W_hi * h + b_i)        f and o alike
+    c' = f c + i tanh(W_xc * x_t + W_hc * h + b_c)
+    h' = o tanh(c')
+
+``hard_sigmoid`` is Keras 2's ``clip(0.2 x + 0.5, 0, 1)``, not PyTorch's ``x / 6 + 1 / 2``. The input
+convolution has the layer's stride and TensorFlow ``same`` padding (odd pad pixel after); the
+recurrent one has the same kernel size, stride 1 and ``same`` padding. h and c start at zero.
+
+``ConvLSTM2d`` convolves the inputs of all T steps in one call (T folded into the batch), runs only
+the recurrent convolution step by step, skips it at t = 0 (h = 0), and differentiates the whole
+time loop by hand (see ``_ConvLSTMRecurrence``). ``NaiveConvLSTM2d`` is the textbook cell, kept as
+the reference it is tested and benchmarked against.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+HARD_SIGMOID_SLOPE = 0.2
+
+
+def hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    return (x * HARD_SIGMOID_SLOPE + 0.5).clamp(0.0, 1.0)
+
+
+def same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow ``same`` padding of one axis: (before, after), the odd pixel after."""
+    total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def conv2d_same(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int
+) -> torch.Tensor:
+    top, bottom = same_pads(x.shape[-2], weight.shape[-2], stride)
+    left, right = same_pads(x.shape[-1], weight.shape[-1], stride)
+    if top == bottom and left == right:
+        return F.conv2d(x, weight, bias, stride, (top, left))
+    return F.conv2d(F.pad(x, (left, right, top, bottom)), weight, bias, stride)
+
+
+def _memory_format(clips: torch.Tensor) -> torch.memory_format:
+    channels_last = clips.flatten(0, 1).is_contiguous(memory_format=torch.channels_last)
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
+def _tanh_backward(
+    grad: torch.Tensor, tanh_out: torch.Tensor, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``grad * (1 - tanh_out**2)`` in one pass."""
+    if out is None:
+        return torch.ops.aten.tanh_backward(grad, tanh_out)
+    return torch.ops.aten.tanh_backward.grad_input(grad, tanh_out, grad_input=out)
+
+
+def _hardtanh_backward(grad, out_value, low: float, high: float, out: torch.Tensor) -> torch.Tensor:
+    """``grad`` where ``low < out_value < high``, else 0, in one pass (the clip's output works as its input)."""
+    return torch.ops.aten.hardtanh_backward.grad_input(grad, out_value, low, high, grad_input=out)
+
+
+def _recurrent_conv(h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Stride-1 ``same`` convolution of the hidden state; a 1x1 kernel runs as one matrix product."""
+    if weight.shape[-1] == 1:
+        return F.linear(h.permute(0, 2, 3, 1), weight.flatten(1)).permute(0, 3, 1, 2)
+    return F.conv2d(h, weight, None, 1, weight.shape[-1] // 2)
+
+
+def _recurrent_conv_input_grad(grad: torch.Tensor, h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    if weight.shape[-1] == 1:
+        return F.linear(grad.permute(0, 2, 3, 1), weight.flatten(1).t()).permute(0, 3, 1, 2)
+    return _conv_backward(grad, h, weight, input_grad=True)
+
+
+def _recurrent_conv_weight_grad(grad: torch.Tensor, h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    if weight.shape[-1] == 1:
+        return torch.einsum("nchw,ndhw->cd", grad, h).view_as(weight)
+    return _conv_backward(grad, h, weight)
+
+
+def _conv_backward(grad_out, x, weight, input_grad: bool = False) -> torch.Tensor:
+    """Gradient of a stride-1 ``same`` ``conv2d(x, weight)`` for its input, or else its weight."""
+    pad = weight.shape[-1] // 2
+    grads = torch.ops.aten.convolution_backward(
+        grad_out,
+        x,
+        weight,
+        None,
+        (1, 1),
+        (pad, pad),
+        (1, 1),
+        False,
+        (0, 0),
+        1,
+        (input_grad, not input_grad, False),
+    )
+    return grads[0] if input_grad else grads[1]
+
+
+class _ConvLSTMRecurrence(torch.autograd.Function):
+    """The time loop as one autograd node: x_gates ``(B, T, 4F, H, W)``, weight_hh -> h ``(B, T, F, H, W)``.
+
+    Forward runs the recurrent convolution step by step without building a graph. Backward walks
+    back through time computing only input gradients per step; the recurrent kernel's gradient is
+    one convolution-weight gradient over all steps at once. Gates, cells and hidden states live in
+    time-major NCHW buffers, where each gate of a step is one contiguous block per sample.
+    """
+
+    @staticmethod
+    def forward(ctx, x_gates: torch.Tensor, weight_hh: torch.Tensor) -> torch.Tensor:
+        b, t, _, height, width = x_gates.shape
+        n = weight_hh.shape[1]
+        acts = x_gates.new_empty(t, b, 4 * n, height, width)
+        cells = x_gates.new_empty(t, b, n, height, width)
+        hidden = x_gates.new_empty(t, b, n, height, width)
+        for step in range(t):
+            act = acts[step]
+            act.copy_(x_gates[:, step])
+            if step > 0:
+                act.add_(_recurrent_conv(hidden[step - 1], weight_hh))
+            # Keras' clip(0.2 x + 0.5, 0, 1) is PyTorch's hardsigmoid of 1.2 x
+            F.hardsigmoid(act[:, : 2 * n].mul_(1.2), inplace=True)
+            F.hardsigmoid(act[:, 3 * n :].mul_(1.2), inplace=True)
+            act[:, 2 * n : 3 * n].tanh_()
+            i, f, g, o = act.split(n, dim=1)
+            c = torch.mul(i, g, out=cells[step])
+            if step > 0:
+                c.addcmul_(f, cells[step - 1])
+            torch.mul(o, torch.tanh(c), out=hidden[step])
+        ctx.save_for_backward(weight_hh, acts, cells, hidden)
+        return hidden.transpose(0, 1)
+
+    @staticmethod
+    def backward(ctx, grad_hidden: torch.Tensor):
+        weight_hh, acts, cells, hidden = ctx.saved_tensors
+        n = weight_hh.shape[1]
+        steps = acts.shape[0]
+        grad_gates = torch.empty_like(acts)
+        grad_h_next = grad_c_next = None
+        for step in reversed(range(steps)):
+            grad_h = grad_hidden[:, step]
+            if grad_h_next is not None:
+                grad_h = grad_h_next.add_(grad_h)
+            act, grad = acts[step], grad_gates[step]
+            i, f, g, o = act.split(n, dim=1)
+            tanh_c = torch.tanh(cells[step])
+            grad_c = _tanh_backward(grad_h * o, tanh_c)
+            if grad_c_next is not None:
+                grad_c += grad_c_next
+            torch.mul(grad_c, g, out=grad[:, :n])
+            if step > 0:
+                torch.mul(grad_c, cells[step - 1], out=grad[:, n : 2 * n])
+            else:
+                grad[:, n : 2 * n] = 0.0
+            _tanh_backward(grad_c * i, g, out=grad[:, 2 * n : 3 * n])
+            torch.mul(grad_h, tanh_c, out=grad[:, 3 * n :])
+            for part in (slice(0, 2 * n), slice(3 * n, 4 * n)):
+                _hardtanh_backward(grad[:, part], act[:, part], 0.0, 1.0, out=grad[:, part])
+                grad[:, part].mul_(HARD_SIGMOID_SLOPE)
+            if step == 0:
+                break
+            grad_c_next = grad_c.mul_(f)
+            grad_h_next = _recurrent_conv_input_grad(grad, hidden[step - 1], weight_hh)
+        grad_weight = None
+        if ctx.needs_input_grad[1]:
+            if steps == 1:
+                grad_weight = torch.zeros_like(weight_hh)
+            else:
+                grad_weight = _recurrent_conv_weight_grad(
+                    grad_gates[1:].flatten(0, 1), hidden[:-1].flatten(0, 1), weight_hh
+                )
+        return grad_gates.transpose(0, 1), grad_weight
+
+
+class ConvLSTM2d(nn.Module):
+    """Fast ConvLSTM. Parameters: ``weight_ih (4F, C, k, k)``, ``weight_hh (4F, F, k, k)``, ``bias (4F,)``."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        return_sequences: bool = True,
+    ):
+        super().__init__()
+        if kernel_size % 2 == 0:
+            raise ValueError(f"ConvLSTM2d needs an odd kernel size, got {kernel_size}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride = kernel_size, stride
+        self.return_sequences = return_sequences
+        k, n = kernel_size, out_channels
+        self.weight_ih = nn.Parameter(torch.empty(4 * n, in_channels, k, k))
+        self.weight_hh = nn.Parameter(torch.empty(4 * n, n, k, k))
+        self.bias = nn.Parameter(torch.empty(4 * n))
+        self.reset_parameters()
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        )
+
+    def reset_parameters(self) -> None:
+        """Keras defaults: glorot-uniform kernel, orthogonal recurrent kernel, forget bias 1."""
+        if self.bias.is_meta:
+            return
+        nn.init.xavier_uniform_(self.weight_ih)
+        nn.init.orthogonal_(self.weight_hh)
+        with torch.no_grad():
+            self.bias.zero_()
+            self.bias[self.out_channels : 2 * self.out_channels] = 1.0
+
+    @torch.no_grad()
+    def load_keras_weights(self, kernel: np.ndarray, recurrent_kernel: np.ndarray, bias: np.ndarray) -> None:
+        """Keras arrays: kernel ``(k, k, C, 4F)``, recurrent kernel ``(k, k, F, 4F)``, bias ``(4F,)``."""
+        for param, array in ((self.weight_ih, kernel), (self.weight_hh, recurrent_kernel)):
+            tensor = torch.as_tensor(np.asarray(array)).permute(3, 2, 0, 1)
+            if tensor.shape != param.shape:
+                raise ValueError(f"Keras kernel of shape {np.shape(array)} does not fit {tuple(param.shape)}")
+            param.copy_(tensor)
+        self.bias.copy_(torch.as_tensor(np.asarray(bias)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 5:
+            raise ValueError(f"expected clips (B, T, C, H, W), got shape {tuple(x.shape)}")
+        b, t = x.shape[:2]
+        x_gates = conv2d_same(x.flatten(0, 1), self.weight_ih, self.bias, self.stride).unflatten(0, (b, t))
+        hidden = _ConvLSTMRecurrence.apply(x_gates, self.weight_hh)
+        return hidden if self.return_sequences else hidden[:, -1]
+
+
+class NaiveConvLSTM2d(nn.Module):
+    """Reference cell: each step convolves ``[x_t, h]`` with one kernel ``weight (4F, C + F, k, k)``.
+
+    With stride > 1, x_t and h differ in size, so the two halves of the kernel run as two
+    convolutions at each step. ``load_state_dict`` accepts a ``ConvLSTM2d`` state dict.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        return_sequences: bool = True,
+    ):
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride = kernel_size, stride
+        self.return_sequences = return_sequences
+        k, n = kernel_size, out_channels
+        self.weight = nn.Parameter(torch.empty(4 * n, in_channels + n, k, k))
+        self.bias = nn.Parameter(torch.zeros(4 * n))
+        if not self.bias.is_meta:
+            nn.init.xavier_uniform_(self.weight)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        if prefix + "weight_ih" in state_dict:
+            w_ih, w_hh = state_dict.pop(prefix + "weight_ih"), state_dict.pop(prefix + "weight_hh")
+            state_dict[prefix + "weight"] = torch.cat([w_ih, w_hh], dim=1)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, _, height, width = x.shape
+        size = (math.ceil(height / self.stride), math.ceil(width / self.stride))
+        h = x.new_zeros(b, self.out_channels, *size).contiguous(memory_format=_memory_format(x))
+        c = torch.zeros_like(h)
+        w_x, w_h = self.weight.split([self.in_channels, self.out_channels], dim=1)
+        outputs = []
+        for step in range(t):
+            if self.stride == 1:
+                gates = conv2d_same(torch.cat([x[:, step], h], dim=1), self.weight, self.bias, 1)
+            else:
+                gates = conv2d_same(x[:, step], w_x, self.bias, self.stride) + conv2d_same(h, w_h, None, 1)
+            i, f, g, o = gates.chunk(4, dim=1)
+            c = hard_sigmoid(f) * c + hard_sigmoid(i) * torch.tanh(g)
+            h = hard_sigmoid(o) * torch.tanh(c)
+            outputs.append(h)
+        return torch.stack(outputs, dim=1) if self.return_sequences else h

@@ -1,0 +1,254 @@
+"""One source file -> face clips written as JPEGs into a workspace folder, plus what happened.
+
+Videos are decoded once, sequentially; clips are gathered as their frames arrive and their
+keyframes go through the detector ``batch_clips`` clips at a time; then the clips are cropped and
+written, so that at most a few clips of full frames are held in memory.
+Nothing here raises for bad input: every outcome is an ``ItemResult`` with a status and a reason.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from dfdetect.preprocess.align import crop_side, eye_angle, warp_face
+from dfdetect.preprocess.faces import Face, FaceDetector
+from dfdetect.preprocess.media import MediaError, count_frames, iter_frames, probe_video, read_still
+from dfdetect.preprocess.sampling import plan_clip_starts, top_up_starts
+from dfdetect.preprocess.settings import ClipSettings
+from dfdetect.preprocess.track import Track, build_track
+
+OK, SKIPPED, FAILED = "ok", "skipped", "failed"
+# the fast search skips faces smaller than this fraction of the smallest face tracked so far
+FACE_FLOOR = 0.5
+
+
+@dataclass
+class ClipResult:
+    start: int
+    frame_indices: list[int]
+    face_boxes: list[list[float]]
+    det_prob: list[float]
+    paths: list[str]
+
+
+@dataclass
+class ItemResult:
+    status: str
+    reason: str = ""
+    clips: list[ClipResult] = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+
+
+def _frame_name(start: int, index: int) -> str:
+    return f"{start:06d}_{index:06d}.jpg"
+
+
+class _Writer:
+    """Crops faces along a track and writes them into the workspace."""
+
+    def __init__(self, settings: ClipSettings, workspace: Path, rel_dir: str):
+        self.settings = settings
+        self.workspace = workspace
+        self.rel_dir = rel_dir
+
+    def clip_geometry(self, track: Track) -> tuple[float, float]:
+        s = self.settings
+        sides = [crop_side(b, s.margin) for b in track.boxes[track.detected]]
+        angle = 0.0
+        if s.align and track.landmarks is not None:
+            angles = [eye_angle(lm) for lm in track.landmarks[track.detected]]
+            limit = math.radians(s.max_angle)
+            angle = float(np.clip(np.median(angles), -limit, limit))
+        return float(np.mean(sides)), angle
+
+    def write(
+        self, start: int, indices: list[int], frames: list[np.ndarray], track: Track, scale: float = 1.0
+    ) -> ClipResult:
+        side, angle = self.clip_geometry(track)
+        paths = []
+        for index, frame, box in zip(indices, frames, track.boxes, strict=True):
+            centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+            crop = warp_face(frame, centre, side, angle, self.settings.size)
+            name = _frame_name(start, index)
+            ok = cv2.imwrite(
+                str(self.workspace / name), crop, [cv2.IMWRITE_JPEG_QUALITY, self.settings.jpeg_quality]
+            )
+            if not ok:
+                raise OSError(f"cannot write {self.workspace / name}")
+            paths.append(f"{self.rel_dir}/{name}")
+        return ClipResult(
+            start=start,
+            frame_indices=[int(i) for i in indices],
+            face_boxes=[[round(float(v) * scale, 2) for v in b] for b in track.boxes],
+            det_prob=[round(float(p), 5) for p in track.probs],
+            paths=paths,
+        )
+
+
+class VideoClipper:
+    """Clips of one video. Keyframes go through the detector's fast search, which after the first
+    face ignores faces below ``FACE_FLOOR`` times the smallest face tracked so far; a clip with no
+    face there is searched again for small faces, and once that finds one, the rest of the video
+    is searched for small faces too (distant people)."""
+
+    def __init__(self, detector: FaceDetector, settings: ClipSettings, workspace: Path, rel_dir: str):
+        self.detector = detector
+        self.settings = settings
+        self.writer = _Writer(settings, workspace, rel_dir)
+        self.stats = {"frames_sampled": 0, "frames_with_face": 0, "detector_frames": 0, "max_faces": 0}
+        self.small_faces = False
+        self.face_side: float | None = None  # smallest tracked face so far (pixels)
+        self.kept: list[ClipResult] = []
+        self.no_face: list[int] = []
+
+    def _detect(self, frames: list[np.ndarray], small_faces: bool) -> list[list[Face]]:
+        self.stats["detector_frames"] += len(frames)
+        floor = None if self.face_side is None else FACE_FLOOR * self.face_side
+        return self.detector.detect(frames, small_faces=small_faces, min_face_size=floor)
+
+    def _detect_clips(self, clips: list[tuple[int, list[np.ndarray]]]) -> None:
+        s = self.settings
+        length = s.frames_per_clip
+        keys = s.keyframe_positions(length)
+        found = self._detect([clip[p] for _, clip in clips for p in keys], self.small_faces)
+        detections = [{p: found[i * len(keys) + j] for j, p in enumerate(keys)} for i in range(len(clips))]
+        retry = [] if self.small_faces else [i for i, d in enumerate(detections) if not any(d.values())]
+        if retry:
+            more = self._detect([clips[i][1][p] for i in retry for p in keys], small_faces=True)
+            for k, i in enumerate(retry):
+                detections[i] = {p: more[k * len(keys) + j] for j, p in enumerate(keys)}
+            self.small_faces = any(more)
+            self.stats["small_faces"] = self.small_faces
+        for (start, clip), dets in zip(clips, detections, strict=True):
+            self.stats["frames_sampled"] += length
+            track = build_track(dets, length, s.min_track_iou)
+            if track is None:
+                self.no_face.append(start)
+                continue
+            sides = track.boxes[track.detected, 2:] - track.boxes[track.detected, :2]
+            self.face_side = min(self.face_side or np.inf, float(sides.max(axis=1).min()))
+            self.stats["max_faces"] = max(self.stats["max_faces"], track.max_faces)
+            self.stats["frames_with_face"] += length
+            self.kept.append(self.writer.write(start, list(range(start, start + length)), clip, track))
+
+    def _run_pass(self, path: Path, starts: list[int]) -> int:
+        """Process clips starting at ``starts``; returns the last frame index decoded (-1 if none)."""
+        length, batch = self.settings.frames_per_clip, max(1, self.settings.batch_clips)
+        pending = {s: [None] * length for s in starts}
+        wanted: dict[int, list[int]] = {}
+        for s in starts:
+            for i in range(s, s + length):
+                wanted.setdefault(i, []).append(s)
+        ready: list[tuple[int, list[np.ndarray]]] = []
+        last = -1
+        for index, frame in iter_frames(path, wanted):
+            last = index
+            for s in wanted[index]:
+                pending[s][index - s] = frame
+                if index == s + length - 1:
+                    ready.append((s, pending.pop(s)))
+            if len(ready) >= batch:
+                self._detect_clips(ready)
+                ready = []
+        if ready:
+            self._detect_clips(ready)
+        return last
+
+    def run(self, path: Path) -> ItemResult:
+        s = self.settings
+        info = probe_video(path)
+        n_frames = info.n_frames
+        if n_frames < s.frames_per_clip:
+            n_frames = count_frames(path)  # the container's count can be missing or wrong
+        stats = {"n_frames": n_frames, "width": info.width, "height": info.height, "fps": round(info.fps, 3)}
+        if n_frames < s.frames_per_clip:
+            return ItemResult(
+                SKIPPED, f"{n_frames} frame(s), shorter than one clip ({s.frames_per_clip})", stats=stats
+            )
+        usable = min(n_frames, s.max_frames or n_frames)
+        starts = plan_clip_starts(usable, s.clips_per_video, s.frames_per_clip, s.spread)
+        last = self._run_pass(path, starts)
+        if last < 0:
+            raise MediaError(f"{path}: no frame could be decoded")
+        truncated = last + 1 < starts[-1] + s.frames_per_clip
+        decodable = min(count_frames(path), usable) if truncated else usable
+        attempted = len(starts)
+        missing = s.clips_per_video - len(self.kept)
+        if missing > 0 and s.top_up and (self.kept or truncated):
+            kept = [c.start for c in self.kept]
+            extra = top_up_starts(decodable, missing, s.frames_per_clip, kept, self.no_face, s.spread)
+            attempted += len(extra)
+            if extra:
+                self._run_pass(path, extra)
+        self.kept.sort(key=lambda c: c.start)
+        stats.update(self.stats, clips_attempted=attempted, clips=len(self.kept), frames_decodable=decodable)
+        notes = []
+        if truncated:
+            notes.append(f"stream ends at frame {decodable} of {n_frames} announced")
+        if self.stats["max_faces"] > 1:
+            notes.append(f"several faces (up to {self.stats['max_faces']} in a frame), kept the largest")
+        if self.no_face:
+            notes.append(f"no face in {len(self.no_face)} of {attempted} sampled clips")
+        if len(self.kept) < s.min_clips:
+            return ItemResult(SKIPPED, "; ".join(notes) or "no clip with a face", stats=stats)
+        if len(self.kept) < s.clips_per_video:
+            notes.append(f"{len(self.kept)} of {s.clips_per_video} clips")
+        return ItemResult(OK, "; ".join(notes), clips=self.kept, stats=stats)
+
+
+def clip_still(
+    path: Path, detector: FaceDetector, settings: ClipSettings, workspace: Path, rel_dir: str
+) -> ItemResult:
+    """A still is a clip of one frame: the largest face, aligned and cropped."""
+    still = read_still(path)
+    h, w = still.bgr.shape[:2]
+    stats = {
+        "n_frames": 1,
+        "width": w * still.scale,
+        "height": h * still.scale,
+        "frames_sampled": 1,
+        "detector_frames": 1,
+    }
+    faces = detector.detect([still.bgr])[0] or detector.detect([still.bgr], small_faces=True)[0]
+    stats["max_faces"] = len(faces)
+    if not faces:
+        return ItemResult(SKIPPED, "no face found", stats={**stats, "frames_with_face": 0, "clips": 0})
+    face = faces[0]
+    track = Track(
+        boxes=face.box[None].astype(np.float32),
+        probs=np.array([face.prob], dtype=np.float32),
+        landmarks=None if face.landmarks is None else face.landmarks[None],
+        detected=np.ones(1, dtype=bool),
+        max_faces=len(faces),
+    )
+    clip = _Writer(settings, workspace, rel_dir).write(0, [0], [still.bgr], track, scale=still.scale)
+    notes = [still.note] if still.note else []
+    if len(faces) > 1:
+        notes.append(f"several faces ({len(faces)}), kept the largest")
+    return ItemResult(OK, "; ".join(notes), clips=[clip], stats={**stats, "frames_with_face": 1, "clips": 1})
+
+
+def process_item(
+    path: Path, kind: str, detector: FaceDetector, settings: ClipSettings, workspace: Path, rel_dir: str
+) -> ItemResult:
+    """Never raises for bad input: unreadable media and unexpected errors become ``failed``."""
+    t0 = time.perf_counter()
+    try:
+        if kind == "video":
+            result = VideoClipper(detector, settings, workspace, rel_dir).run(path)
+        elif kind == "image":
+            result = clip_still(path, detector, settings, workspace, rel_dir)
+        else:
+            result = ItemResult(SKIPPED, f"not a video or image ({path.suffix or 'no extension'})")
+    except MediaError as exc:
+        result = ItemResult(FAILED, str(exc))
+    except Exception as exc:  # one broken file must not stop the run; the reason names it
+        result = ItemResult(FAILED, f"{path}: {type(exc).__name__}: {exc}")
+    result.stats["seconds"] = round(time.perf_counter() - t0, 3)
+    return result

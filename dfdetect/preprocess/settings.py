@@ -1,0 +1,68 @@
+"""What a clip store is made with: sampling and cropping settings (the detector is configured
+separately). Their fingerprint is stored with the store, so that a rerun never mixes settings."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ClipSettings:
+    clips_per_video: int = 16
+    frames_per_clip: int = 5
+    # fraction of the video (centred) the clips are spread over
+    spread: float = 1.0
+    # only the first max_frames frames of a video are used (null: all)
+    max_frames: int | None = None
+    # detector runs per clip: 1 = middle frame, 2 = first and last, >= frames_per_clip = every frame
+    keyframes: int = 2
+    # clips whose keyframes go to the detector in one call (1: the fast search can use the face
+    # size found in the previous clip; more only helps detectors that batch frames)
+    batch_clips: int = 1
+    # a face on another keyframe continues the track if it overlaps the anchor face this much
+    min_track_iou: float = 0.3
+    # crop side = longer box side * (1 + margin)
+    margin: float = 0.3
+    size: int = 240
+    # rotate so that the eye line is level (MTCNN landmarks), at most max_angle degrees
+    align: bool = True
+    max_angle: float = 45.0
+    jpeg_quality: int = 95
+    # when clips are lost (no face, stream shorter than announced), sample replacements once
+    top_up: bool = True
+    # videos yielding fewer clips than this are 'skipped'
+    min_clips: int = 1
+
+    def __post_init__(self):
+        if self.clips_per_video < 1 or self.frames_per_clip < 1 or self.keyframes < 1:
+            raise ValueError(f"clip counts must be positive: {self}")
+        if not 0.0 < self.spread <= 1.0:
+            raise ValueError(f"spread must be in (0, 1], got {self.spread}")
+        if self.size < 16 or self.margin < 0:
+            raise ValueError(f"size must be >= 16 and margin >= 0: {self}")
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any]) -> ClipSettings:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown clip settings {unknown}; known: {sorted(known)}")
+        return cls(**values)
+
+    def keyframe_positions(self, length: int | None = None) -> list[int]:
+        length = length or self.frames_per_clip
+        if self.keyframes >= length:
+            return list(range(length))
+        if self.keyframes == 1:
+            return [length // 2]
+        step = (length - 1) / (self.keyframes - 1)
+        return sorted({round(i * step) for i in range(self.keyframes)})
+
+
+def fingerprint(settings: ClipSettings, detector: dict[str, Any]) -> str:
+    """Hash of everything that changes the crops."""
+    blob = json.dumps({"clips": asdict(settings), "detector": detector}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
