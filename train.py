@@ -15,9 +15,11 @@ register_resolvers()
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train.yaml")
 def main(cfg: DictConfig) -> float | None:
+    from dfdetect.run.common import hydra_job_ddp_scope
     from dfdetect.run.train import train
 
-    metrics, _ = train(cfg)
+    with hydra_job_ddp_scope():
+        metrics, _ = train(cfg)
     value = metrics.get(cfg.get("optimized_metric") or "")
     return float(value) if value is not None else None
 

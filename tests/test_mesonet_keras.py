@@ -15,6 +15,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 from dfdetect.models import create_net
 from dfdetect.models.keras_h5 import layer_kind_and_index, load_mesonet_keras
 from dfdetect.models.mesonet import Meso4, MesoInception4
+from dfdetect.run.evaluate import evaluate
+from tests.conftest import compose_config, tiny_data_overrides
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 WEIGHTS = SHARED / "weights" / "mesonet"
@@ -167,3 +169,26 @@ def test_model_config_loads_the_weights_named_by_its_weights_key(train_cfg):
     with torch.no_grad():
         probs = torch.sigmoid(module(clips)).numpy()
     assert (probs[:2] > 0.9).all() and (probs[2:] < 0.1).all()
+
+
+@needs_shared
+def test_evaluate_scores_published_weights_without_a_checkpoint(tmp_path, demo_root):
+    weights = WEIGHTS / "MesoInception_DF.h5"
+    overrides = [
+        *tiny_data_overrides(demo_root),
+        "data.net_input_size=256",
+        "model=mesoinception4",
+        f"model.net.weights={weights}",
+    ]
+    metrics, out = evaluate(compose_config("eval.yaml", overrides, tmp_path))
+    reference = MesoInception4()
+    load_mesonet_keras(reference, weights)
+    for name, tensor in reference.state_dict().items():
+        torch.testing.assert_close(out["model"].net.state_dict()[name], tensor, msg=name)
+    assert 0.0 <= metrics["test/auc"] <= 1.0
+    assert (out["run_dir"] / "predictions.parquet").exists()
+
+
+def test_evaluate_without_checkpoint_model_or_ensemble_fails_clearly(tmp_path, demo_root):
+    with pytest.raises(ValueError, match="nothing to evaluate"):
+        evaluate(compose_config("eval.yaml", tiny_data_overrides(demo_root), tmp_path))

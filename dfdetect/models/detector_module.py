@@ -8,6 +8,7 @@ logits (label 1 = fake); and logs clip- and video-level acc, F1, AUROC, AP and E
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -15,11 +16,18 @@ import pandas as pd
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.utilities.warnings import PossibleUserWarning
 from torch import nn
 
 from dfdetect.evaluation.metrics import ClipVideoMetrics
 
 STAGES = ("val", "test")
+
+# val/* and test/* metrics are computed from every rank's predictions, gathered (each clip once), so
+# they are already global and equal on all ranks: Lightning's advice to sync them does not apply
+warnings.filterwarnings(
+    "ignore", message=r"It is recommended to use `self\.log\('(val|test)/", category=PossibleUserWarning
+)
 
 
 class DetectorModule(pl.LightningModule):

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 import pytorch_lightning as pl
-from omegaconf import DictConfig, OmegaConf
+import torch.distributed as dist
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from dfdetect.data.datamodule import ClipDataModule
 from dfdetect.evaluation.breakdown import metrics_by_dataset_and_method
@@ -24,6 +32,8 @@ def output_dir(cfg: DictConfig) -> Path:
 
 
 def save_composed_config(cfg: DictConfig, run_dir: Path) -> None:
+    if rank_zero_only.rank != 0:  # every DDP process composes the same config; rank 0 writes it
+        return
     with atomic_path(run_dir / "config.yaml") as tmp:
         OmegaConf.save(cfg, tmp, resolve=False)
     if cfg.get("extras", {}).get("print_config"):
@@ -76,6 +86,65 @@ def write_predictions(
     with atomic_path(run_dir / "metrics_by_method.csv") as tmp:
         metrics_by_dataset_and_method(out).to_csv(tmp, index=False)
     return path
+
+
+class PredictionsWriter(pl.Callback):
+    """Writes ``predictions.parquet`` at the end of the test loop, on global rank 0, from the
+    predictions the module gathered over all ranks. Run as a callback it works wherever the test loop
+    runs, including the worker processes of ``ddp_spawn``, whose state never reaches the launcher."""
+
+    def __init__(self, run_dir: Path, datamodule: ClipDataModule, split: str = "test"):
+        self.run_dir = run_dir
+        self.datamodule = datamodule
+        self.split = split
+        self.path: Path | None = None
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        predictions = getattr(pl_module, "predictions", {}).get("test")
+        if trainer.is_global_zero and predictions is not None:
+            datamodule = trainer.datamodule or self.datamodule
+            self.path = write_predictions(self.run_dir, predictions, datamodule, self.split)
+
+
+# set by Lightning's ddp launcher in the launching process; a later sweep job must start clean
+DDP_ENV_VARS = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+
+
+@contextmanager
+def hydra_job_ddp_scope() -> Iterator[None]:
+    """One Hydra job = one DDP world. Under ``-m`` the ranks Lightning relaunches rerun only this
+    job (:func:`relaunch_this_sweep_job_only`); afterwards the process group is destroyed and the
+    launcher's environment restored, so the next job of the sweep starts new ranks on a new port."""
+    env = {key: os.environ.get(key) for key in DDP_ENV_VARS}
+    relaunch_this_sweep_job_only()
+    try:
+        yield
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+        for key, value in env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def relaunch_this_sweep_job_only() -> None:
+    """Under ``-m``, make Lightning's DDP relaunch rerun this one sweep job, in this job's run dir.
+
+    Lightning's ``ddp`` starts local ranks 1..N-1 as ``python train.py <sys.argv[1:]>
+    hydra.run.dir=<hydra.run.dir>``. In a multirun, ``sys.argv`` holds ``-m`` and every sweep value
+    and ``hydra.run.dir`` is not the job's dir, so each rank would replay the whole sweep elsewhere.
+    Here ``sys.argv`` becomes this job's own overrides and ``hydra.run.dir`` its output dir.
+    """
+    if not HydraConfig.initialized() or "LOCAL_RANK" in os.environ:
+        return
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return
+    sys.argv = [sys.argv[0], *hydra_cfg.overrides.task]
+    with read_write(hydra_cfg), open_dict(hydra_cfg):
+        hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
 
 
 def announce_run_dir(run_dir: Path) -> None:

@@ -60,9 +60,17 @@ def scored_model(cfg: DictConfig) -> DetectorModule:
         model = hydra.utils.instantiate(ensemble)
         model.model_config = OmegaConf.to_container(ensemble, resolve=True)
         return model
-    if not cfg.get("ckpt_path"):
-        raise ValueError("nothing to evaluate: pass ckpt_path=<checkpoint> or ensemble=<dd1|dd2|dd3>")
-    return load_detector(cfg.ckpt_path, cfg.get("model"))
+    if cfg.get("ckpt_path"):
+        return load_detector(cfg.ckpt_path, cfg.get("model"))
+    if cfg.get("model") is not None:
+        # a model as configured, e.g. with published weights: model.net.weights=<file>
+        model = hydra.utils.instantiate(cfg.model)
+        model.model_config = OmegaConf.to_container(cfg.model, resolve=True)
+        return model
+    raise ValueError(
+        "nothing to evaluate: pass ckpt_path=<checkpoint>, model=<name> (with its weights) "
+        "or ensemble=<dd1|dd2|dd3>"
+    )
 
 
 def defense_name(cfg: DictConfig) -> str:

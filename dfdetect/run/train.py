@@ -12,12 +12,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from dfdetect.ensemble import needs_fitting
 from dfdetect.run.common import (
+    PredictionsWriter,
     announce_run_dir,
     output_dir,
     save_composed_config,
     scalar_metrics,
     write_metrics,
-    write_predictions,
 )
 from dfdetect.utils.config import instantiate_group
 
@@ -58,6 +58,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     datamodule = hydra.utils.instantiate(cfg.data)
     model, fit = build_model(cfg, datamodule)
     callbacks = instantiate_group(cfg.get("callbacks"), "callback")
+    callbacks.append(PredictionsWriter(run_dir, datamodule))
     loggers = instantiate_group(cfg.get("logger"), "logger")
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     hparams = {k: v for k, v in OmegaConf.to_container(cfg, resolve=False).items() if k != "hydra"}
@@ -77,8 +78,6 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if cfg.get("test", True):
         trainer.test(model=model, datamodule=datamodule, ckpt_path=eval_ckpt, verbose=False)
         metrics.update(scalar_metrics(trainer, ("test/",)))
-        if trainer.is_global_zero and "test" in model.predictions:
-            write_predictions(run_dir, model.predictions["test"], datamodule, "test")
     metrics["best_checkpoint"] = ckpt
     metrics["global_step"] = int(trainer.global_step)
     metrics["epochs"] = int(trainer.current_epoch)

@@ -32,7 +32,9 @@ def parse(operation: str, payload) -> ApiResult:
         raise AttackDataError("naver recognize: no faces[] in the response")
     faces = [f["celebrity"] for f in payload["faces"] or [] if f.get("celebrity")]
     if not faces:
-        return ApiResult("naver", "recognize", "no_face" if not payload["faces"] else "ok")
+        face_count = (payload.get("info") or {}).get("faceCount") or 0
+        found = bool(payload["faces"]) or int(face_count) > 0
+        return ApiResult("naver", "recognize", "ok" if found else "no_face")
     best = max(faces, key=lambda c: float(c["confidence"]))
     return ApiResult(
         "naver", "recognize", "ok", name=best["value"], confidence=100.0 * float(best["confidence"])

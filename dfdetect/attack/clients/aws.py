@@ -1,0 +1,118 @@
+"""Amazon Rekognition through boto3: ``RecognizeCelebrities`` and ``CompareFaces`` (with
+``SimilarityThreshold`` 0, so that every face pair gets a similarity). Credentials come from
+boto3's standard chain (environment, shared files, profile, instance role); botocore's own retries
+are off, the runner retries. ``endpoint_url`` points the client elsewhere (tests, VPC endpoints)."""
+
+from __future__ import annotations
+
+from dfdetect.attack.clients.base import ApiClient, CredentialsError, Outcome
+from dfdetect.attack.providers import parse_response
+from dfdetect.attack.ratelimit import parse_retry_after
+from dfdetect.attack.records import AttackDataError
+
+THROTTLING = {
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "LimitExceededException",
+    "InternalServerError",
+    "ServiceUnavailableException",
+}
+
+
+class AwsClient(ApiClient):
+    provider = "aws"
+
+    def __init__(
+        self,
+        region: str = "us-east-1",
+        endpoint_url: str | None = None,
+        profile: str | None = None,
+        similarity_threshold: float = 0.0,
+        timeout_s: float = 30.0,
+        connect_timeout_s: float = 10.0,
+        max_pool_connections: int = 10,
+        gate=None,
+        **_ignored,
+    ):
+        import boto3
+        from botocore.config import Config
+
+        super().__init__(gate)
+        session = boto3.session.Session(profile_name=profile or None, region_name=region)
+        if session.get_credentials() is None:
+            raise CredentialsError(
+                "aws: no credentials found in boto3's standard chain (AWS_ACCESS_KEY_ID / "
+                "AWS_SECRET_ACCESS_KEY, AWS_PROFILE or ~/.aws/credentials)"
+            )
+        self._frozen = session.get_credentials().get_frozen_credentials()
+        self.similarity_threshold = float(similarity_threshold)
+        self.client = session.client(
+            "rekognition",
+            endpoint_url=endpoint_url or None,
+            config=Config(
+                retries={"total_max_attempts": 1, "mode": "standard"},
+                connect_timeout=float(connect_timeout_s),
+                read_timeout=float(timeout_s),
+                max_pool_connections=int(max_pool_connections),
+            ),
+        )
+
+    def secrets(self) -> list[str]:
+        return [s for s in (self._frozen.secret_key, self._frozen.token) if s]
+
+    def recognize(self, image: bytes) -> Outcome:
+        return self._call("recognize", self.client.recognize_celebrities, Image={"Bytes": image})
+
+    def compare(self, fake: bytes, real: bytes) -> Outcome:
+        # Similarity(X_T, X_D): the real target image is the source, the fake the target
+        return self._call(
+            "compare",
+            self.client.compare_faces,
+            SourceImage={"Bytes": real},
+            TargetImage={"Bytes": fake},
+            SimilarityThreshold=self.similarity_threshold,
+        )
+
+    def _call(self, operation: str, method, **kwargs) -> Outcome:
+        from botocore.exceptions import (
+            ClientError,
+            ConnectionClosedError,
+            ConnectTimeoutError,
+            EndpointConnectionError,
+            NoCredentialsError,
+            ReadTimeoutError,
+        )
+        from botocore.parsers import ResponseParserError
+
+        self.gate()
+        try:
+            response = method(**kwargs)
+        except (ReadTimeoutError, ConnectTimeoutError):
+            return Outcome.retry("Timeout")
+        except (EndpointConnectionError, ConnectionClosedError):
+            return Outcome.retry("ConnectionError")
+        except ResponseParserError:
+            return Outcome.retry("MalformedResponse")
+        except NoCredentialsError as e:
+            raise CredentialsError(f"aws: {e}") from None
+        except ClientError as e:
+            error = e.response.get("Error") or {}
+            meta = e.response.get("ResponseMetadata") or {}
+            status = int(meta.get("HTTPStatusCode") or 0)
+            code = str(error.get("Code") or f"HTTP{status}")
+            raw = {
+                "Error": {"Code": code, "Message": str(error.get("Message", ""))},
+                "HTTPStatusCode": status,
+            }
+            if status == 429 or status >= 500 or code in THROTTLING:
+                retry_after = parse_retry_after((meta.get("HTTPHeaders") or {}).get("retry-after"))
+                return Outcome.retry(code, raw, retry_after)
+            return Outcome(parse_response("aws", operation, {"Error": raw["Error"]}), raw=raw)
+        raw = {k: v for k, v in response.items() if k != "ResponseMetadata"}
+        try:
+            return Outcome(parse_response("aws", operation, raw), raw=raw)
+        except AttackDataError:
+            return Outcome.retry("MalformedResponse", raw)
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,76 @@
+"""What every provider client shares: one attempt of one call gives an ``Outcome``; credentials
+come from environment variables named in the config (never from the config itself)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dfdetect.attack.records import ApiResult
+
+# error_code of a call whose every attempt failed transiently (throttling, 5xx, timeout, malformed
+# body): a rerun sends it again, unlike a provider's client error (4xx), which is final
+TRANSIENT_PREFIX = "transient:"
+
+
+class CredentialsError(RuntimeError):
+    """A credential the provider needs is not set; the message names the variable, never a value."""
+
+
+@dataclass
+class Outcome:
+    """One attempt. ``result`` is final (ok / no_face / client error); a ``transient`` outcome has
+    no result and is retried, ``code`` saying what happened."""
+
+    result: ApiResult | None
+    raw: Any = None
+    transient: bool = False
+    code: str | None = None
+    retry_after_s: float | None = None
+
+    @classmethod
+    def retry(cls, code: str, raw=None, retry_after_s: float | None = None) -> Outcome:
+        return cls(None, raw=raw, transient=True, code=code, retry_after_s=retry_after_s)
+
+
+def is_transient_code(error_code: str | None) -> bool:
+    return bool(error_code) and str(error_code).startswith(TRANSIENT_PREFIX)
+
+
+def credentials_from_env(env_names: Mapping[str, str], provider: str) -> dict[str, str]:
+    """``{field: value}`` for ``{field: ENV_VAR_NAME}``; a missing variable raises, naming it."""
+    values, missing = {}, []
+    for field, name in env_names.items():
+        value = os.environ.get(str(name), "")
+        if not value:
+            missing.append(str(name))
+        values[field] = value
+    if missing:
+        raise CredentialsError(f"{provider}: set the environment variable(s) {', '.join(missing)}")
+    return values
+
+
+class ApiClient:
+    """``recognize(image)`` and ``compare(fake, real)`` each make one attempt; ``gate`` is called
+    before every HTTP request (rate limiting). Billable requests per call: ``REQUESTS_PER_CALL``."""
+
+    provider: str = ""
+    has_similarity: bool = True
+
+    def __init__(self, gate: Callable[[], Any] | None = None):
+        self.gate = gate or (lambda: None)
+
+    def secrets(self) -> list[str]:
+        """Credential values this client holds, so that logs can be scrubbed of them."""
+        return []
+
+    def recognize(self, image: bytes) -> Outcome:
+        raise NotImplementedError
+
+    def compare(self, fake: bytes, real: bytes) -> Outcome:
+        raise NotImplementedError(f"{self.provider} has no face-similarity API")
+
+    def close(self) -> None:
+        pass
