@@ -8,7 +8,7 @@ times forward + backward, alternating the two nets so that load from other proce
 alike. It prints a table (wall-clock and process CPU seconds) and, as its last line,
 ``ratio=<naive median / ours median>`` of the wall-clock times.
 
-python scripts/benchmark_convlstm.py [--batch 8] [--frames 5] [--size 128] [--threads 1]
+python scripts/benchmark_convlstm.py [--batch 16] [--frames 5] [--size 128] [--threads 1]
 python scripts/benchmark_convlstm.py --net clrnet --batch 1 --size 112 --check float32 --threads 1
 """
 
@@ -93,7 +93,7 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--net", choices=sorted(NETS), default="clrnet_lite")
     parser.add_argument("--filters", type=int, default=None, help="initial filters (default: the net's)")
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=16, help="clips per step (the data configs train with 16)")
     parser.add_argument("--frames", type=int, default=5)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--warmup", type=int, default=2)

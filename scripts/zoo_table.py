@@ -41,29 +41,29 @@ ENTRIES: dict[str, dict] = {
     },
     "mesoinception4": {
         "args": ["model=mesoinception4", *FRAME, "trainer.max_epochs=12"],
-        "budget": "00:00:08:00",
+        "budget": "00:00:07:00",
     },
-    "meso4": {"args": ["model=meso4", *FRAME, "trainer.max_epochs=12"], "budget": "00:00:06:00"},
+    "meso4": {"args": ["model=meso4", *FRAME, "trainer.max_epochs=12"], "budget": "00:00:05:00"},
     "shallownet_v1": {
         "args": ["model=shallownet_v1", *FRAME, "trainer.max_epochs=10"],
-        "budget": "00:00:05:00",
+        "budget": "00:00:04:00",
     },
     "shallownet_v2": {
         "args": ["model=shallownet_v2", *FRAME, "trainer.max_epochs=6"],
-        "budget": "00:00:06:00",
+        "budget": "00:00:05:00",
     },
     "shallownet_v3": {
         "args": ["model=shallownet_v3", *FRAME, "trainer.max_epochs=10"],
-        "budget": "00:00:05:00",
+        "budget": "00:00:04:00",
     },
-    "clrnet_lite": {"args": ["model=clrnet_lite", "trainer.max_epochs=6"], "budget": "00:00:12:00"},
+    "clrnet_lite": {"args": ["model=clrnet_lite", "trainer.max_epochs=6"], "budget": "00:00:08:00"},
     "xception": {
         "args": ["model=xception", *FRAME, "data.net_input_size=160", "trainer.max_epochs=4"],
-        "budget": "00:00:12:00",
+        "budget": "00:00:08:00",
     },
-    "abnet": {"args": ["model=abnet", "trainer.max_epochs=5"], "budget": "00:00:10:00"},
-    "fakespotter": {"args": ["model=fakespotter", *FRAME, "trainer.max_epochs=5"], "budget": "00:00:08:00"},
-    "ftdetect": {"args": ["experiment=ftdetect", *FRAME], "budget": "00:00:12:00"},
+    "abnet": {"args": ["model=abnet", "trainer.max_epochs=5"], "budget": "00:00:07:00"},
+    "fakespotter": {"args": ["model=fakespotter", *FRAME, "trainer.max_epochs=5"], "budget": "00:00:05:00"},
+    "ftdetect": {"args": ["experiment=ftdetect", *FRAME], "budget": "00:00:07:00"},
 }
 COLUMNS = ["val/auc", "val/acc", "test/auc", "test/acc", "test/video_auc", "test/video_acc"]
 

@@ -228,3 +228,22 @@ def test_naive_clrnet_lite_loads_the_fast_weights_and_agrees():
     torch.testing.assert_close(ours.fc.weight.grad, naive.fc.weight.grad, rtol=0, atol=1e-10)
     stem_grad = torch.cat([ours.stem[0].weight_ih.grad, ours.stem[0].weight_hh.grad], dim=1)
     torch.testing.assert_close(stem_grad, naive.stem[0].weight.grad, rtol=0, atol=1e-10)
+
+
+def test_convlstm_trains_under_bf16_autocast():
+    torch.manual_seed(0)
+    layer = ConvLSTM2d(3, 4, kernel_size=3)
+    clips = torch.rand(2, 3, 3, 8, 8)
+    reference = layer(clips).sum()
+    reference.backward()
+    expected = {name: p.grad.clone() for name, p in layer.named_parameters()}
+    layer.zero_grad()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = layer(clips)
+    assert out.dtype == torch.bfloat16
+    out.float().sum().backward()
+    for name, p in layer.named_parameters():
+        assert p.grad.dtype == torch.float32, name
+        torch.testing.assert_close(
+            p.grad, expected[name], rtol=0.1, atol=0.1 * expected[name].abs().max().item()
+        )

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, WeightedRandomSampler
+from torch.utils.data import DataLoader, IterableDataset, WeightedRandomSampler
 
 from dfdetect.data.augment import build_clip_augmentation
 from dfdetect.data.clip_dataset import ClipDataset
@@ -20,6 +20,7 @@ from dfdetect.data.splits import assign_grouped_splits, check_no_group_leak
 log = logging.getLogger(__name__)
 
 StoreSource = str | os.PathLike | Callable[[], os.PathLike]
+FORMATS = ("store", "litdata")
 
 
 def balanced_sampler(labels: torch.Tensor, seed: int) -> WeightedRandomSampler:
@@ -36,6 +37,10 @@ class ClipDataModule(pl.LightningDataModule):
     ``store`` is a clip store directory, or a callable that builds one and returns its path
     (called once in ``prepare_data``, then again to find it; it must be cached and idempotent).
     Augmentations apply to the train split only.
+
+    ``format="litdata"`` streams the clips instead from ``litdata_uri``, a LitData export of a
+    store (``scripts/export_litdata.py``; local folder or ``s3://``/``gs://`` URI, credentials from
+    the environment): same items and batches, splits as fixed at export, ``store`` is not read.
     """
 
     def __init__(
@@ -58,6 +63,8 @@ class ClipDataModule(pl.LightningDataModule):
         net_input_size: int | None = None,
         fit_on: str = "train",
         fit_on_val_fractions: Sequence[float] = (0.7, 0.3),
+        format: str = "store",
+        litdata_uri: str | os.PathLike | None = None,
         # keys a data config carries for scripts/preprocess.py (raw_dir, store_dir, adapter, sampling);
         # kept for reference only, the datamodule reads the finished store
         **adapter,
@@ -86,6 +93,12 @@ class ClipDataModule(pl.LightningDataModule):
         # "val": fit on a grouped part of the validation split (ensembles), select on the rest
         self.fit_on = fit_on
         self.fit_on_val_fractions = tuple(fit_on_val_fractions)
+        if format not in FORMATS:
+            raise ValueError(f"data format must be one of {FORMATS}, got {format!r}")
+        if format == "litdata" and not litdata_uri:
+            raise ValueError("data.format=litdata needs data.litdata_uri (an export folder or URI)")
+        self.format = format
+        self.litdata_uri = str(litdata_uri) if litdata_uri else None
         self.manifest: pd.DataFrame | None = None
         self.splits: dict[str, ClipDataset] = {}
         self._transform = None
@@ -94,17 +107,27 @@ class ClipDataModule(pl.LightningDataModule):
     def store_dir(self) -> Path:
         return Path(self.store() if callable(self.store) else self.store)
 
+    @property
+    def source(self) -> str:
+        return self.litdata_uri if self.format == "litdata" else str(self.store_dir)
+
     def prepare_data(self) -> None:
-        _ = self.store_dir
+        if self.format == "store":
+            _ = self.store_dir
 
     def load_manifest(self) -> pd.DataFrame:
-        df = read_manifest(self.store_dir)
+        if self.format == "litdata":
+            from dfdetect.data.litdata_source import read_export_manifest
+
+            df = read_export_manifest(self.litdata_uri)
+        else:
+            df = read_manifest(self.store_dir)
         if self.datasets:
             df = df[df["dataset"].isin(self.datasets)]
         if self.methods:
             df = df[df["method"].isin(self.methods + ["real"])]
         if df.empty:
-            raise ValueError(f"no clips left in {self.store_dir} after the dataset/method filters")
+            raise ValueError(f"no clips left in {self.source} after the dataset/method filters")
         df = df.copy()
         df["split"] = assign_grouped_splits(df, self.split_fractions, self.split_seed, self.group_column)
         check_no_group_leak(df, self.group_column)
@@ -127,11 +150,24 @@ class ClipDataModule(pl.LightningDataModule):
         self.splits = {split: self.dataset(split, augment=split == "train") for split in SPLITS}
         sizes = {s: len(d) for s, d in self.splits.items()}
         fakes = {s: int(d.labels.sum()) for s, d in self.splits.items()}
-        log.info("clip store %s: clips per split %s, fakes %s", self.store_dir, sizes, fakes)
+        log.info("clip %s %s: clips per split %s, fakes %s", self.format, self.source, sizes, fakes)
 
     def dataset(self, split: str, augment: bool = False) -> ClipDataset:
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        if self.format == "litdata":
+            from dfdetect.data.litdata_dataset import StreamingClipDataset
+
+            return StreamingClipDataset(
+                self.manifest[self.manifest["split"] == split],
+                self.litdata_uri,
+                image_size=self.image_size,
+                transform=self._transform if augment else None,
+                num_frames=self.num_frames,
+                shuffle=augment,
+                balance=augment and self.balance,
+                seed=self.split_seed,
+            )
         return ClipDataset(
             self.manifest[self.manifest["split"] == split],
             self.store_dir,
@@ -144,9 +180,11 @@ class ClipDataModule(pl.LightningDataModule):
         """Training order (balanced/shuffled, augmented) or evaluation order (fixed, plain)."""
         dataset = self.splits[split] if train or split != "train" else self.dataset(split, augment=False)
         if len(dataset) == 0:
-            raise ValueError(f"the {split} split of {self.store_dir} is empty; check split_fractions")
+            raise ValueError(f"the {split} split of {self.source} is empty; check split_fractions")
         sampler, shuffle = None, train
-        if train and self.balance:
+        if isinstance(dataset, IterableDataset):  # it shuffles and balances itself
+            shuffle = False
+        elif train and self.balance:
             sampler, shuffle = balanced_sampler(torch.from_numpy(dataset.labels), self.split_seed), False
         return DataLoader(
             dataset,

@@ -116,6 +116,10 @@ class _ConvLSTMRecurrence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x_gates: torch.Tensor, weight_hh: torch.Tensor) -> torch.Tensor:
+        # under autocast the gates arrive in bf16/fp16: run the recurrence in their dtype, and give
+        # the kernel its gradient in its own dtype (backward runs outside autocast)
+        ctx.weight_dtype = weight_hh.dtype
+        weight_hh = weight_hh.to(x_gates.dtype)
         b, t, _, height, width = x_gates.shape
         n = weight_hh.shape[1]
         acts = x_gates.new_empty(t, b, 4 * n, height, width)
@@ -141,6 +145,7 @@ class _ConvLSTMRecurrence(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_hidden: torch.Tensor):
         weight_hh, acts, cells, hidden = ctx.saved_tensors
+        grad_hidden = grad_hidden.to(acts.dtype)
         n = weight_hh.shape[1]
         steps = acts.shape[0]
         grad_gates = torch.empty_like(acts)
@@ -177,6 +182,7 @@ class _ConvLSTMRecurrence(torch.autograd.Function):
                 grad_weight = _recurrent_conv_weight_grad(
                     grad_gates[1:].flatten(0, 1), hidden[:-1].flatten(0, 1), weight_hh
                 )
+            grad_weight = grad_weight.to(ctx.weight_dtype)
         return grad_gates.transpose(0, 1), grad_weight
 
 

@@ -1,0 +1,57 @@
+"""Smoke runs of the benchmark scripts at toy sizes: they finish and end with ``ratio=<float>``."""
+
+from __future__ import annotations
+
+import re
+import runpy
+import sys
+
+from dfdetect.data.demo import build_demo_store
+from tests.conftest import ROOT
+
+
+def run_script(name: str, *args: str, capsys, monkeypatch) -> list[str]:
+    """Run the script's main() in this process (the imports are paid once per test session)."""
+    monkeypatch.setattr(sys, "argv", [name, *args])
+    runpy.run_path(str(ROOT / "scripts" / name), run_name="__main__")
+    return capsys.readouterr().out.strip().splitlines()
+
+
+def ratio(lines: list[str]) -> float:
+    assert re.fullmatch(r"ratio=\d+\.\d+", lines[-1]), lines[-1]
+    value = float(lines[-1].split("=")[1])
+    assert value > 0
+    return value
+
+
+def test_dataloading_benchmark_prints_three_loaders_and_a_ratio(demo_root, capsys, monkeypatch):
+    store = build_demo_store(demo_root, n_groups=8, clips_per_video=2, image_size=64, progress=False)
+    args = ["--store", str(store), "--workers", "0", "--batch", "2", "--batches", "1", "--warmup", "1"]
+    lines = run_script(
+        "benchmark_dataloading.py",
+        *args,
+        "--rounds",
+        "1",
+        "--image-size",
+        "64",
+        capsys=capsys,
+        monkeypatch=monkeypatch,
+    )
+    table = {
+        line.split()[0]: float(line.split()[1])
+        for line in lines
+        if line.split()[0] in ("ours", "deepfakebench")
+    }
+    assert set(table) == {"ours", "deepfakebench"} and min(table.values()) > 0
+    assert any(line.startswith("raw_uint8_copy") for line in lines)
+    assert abs(ratio(lines) - table["ours"] / table["deepfakebench"]) < 0.01 * ratio(lines) + 1e-3
+
+
+def test_training_benchmark_times_every_variant_and_prints_a_ratio(capsys, monkeypatch):
+    args = "--nets meso4 --batch 1 --frames 2 --size 64 --steps 1 --rounds 1".split()
+    lines = run_script("benchmark_training.py", *args, capsys=capsys, monkeypatch=monkeypatch)
+    variants = [line.split()[1] for line in lines if line.startswith("meso4 ") and "fastest" not in line]
+    assert variants == ["fp32", "channels_last", "bf16", "bf16+channels_last"]
+    fp32 = next(line for line in lines if line.split()[:2] == ["meso4", "fp32"])
+    assert float(fp32.split()[3]) == 1.0 and float(fp32.split()[4]) == 0.0
+    assert ratio(lines) >= 1.0  # the fastest variant is at least the baseline
