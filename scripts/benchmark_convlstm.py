@@ -93,7 +93,9 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--net", choices=sorted(NETS), default="clrnet_lite")
     parser.add_argument("--filters", type=int, default=None, help="initial filters (default: the net's)")
-    parser.add_argument("--batch", type=int, default=16, help="clips per step (the data configs train with 16)")
+    parser.add_argument(
+        "--batch", type=int, default=16, help="clips per step (the data configs train with 16)"
+    )
     parser.add_argument("--frames", type=int, default=5)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--warmup", type=int, default=2)

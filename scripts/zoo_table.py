@@ -49,7 +49,7 @@ ENTRIES: dict[str, dict] = {
         "budget": "00:00:04:00",
     },
     "shallownet_v2": {
-        "args": ["model=shallownet_v2", *FRAME, "trainer.max_epochs=6"],
+        "args": ["model=shallownet_v2", *FRAME, "trainer.max_epochs=3", "trainer.limit_train_batches=8"],
         "budget": "00:00:05:00",
     },
     "shallownet_v3": {

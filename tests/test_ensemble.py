@@ -173,18 +173,33 @@ def test_evaluate_rescores_attack_results_after_the_defense(member_checkpoints, 
     preds = pd.read_parquet(out["run_dir"] / "predictions.parquet")
     fakes = preds[preds["label"] == 1].drop_duplicates("video_id")
     rows = [
-        {"Filename": f"{v}.png", "Src": f"Celeb {i % 3}", "Tar": "someone", "Src Pred.": f"Celeb {i % 3}",
-         "Src Conf.": 90.0, "Tar Pred.": f"Celeb {i % 3}" if i % 2 else "", "Tar Conf.": 95.0 if i % 2 else "",
-         "Similarity": 85.0}
+        {
+            "Filename": f"{v}.png",
+            "Src": f"Celeb {i % 3}",
+            "Tar": "someone",
+            "Src Pred.": f"Celeb {i % 3}",
+            "Src Conf.": 90.0,
+            "Tar Pred.": f"Celeb {i % 3}" if i % 2 else "",
+            "Tar Conf.": 95.0 if i % 2 else "",
+            "Similarity": 85.0,
+        }
         for i, v in enumerate(fakes["video_id"])
     ]
     csv = tmp_path / "AWS_Results_demo.csv"
     pd.DataFrame(rows).to_csv(csv, index=False)
     source = f"{{tariq2022: '{csv}', provider: aws, dataset: demo}}"
-    cfg = ensemble_cfg("eval.yaml", data_root, tmp_path / "rescored", "dd2", members, f"rescore.sources=[{source}]")
+    cfg = ensemble_cfg(
+        "eval.yaml", data_root, tmp_path / "rescored", "dd2", members, f"rescore.sources=[{source}]"
+    )
     _, out = evaluate(cfg)
     run_dir = out["run_dir"]
-    for name in ("table2.md", "table2.csv", "table2.tex", "fig4_attack_metrics.png", "attack_after_defense.csv"):
+    for name in (
+        "table2.md",
+        "table2.csv",
+        "table2.tex",
+        "fig4_attack_metrics.png",
+        "attack_after_defense.csv",
+    ):
         assert (run_dir / name).is_file(), name
     after = pd.read_csv(run_dir / "attack_after_defense.csv", keep_default_na=False)
     assert int(after["n_joined"].iloc[0]) == len(rows)

@@ -76,7 +76,6 @@ def test_suggested_overrides_are_hydra_overrides(tmp_path):
         load_sweep_optuna().suggest_overrides(optuna.trial.FixedTrial({"x": 0.5}), bad)
 
 
-@pytest.mark.slow
 def test_submitit_local_multirun_trains_two_jobs(tmp_path, demo_root):
     proc = subprocess.run(
         [
@@ -105,7 +104,6 @@ def test_submitit_local_multirun_trains_two_jobs(tmp_path, demo_root):
     assert len(list((sweep_dir / ".submitit").glob("*/*_result.pkl"))) == 2
 
 
-@pytest.mark.slow
 def test_optuna_search_of_two_trials_records_the_best(tmp_path, demo_root):
     command = [
         sys.executable,

@@ -34,6 +34,15 @@ def metrics_by_dataset_and_method(predictions: pd.DataFrame, threshold: float = 
         rows.append({"dataset": dataset, "method": "all", **_scores(frame, threshold)})
         reals = frame[frame["label"] == 0]
         for method, fakes in frame[frame["label"] == 1].groupby("method", sort=True):
-            rows.append({"dataset": dataset, "method": method, **_scores(pd.concat([reals, fakes]), threshold)})
-    columns = ["dataset", "method", "n_clips", "n_videos", *METRIC_NAMES, *(f"video_{m}" for m in METRIC_NAMES)]
+            rows.append(
+                {"dataset": dataset, "method": method, **_scores(pd.concat([reals, fakes]), threshold)}
+            )
+    columns = [
+        "dataset",
+        "method",
+        "n_clips",
+        "n_videos",
+        *METRIC_NAMES,
+        *(f"video_{m}" for m in METRIC_NAMES),
+    ]
     return pd.DataFrame(rows, columns=columns)

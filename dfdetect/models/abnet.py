@@ -121,12 +121,7 @@ class ABNet(ClipDetector):
 
     def embeddings(self, clips: torch.Tensor) -> ABNetEmbeddings:
         """Normalised clips ``(B, T, C, H, W)`` -> the four embeddings."""
-        if clips.ndim != 5:
-            raise ValueError(f"expected a clip batch (B, T, C, H, W), got shape {tuple(clips.shape)}")
-        b, t = clips.shape[:2]
-        frames = self.resize(clips.flatten(0, 1))
-        if self.channels_last:
-            frames = frames.contiguous(memory_format=torch.channels_last)
+        frames, b, t = self.clip_frames(clips)
         appearance = face_embeddings(self.appearance, frames.unflatten(0, (b, t)))
         behaviour = self.behaviour(clips)
         return ABNetEmbeddings(

@@ -31,6 +31,17 @@ class ClipDetector(nn.Module):
             antialias=True,
         )
 
+    def clip_frames(self, clips: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+        """A clip batch ``(B, T, C, H, W)`` as frames ``(B*T, C, H, W)`` at the net's input size and
+        layout, with B and T."""
+        if clips.ndim != 5:
+            raise ValueError(f"expected a clip batch (B, T, C, H, W), got shape {tuple(clips.shape)}")
+        b, t = clips.shape[:2]
+        frames = self.resize(clips.flatten(0, 1))
+        if self.channels_last:
+            frames = frames.contiguous(memory_format=torch.channels_last)
+        return frames, b, t
+
 
 class FrameDetector(ClipDetector):
     """A single-frame detector: T is folded into the batch and the frame logits are averaged."""
@@ -40,11 +51,6 @@ class FrameDetector(ClipDetector):
         raise NotImplementedError
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
-        if clips.ndim != 5:
-            raise ValueError(f"expected a clip batch (B, T, C, H, W), got shape {tuple(clips.shape)}")
-        b, t = clips.shape[:2]
-        frames = self.resize(clips.flatten(0, 1))
-        if self.channels_last:
-            frames = frames.contiguous(memory_format=torch.channels_last)
+        frames, b, t = self.clip_frames(clips)
         logits = self.forward_frames(frames)
         return logits.view(b, t).mean(dim=1)

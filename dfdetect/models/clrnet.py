@@ -141,12 +141,7 @@ class CLRNet(ClipDetector):
         nn.init.zeros_(self.fc.bias)
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
-        if clips.ndim != 5:
-            raise ValueError(f"expected a clip batch (B, T, C, H, W), got shape {tuple(clips.shape)}")
-        b, t = clips.shape[:2]
-        frames = self.resize(clips.flatten(0, 1))
-        if self.channels_last:
-            frames = frames.contiguous(memory_format=torch.channels_last)
+        frames, b, t = self.clip_frames(clips)
         x = self.stages(self.stem(frames.unflatten(0, (b, t))))
         features = self.head_norm(x).mean(dim=(1, 3, 4))
         z = self.fc(self.head_dropout(features))

@@ -113,12 +113,7 @@ class FTDetect(FrameDetector):
     # --- stage 1: the base classifier
     def clip_features(self, clips: torch.Tensor) -> torch.Tensor:
         """Normalised clips ``(B, T, C, H, W)`` -> the input of the last layer, ``(B, T, hidden)``."""
-        if clips.ndim != 5:
-            raise ValueError(f"expected a clip batch (B, T, C, H, W), got shape {tuple(clips.shape)}")
-        b, t = clips.shape[:2]
-        frames = self.resize(clips.flatten(0, 1))
-        if self.channels_last:
-            frames = frames.contiguous(memory_format=torch.channels_last)
+        frames, b, t = self.clip_frames(clips)
         return self.hidden(self.features(frames)).unflatten(0, (b, t))
 
     def base_logits(self, features: torch.Tensor) -> torch.Tensor:
