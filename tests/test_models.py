@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hydra
 import pytest
 import torch
 
 from dfdetect.models import create_net, list_nets
 from dfdetect.models.mesonet import SameMaxPool2d
+from tests.conftest import compose_config
 
 SMALL = 64
 # nets too big for the fast suite run in `-m slow` only (clrnet: 248 M parameters, about a minute
@@ -69,3 +71,13 @@ def test_same_max_pool_pads_like_tensorflow():
     assert out.flatten().tolist() == [9.0, 5.0]
     x = torch.arange(5.0).view(1, 1, 1, 5).expand(1, 1, 2, 5).contiguous()
     assert SameMaxPool2d(2)(x).flatten().tolist() == [1.0, 3.0, 4.0]
+
+
+@pytest.mark.parametrize("name", [n for n in list_nets() if n not in SLOW_NETS])
+def test_real_data_configs_give_each_net_its_native_input_size(name, tmp_path):
+    """data=ffpp_mini sets no working resolution (net_input_size: null): nets keep their own."""
+    model = "experiment=ftdetect" if name == "ftdetect" else f"model={name}"
+    cfg = compose_config("train.yaml", ["data=ffpp_mini", model], tmp_path)
+    assert cfg.data.net_input_size is None
+    net = hydra.utils.instantiate(cfg.model.net)
+    assert net.input_size == type(net)().input_size

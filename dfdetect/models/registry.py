@@ -24,6 +24,10 @@ def list_nets() -> list[str]:
 
 
 def create_net(name: str, **kwargs) -> nn.Module:
+    """Build a registered net; ``input_size=None`` (a data config without a working resolution)
+    means the net's native input size."""
+    if "input_size" in kwargs and kwargs["input_size"] is None:
+        del kwargs["input_size"]
     if name not in _REGISTRY:
         raise KeyError(f"unknown detector {name!r}; registered: {', '.join(list_nets())}")
     return _REGISTRY[name](**kwargs)
