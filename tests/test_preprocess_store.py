@@ -256,7 +256,9 @@ def test_data_configs_compose_for_training(tmp_path, name):
     cfg = compose_config("train.yaml", [f"data={name}", f"data.store_dir={tmp_path / 'store'}"], tmp_path)
     datamodule = hydra.utils.instantiate(cfg.data)
     assert datamodule.store_dir == tmp_path / "store"
-    assert datamodule.adapter["adapter"]["name"] == name
+    assert datamodule.adapter["name"] == name
+    with pytest.raises(hydra.errors.InstantiationException, match="unexpected keyword argument 'stor_dir'"):
+        hydra.utils.instantiate(cfg.data, stor_dir="typo")
 
 
 def test_training_datamodule_reads_a_preprocessed_store(tmp_path):

@@ -143,10 +143,8 @@ class ClipAugmentation:
         return np.hstack([linear, (centre - linear @ centre)[:, None]])
 
     @staticmethod
-    def lookup_table(params: ClipParams, lowest: int, highest: int) -> np.ndarray | None:
+    def lookup_table(params: ClipParams, lowest: int, highest: int) -> np.ndarray:
         """Brightness (multiply, clip to 0..255) then channel shift (add, clip to the clip's range)."""
-        if params.brightness == 1.0 and params.shift == 0.0:
-            return None
         values = np.arange(256, dtype=np.float32)
         bright = np.clip(np.rint(values * params.brightness), 0, 255).astype(np.uint8)
         lo, hi = float(bright[lowest]), float(bright[highest])
@@ -172,8 +170,8 @@ class ClipAugmentation:
         else:
             out = frames
         out = np.ascontiguousarray(out)
-        table = self.lookup_table(params, int(out.min()), int(out.max()))
-        if table is not None:
+        if params.brightness != 1.0 or params.shift != 0.0:
+            table = self.lookup_table(params, int(out.min()), int(out.max()))
             out = cv2.LUT(out.reshape(t * height, -1), table).reshape(out.shape)
         return out
 

@@ -65,9 +65,12 @@ class ClipDataModule(pl.LightningDataModule):
         fit_on_val_fractions: Sequence[float] = (0.7, 0.3),
         format: str = "store",
         litdata_uri: str | os.PathLike | None = None,
-        # keys a data config carries for scripts/preprocess.py (raw_dir, store_dir, adapter, sampling);
-        # kept for reference only, the datamodule reads the finished store
-        **adapter,
+        # read by scripts/preprocess.py from the same data config; the datamodule reads the finished
+        # store (``store``), so these are accepted and only the adapter is kept, for reference
+        raw_dir: str | os.PathLike | None = None,
+        store_dir: str | os.PathLike | None = None,
+        adapter: Mapping | None = None,
+        sampling: Mapping | None = None,
     ):
         super().__init__()
         self.adapter = adapter

@@ -110,6 +110,13 @@ class _MesoBase(FrameDetector):
         side = pooled_size(input_size, self.pools)
         self.head = MesoHead(16 * side * side, dropout)
 
+    def initialise(self, weights: str | None) -> None:
+        """Keras' initialisation, then the authors' ``.h5`` weights where given (subclasses call
+        this once their layers exist)."""
+        keras_init(self)
+        if weights is not None:
+            load_mesonet_keras(self, weights)
+
     def forward_frames(self, frames: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(frames)).squeeze(1)
 
@@ -130,9 +137,7 @@ class Meso4(_MesoBase):
             conv_bn_pool(8, 16, 5, 2, m),
             conv_bn_pool(16, 16, 5, 4, m),
         )
-        keras_init(self)
-        if weights is not None:
-            load_mesonet_keras(self, weights)
+        self.initialise(weights)
 
 
 class MesoInception4(_MesoBase):
@@ -157,6 +162,4 @@ class MesoInception4(_MesoBase):
             conv_bn_pool(inc2.out_channels, 16, 5, 2, m),
             conv_bn_pool(16, 16, 5, 4, m),
         )
-        keras_init(self)
-        if weights is not None:
-            load_mesonet_keras(self, weights)
+        self.initialise(weights)
