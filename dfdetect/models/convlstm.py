@@ -67,11 +67,19 @@ def _hardtanh_backward(grad, out_value, low: float, high: float, out: torch.Tens
     return torch.ops.aten.hardtanh_backward.grad_input(grad, out_value, low, high, grad_input=out)
 
 
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last)
+
+
 def _recurrent_conv(h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Stride-1 ``same`` convolution of the hidden state; a 1x1 kernel runs as one matrix product."""
+    """Stride-1 ``same`` convolution of the hidden state; a 1x1 kernel runs as one matrix product.
+
+    Larger kernels run in channels-last layout: oneDNN's NCHW kernels are much slower on the few
+    channels of CLRNet's 7x7 stem (docs/benchmarks.md, "ConvLSTM").
+    """
     if weight.shape[-1] == 1:
         return F.linear(h.permute(0, 2, 3, 1), weight.flatten(1)).permute(0, 3, 1, 2)
-    return F.conv2d(h, weight, None, 1, weight.shape[-1] // 2)
+    return F.conv2d(_channels_last(h), _channels_last(weight), None, 1, weight.shape[-1] // 2)
 
 
 def _recurrent_conv_input_grad(grad: torch.Tensor, h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -83,7 +91,7 @@ def _recurrent_conv_input_grad(grad: torch.Tensor, h: torch.Tensor, weight: torc
 def _recurrent_conv_weight_grad(grad: torch.Tensor, h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     if weight.shape[-1] == 1:
         return torch.einsum("nchw,ndhw->cd", grad, h).view_as(weight)
-    return _conv_backward(grad, h, weight)
+    return _conv_backward(_channels_last(grad), _channels_last(h), _channels_last(weight)).contiguous()
 
 
 def _conv_backward(grad_out, x, weight, input_grad: bool = False) -> torch.Tensor:
@@ -127,9 +135,10 @@ class _ConvLSTMRecurrence(torch.autograd.Function):
         hidden = x_gates.new_empty(t, b, n, height, width)
         for step in range(t):
             act = acts[step]
-            act.copy_(x_gates[:, step])
-            if step > 0:
-                act.add_(_recurrent_conv(hidden[step - 1], weight_hh))
+            if step == 0:
+                act.copy_(x_gates[:, step])
+            else:
+                torch.add(x_gates[:, step], _recurrent_conv(hidden[step - 1], weight_hh), out=act)
             # Keras' clip(0.2 x + 0.5, 0, 1) is PyTorch's hardsigmoid of 1.2 x
             F.hardsigmoid(act[:, : 2 * n].mul_(1.2), inplace=True)
             F.hardsigmoid(act[:, 3 * n :].mul_(1.2), inplace=True)
