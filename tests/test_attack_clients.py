@@ -465,10 +465,10 @@ def test_store_pairs_target_a_real_video_of_the_identity(tmp_path):
     pairs, orphans = pairs_from_store(tmp_path)
     assert orphans == ["B"] and len(pairs) == 1
     (pair,) = pairs
-    assert (pair.fake_key, pair.real_key, pair.identity) == ("f_a", "r_a0", "A")
+    assert (pair.fake_key, pair.real_key, pair.identity) == ("toy/f_a", "toy/r_a0", "A")
     assert pair.fake_path == tmp_path / "f_a/1_2.jpg" and pair.real_path == tmp_path / "r_a0/1_2.jpg"
     many, _ = pairs_from_store(tmp_path, images_per_video=3)
-    assert [p.fake_key for p in many] == ["f_a/0", "f_a/1", "f_a/2"]
+    assert [p.fake_key for p in many] == ["toy/f_a/0", "toy/f_a/1", "toy/f_a/2"]
 
 
 def test_in_flight_calls_of_a_dead_run_are_not_sent_again(tmp_path, creds):

@@ -20,6 +20,7 @@ from dfdetect.evaluation.attack_metrics import (
     compute_attack_metrics,
     fig4_convention,
     join_predictions,
+    prediction_keys,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -248,6 +249,29 @@ def test_video_clips_are_averaged_per_key():
     assert out.iloc[0]["TA_after_per_image"] == 1.0  # mean 0.4 < 0.5: passed as real
     out, _ = after_defense(records, predictions.assign(prob=[0.4, 0.8]), accuracy=0.5)
     assert out.iloc[0]["TA_after_per_image"] == 0.0
+
+
+def test_clip_keys_join_their_own_clip_and_video_keys_the_mean():
+    predictions = pd.DataFrame(
+        {
+            "clip_id": ["v/0", "v/1", "w/0"],
+            "video_id": ["v", "v", "w"],
+            "dataset": "D",
+            "image_key": ["D/v", "D/v", "D/w"],
+            "label": [1, 1, 0],
+            "prob": [0.2, 0.6, 0.1],
+        }
+    )
+    keyed = prediction_keys(predictions).set_index("image_key")["prob"]
+    assert keyed.to_dict() == pytest.approx(
+        {"D/v": 0.4, "D/w": 0.1, "D/v/0": 0.2, "D/v/1": 0.6, "D/w/0": 0.1}
+    )
+    records = make_records([{"target": "A", "fake_name": "A", "fake_conf": 95.0, "target_name": "A"}] * 2)
+    records["image_key"] = ["D/v/0", "D/v/1"]
+    out, report = after_defense(records, predictions, accuracy=0.5)
+    assert (
+        report.n_joined == 2 and out.iloc[0]["TA_after_per_image"] == 0.5
+    )  # clip 0 passes, clip 1 is caught
 
 
 # ------------------------------------------------------------------------------ tariq importer

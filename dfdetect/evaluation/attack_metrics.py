@@ -160,7 +160,9 @@ def prediction_keys(predictions: pd.DataFrame) -> pd.DataFrame:
 
     The key is the ``image_key`` column when there is one, else ``video_id``: a still image is a
     clip store "video" of one clip (T = 1) whose ``video_id`` is the image key. Several clips of one
-    key (a video) are averaged, as for video-level metrics.
+    key (a video) are averaged, as for video-level metrics. Predictions with ``dataset`` and
+    ``clip_id`` columns also give every clip its own key ``<dataset>/<clip_id>`` (the keys of an
+    attack run with several images per video).
     """
     key = "image_key" if "image_key" in predictions.columns else "video_id"
     missing = [c for c in (key, "label", "prob") if c not in predictions.columns]
@@ -173,6 +175,16 @@ def prediction_keys(predictions: pd.DataFrame) -> pd.DataFrame:
     if mixed.any():
         raise AttackDataError(f"predictions: key {mixed[mixed].index[0]!r} has both real and fake rows")
     out = grouped.agg(label=("label", "first"), prob=("prob", "mean")).reset_index(names="image_key")
+    if key == "image_key" and {"dataset", "clip_id"} <= set(predictions.columns):
+        clips = pd.DataFrame(
+            {
+                "image_key": predictions["dataset"].astype(str) + "/" + predictions["clip_id"].astype(str),
+                "label": predictions["label"],
+                "prob": predictions["prob"],
+            }
+        )
+        clips = clips[~clips["image_key"].isin(out["image_key"])]
+        out = pd.concat([out, clips.drop_duplicates("image_key")], ignore_index=True)
     out["label"] = out["label"].astype(int)
     return out
 
