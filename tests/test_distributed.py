@@ -162,3 +162,36 @@ def test_ddp_multirun_runs_each_job_once_in_its_own_dir(tmp_path, demo_root):
         assert OmegaConf.load(run_dir / "config.yaml").model.net.name == model
         assert len(pd.read_parquet(run_dir / "predictions.parquet")) == 16
     assert not list((tmp_path / "logs" / "train").glob("runs/*")), "a relaunched rank made its own run dir"
+
+
+def test_ddp_on_a_litdata_stream_scores_every_clip_once(tmp_path, demo_root):
+    pytest.importorskip("litdata")
+    from dfdetect.data.litdata_export import export_litdata
+
+    data = tiny_data_overrides(demo_root)
+    cfg = compose_config(
+        "train.yaml",
+        [
+            *data,
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=2",
+            "trainer.limit_val_batches=1",
+            "test=false",
+        ],
+        tmp_path / "fit",
+    )
+    _, fitted = train(cfg)
+    ckpt = fitted["run_dir"].parent / "checkpoints" / "run" / "last.ckpt"
+    export = export_litdata(
+        fitted["datamodule"].store_dir, tmp_path / "lit", chunk_bytes="256KB", progress=False
+    )
+
+    single, objects = evaluate(compose_config("eval.yaml", [*data, f"ckpt_path={ckpt}"], tmp_path / "one"))
+    stream = ["data.format=litdata", f"data.litdata_uri={export}", "data.eval_batch_size=3"]
+    ddp_dir = run_cli("evaluate.py", *data, *stream, f"ckpt_path={ckpt}", "trainer=ddp_sim", root=tmp_path)
+    ddp = json.loads((ddp_dir / "metrics.json").read_text())
+    for key in ("test/auc", "test/acc", "test/ap", "test/video_auc"):
+        assert ddp[key] == pytest.approx(single[key], abs=1e-6), key
+    ddp_preds = pd.read_parquet(ddp_dir / "predictions.parquet")
+    assert ddp_preds["clip_id"].is_unique
+    assert set(ddp_preds["clip_id"]) == set(objects["datamodule"].split_frame("test")["clip_id"])

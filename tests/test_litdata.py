@@ -136,3 +136,57 @@ def test_fast_dev_run_trains_on_the_stream(train_cfg, exported):
     assert metrics["global_step"] == 1
     assert objects["datamodule"].format == "litdata"
     assert "test/auc" in json.loads((objects["run_dir"] / "metrics.json").read_text())
+
+
+@pytest.fixture
+def s3_export(exported, monkeypatch):
+    """The export uploaded to a bucket of a local moto S3 server: (uri, storage options)."""
+    boto3 = pytest.importorskip("boto3")
+    moto_server = pytest.importorskip("moto.server")
+    import litdata.streaming.downloader as downloader
+
+    for name, value in dict(
+        AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1"
+    ).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    # LitData fetches chunks through obstore when it is installed, and obstore refuses a plain-http
+    # endpoint (reqwest "BadScheme"); a local test server has no TLS, so chunks go through boto3
+    monkeypatch.setattr(downloader, "_OBSTORE_AVAILABLE", False)
+    server = moto_server.ThreadedMotoServer(port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    options = {"endpoint_url": f"http://{host}:{port}"}
+    client = boto3.client("s3", **options)
+    client.create_bucket(Bucket="dfdetect-tests")
+    out = exported[1]
+    for path in sorted(p for p in out.rglob("*") if p.is_file()):
+        client.upload_file(str(path), "dfdetect-tests", f"exports/demo/{path.relative_to(out).as_posix()}")
+    yield "s3://dfdetect-tests/exports/demo", options
+    server.stop()
+
+
+def test_an_s3_export_streams_the_same_clips_as_the_store(train_cfg, exported, s3_export):
+    uri, options = s3_export
+    cfg = train_cfg("data.num_workers=0")
+    store_dm = hydra.utils.instantiate(cfg.data)
+    s3_dm = hydra.utils.instantiate(
+        cfg.data, format="litdata", litdata_uri=uri, litdata_storage_options=options
+    )
+    for dm in (store_dm, s3_dm):
+        dm.prepare_data()
+        dm.setup("test")
+    frame = store_dm.split_frame("test")
+    assert list(s3_dm.split_frame("test")["clip_id"]) == list(frame["clip_id"])
+    ours, theirs = by_clip(s3_dm.dataloader("test")), by_clip(store_dm.dataloader("test"))
+    assert sorted(ours) == sorted(theirs) == sorted(frame["clip_id"])
+    assert all(torch.equal(ours[c]["clip"], theirs[c]["clip"]) for c in theirs)
+
+
+def test_a_missing_s3_export_fails_clearly(train_cfg, s3_export):
+    _, options = s3_export
+    cfg = train_cfg("data.num_workers=0")
+    uri = "s3://dfdetect-tests/exports/nothing"
+    dm = hydra.utils.instantiate(cfg.data, format="litdata", litdata_uri=uri, litdata_storage_options=options)
+    with pytest.raises(FileNotFoundError, match=f"cannot fetch {uri}/manifest"):
+        dm.setup("test")

@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytorch_lightning as pl
@@ -41,6 +42,8 @@ class ClipDataModule(pl.LightningDataModule):
     ``format="litdata"`` streams the clips instead from ``litdata_uri``, a LitData export of a
     store (``scripts/export_litdata.py``; local folder or ``s3://``/``gs://`` URI, credentials from
     the environment): same items and batches, splits as fixed at export, ``store`` is not read.
+    ``litdata_storage_options`` go to LitData's object-store client (for S3, boto3's, e.g.
+    ``endpoint_url`` of an S3-compatible store); keys never belong there.
     """
 
     def __init__(
@@ -65,6 +68,7 @@ class ClipDataModule(pl.LightningDataModule):
         fit_on_val_fractions: Sequence[float] = (0.7, 0.3),
         format: str = "store",
         litdata_uri: str | os.PathLike | None = None,
+        litdata_storage_options: Mapping[str, Any] | None = None,
         # read by scripts/preprocess.py from the same data config; the datamodule reads the finished
         # store (``store``), so these are accepted and only the adapter is kept, for reference
         raw_dir: str | os.PathLike | None = None,
@@ -102,6 +106,7 @@ class ClipDataModule(pl.LightningDataModule):
             raise ValueError("data.format=litdata needs data.litdata_uri (an export folder or URI)")
         self.format = format
         self.litdata_uri = str(litdata_uri) if litdata_uri else None
+        self.litdata_storage_options = dict(litdata_storage_options or {})
         self.manifest: pd.DataFrame | None = None
         self.splits: dict[str, ClipDataset] = {}
         self._transform = None
@@ -122,7 +127,7 @@ class ClipDataModule(pl.LightningDataModule):
         if self.format == "litdata":
             from dfdetect.data.litdata_source import read_export_manifest
 
-            df = read_export_manifest(self.litdata_uri)
+            df = read_export_manifest(self.litdata_uri, self.litdata_storage_options)
         else:
             df = read_manifest(self.store_dir)
         if self.datasets:
@@ -170,6 +175,7 @@ class ClipDataModule(pl.LightningDataModule):
                 shuffle=augment,
                 balance=augment and self.balance,
                 seed=self.split_seed,
+                storage_options=self.litdata_storage_options,
             )
         return ClipDataset(
             self.manifest[self.manifest["split"] == split],
