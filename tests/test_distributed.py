@@ -103,7 +103,8 @@ def test_ddp_test_metrics_equal_single_process_on_an_odd_split(tmp_path, demo_ro
         "evaluate.py", *store_overrides(store), f"ckpt_path={ckpt}", "trainer=ddp_sim", root=tmp_path
     )
     ddp = json.loads((ddp_dir / "metrics.json").read_text())
-    for key in ("test/auc", "test/acc", "test/f1", "test/ap", "test/eer", "test/video_auc", "test/video_acc"):
+    keys = ("test/auc", "test/acc", "test/f1", "test/ap", "test/eer", "test/video_auc", "test/video_acc")
+    for key in (*keys, "test/loss"):
         assert ddp[key] == pytest.approx(single[key], abs=1e-6), key
     assert not math.isnan(single["test/auc"])
 

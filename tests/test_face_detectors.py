@@ -358,6 +358,22 @@ def test_distance_scoring_uses_references_threshold_and_scale():
     assert torch.allclose(distance_logits, (expected - 0.05) * 4.0, atol=1e-6)
 
 
+def test_distance_threshold_counts_each_validation_clip_once():
+    model = small_ftdetect()
+    model.all_gather = lambda tensor: tensor  # one process: the gather is the identity
+    distances = torch.tensor([0.1, 0.2, 0.65, 0.3, 0.6, 0.9])
+    labels = torch.tensor([0, 0, 0, 1, 1, 1])
+    # a distributed sampler's pad repeats clip 2 (a real one among the fakes) four times
+    repeat = torch.tensor([2, 2, 2, 2])
+    model.val_distances = [distances, distances[repeat]]
+    model.val_labels = [labels, labels[repeat]]
+    model.val_clip_index = [torch.arange(6), repeat]
+    model.fit_distance_threshold()
+    expected = eer_threshold(distances, labels)
+    assert float(model.net.distance_threshold) == pytest.approx(expected)
+    assert eer_threshold(torch.cat(model.val_distances), torch.cat(model.val_labels)) != pytest.approx(expected)
+
+
 def test_eer_threshold_and_contrastive_loss():
     scores = torch.tensor([0.1, 0.2, 0.3, 0.7, 0.8, 0.9])
     labels = torch.tensor([0, 0, 0, 1, 1, 1])

@@ -62,6 +62,23 @@ def test_padded_duplicate_clips_count_once():
     padded.update(probs[:2], labels[:2], idx[:2], vids[:2])  # what a DistributedSampler pad adds
     assert clean.compute() == padded.compute()
     assert padded.gathered()["clip_index"].tolist() == [0, 1, 2, 3]
+    assert "loss" not in padded.compute()  # no update gave losses
+
+
+def test_loss_is_the_mean_over_clips_each_counted_once():
+    clean, padded = ClipVideoMetrics(), ClipVideoMetrics()
+    probs, labels = torch.tensor([0.1, 0.9, 0.8, 0.3]), torch.tensor([0, 1, 1, 1])
+    idx, vids = torch.arange(4), torch.tensor([0, 1, 1, 2])
+    losses = torch.tensor([0.1, 0.2, 0.3, 5.0])
+    clean.update(probs, labels, idx, vids, losses)
+    padded.update(probs, labels, idx, vids, losses)
+    padded.update(probs[3:], labels[3:], idx[3:], vids[3:], losses[3:])  # the padded repeat of clip 3
+    assert clean.compute()["loss"] == pytest.approx(5.6 / 4)
+    assert padded.compute()["loss"] == clean.compute()["loss"]
+    partial = ClipVideoMetrics()
+    partial.update(probs[:2], labels[:2], idx[:2], vids[:2], losses[:2])
+    partial.update(probs[2:], labels[2:], idx[2:], vids[2:])
+    assert "loss" not in partial.compute()
 
 
 def test_breakdown_scores_each_method_against_the_datasets_reals():

@@ -62,7 +62,8 @@ def video_level(
 
 
 class ClipVideoMetrics(Metric):
-    """Accumulates (prob, label, clip index, video index); computes clip and video metrics.
+    """Accumulates (prob, label, clip index, video index[, loss]); computes clip and video metrics
+    and, when every update gave per-clip losses, their mean (``loss``).
 
     Each clip counts once even if a distributed sampler repeated it to pad a rank's share.
     """
@@ -72,10 +73,13 @@ class ClipVideoMetrics(Metric):
     def __init__(self, threshold: float = 0.5, **kwargs):
         super().__init__(**kwargs)
         self.threshold = threshold
-        for name in ("probs", "labels", "clip_index", "video_index"):
+        for name in ("probs", "labels", "clip_index", "video_index", "losses"):
             self.add_state(name, default=[], dist_reduce_fx="cat")
 
-    def update(self, probs, labels, clip_index, video_index) -> None:
+    def update(self, probs, labels, clip_index, video_index, losses=None) -> None:
+        if losses is None:
+            losses = torch.full_like(probs, float("nan"), dtype=torch.float32)
+        self.losses.append(losses.detach().float())
         self.probs.append(probs.detach().float())
         self.labels.append(labels.detach().long())
         self.clip_index.append(clip_index.detach().long())
@@ -84,12 +88,13 @@ class ClipVideoMetrics(Metric):
     def gathered(self) -> dict[str, torch.Tensor]:
         """The accumulated values, one entry per clip, ordered by clip index."""
         clip_index = dim_zero_cat(self.clip_index).cpu()
-        unique, first = _first_occurrence(clip_index)
+        unique, first = first_occurrence(clip_index)
         return {
             "clip_index": unique,
             "probs": dim_zero_cat(self.probs).cpu()[first],
             "labels": dim_zero_cat(self.labels).cpu()[first],
             "video_index": dim_zero_cat(self.video_index).cpu()[first],
+            "losses": dim_zero_cat(self.losses).cpu()[first],
         }
 
     def compute(self) -> dict[str, float]:
@@ -97,10 +102,11 @@ class ClipVideoMetrics(Metric):
         clip = binary_metrics(g["probs"], g["labels"], self.threshold)
         vprobs, vlabels = video_level(g["probs"], g["labels"], g["video_index"])
         video = binary_metrics(vprobs, vlabels, self.threshold)
-        return {**clip, **{f"video_{k}": v for k, v in video.items()}}
+        losses = {} if g["losses"].isnan().any() else {"loss": float(g["losses"].mean())}
+        return {**clip, **{f"video_{k}": v for k, v in video.items()}, **losses}
 
 
-def _first_occurrence(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def first_occurrence(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     unique, inverse = torch.unique(index, return_inverse=True)
     positions = torch.arange(len(index))
     first = torch.full((len(unique),), len(index), dtype=torch.long).scatter_reduce_(

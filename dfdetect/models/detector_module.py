@@ -82,17 +82,14 @@ class DetectorModule(pl.LightningModule):
         return loss
 
     def _eval_step(self, stage: str, batch: dict) -> None:
-        loss, logits = self._loss(batch)
-        self.log(
-            f"{stage}/loss",
-            loss,
-            on_epoch=True,
-            prog_bar=True,
-            batch_size=len(batch["label"]),
-            sync_dist=True,
-        )
+        self.update_eval_metrics(stage, batch, self(batch["clip"]))
+
+    def update_eval_metrics(self, stage: str, batch: dict, logits: torch.Tensor) -> None:
+        """Per-clip P(fake) and loss go to the stage's metric, which counts every clip once
+        (``{stage}/loss`` included) even where a distributed sampler padded a rank's share."""
+        losses = F.binary_cross_entropy_with_logits(logits, batch["label"].float(), reduction="none")
         self.metrics[stage].update(
-            torch.sigmoid(logits), batch["label"], batch["clip_index"], batch["video_index"]
+            torch.sigmoid(logits), batch["label"], batch["clip_index"], batch["video_index"], losses
         )
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
@@ -106,10 +103,12 @@ class DetectorModule(pl.LightningModule):
         with metric.sync_context():
             gathered = metric.gathered()
         self.predictions[stage] = pd.DataFrame(
-            {k: v.numpy() for k, v in gathered.items() if k != "video_index"}
+            {k: gathered[k].numpy() for k in ("clip_index", "probs", "labels")}
         ).rename(columns={"probs": "prob", "labels": "label"})
         values = metric.compute()
         self.log(f"{stage}/auc", values.pop("auc"), prog_bar=True)
+        if "loss" in values:
+            self.log(f"{stage}/loss", values.pop("loss"), prog_bar=True)
         self.log_dict({f"{stage}/{k}": v for k, v in values.items()})
         metric.reset()
 

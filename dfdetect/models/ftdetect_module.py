@@ -24,9 +24,9 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from pytorch_lightning.trainer.states import TrainerFn
 
+from dfdetect.evaluation.metrics import first_occurrence
 from dfdetect.models.detector_module import DetectorModule
 from dfdetect.models.ftdetect import FTDetect
 from dfdetect.models.metric_losses import contrastive_loss, eer_threshold
@@ -55,6 +55,7 @@ class FTDetectModule(DetectorModule):
         self.few_shot_from_batches = True
         self.val_distances: list[torch.Tensor] = []
         self.val_labels: list[torch.Tensor] = []
+        self.val_clip_index: list[torch.Tensor] = []
 
     @property
     def siamese_stage(self) -> bool:
@@ -146,7 +147,7 @@ class FTDetectModule(DetectorModule):
         self.net.set_references(self.trainer.strategy.broadcast(embeddings, src=0))
 
     def on_validation_epoch_start(self) -> None:
-        self.val_distances, self.val_labels = [], []
+        self.val_distances, self.val_labels, self.val_clip_index = [], [], []
         if self._fitting() and self.siamese_stage and len(self.few_shot) >= 2:
             self.refresh_references()
 
@@ -155,20 +156,20 @@ class FTDetectModule(DetectorModule):
             return super()._eval_step(stage, batch)
         features = self.net.clip_features(self.normalise(batch["clip"]))
         distances = self.net.reference_distances(self.net.embeddings(features))
-        logits = self.net.distance_logits(distances)
-        loss = F.binary_cross_entropy_with_logits(logits, batch["label"].float())
-        bs = len(batch["label"])
-        self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, batch_size=bs, sync_dist=True)
-        self.metrics[stage].update(
-            torch.sigmoid(logits), batch["label"], batch["clip_index"], batch["video_index"]
-        )
+        self.update_eval_metrics(stage, batch, self.net.distance_logits(distances))
         if stage == "val":
             self.val_distances.append(distances.detach())
             self.val_labels.append(batch["label"].detach())
+            self.val_clip_index.append(batch["clip_index"].detach())
 
     def fit_distance_threshold(self) -> None:
+        """EER threshold over every rank's validation distances, each clip once (a distributed
+        sampler repeats clips to even out the ranks' shares)."""
         distances = self.all_gather(torch.cat(self.val_distances)).flatten()
         labels = self.all_gather(torch.cat(self.val_labels)).flatten()
+        clip_index = self.all_gather(torch.cat(self.val_clip_index)).flatten()
+        _, first = first_occurrence(clip_index.cpu())
+        distances, labels = distances[first.to(distances.device)], labels[first.to(labels.device)]
         threshold = eer_threshold(distances, labels)
         if threshold is None:
             log.warning("FTDetect: validation has one class only; distance threshold kept")
