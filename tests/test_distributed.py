@@ -75,7 +75,8 @@ def store_overrides(store: Path) -> list[str]:
     ]
 
 
-def test_ddp_test_metrics_equal_single_process_on_an_odd_split(tmp_path, demo_root):
+def quick_checkpoint(demo_root: Path, tmp_path: Path) -> tuple[dict, Path]:
+    """A few training steps on the tiny demo: (train's objects, its last.ckpt)."""
     cfg = compose_config(
         "train.yaml",
         [
@@ -88,7 +89,11 @@ def test_ddp_test_metrics_equal_single_process_on_an_odd_split(tmp_path, demo_ro
         tmp_path / "fit",
     )
     _, fitted = train(cfg)
-    ckpt = fitted["run_dir"].parent / "checkpoints" / "run" / "last.ckpt"
+    return fitted, fitted["run_dir"].parent / "checkpoints" / "run" / "last.ckpt"
+
+
+def test_ddp_test_metrics_equal_single_process_on_an_odd_split(tmp_path, demo_root):
+    fitted, ckpt = quick_checkpoint(demo_root, tmp_path)
     # one test clip fewer: an odd test split, so a 2-process DistributedSampler pads one rank
     datamodule = fitted["datamodule"]
     drop = datamodule.split_frame("test")["clip_id"].iloc[0]
@@ -170,19 +175,7 @@ def test_ddp_on_a_litdata_stream_scores_every_clip_once(tmp_path, demo_root):
     from dfdetect.data.litdata_export import export_litdata
 
     data = tiny_data_overrides(demo_root)
-    cfg = compose_config(
-        "train.yaml",
-        [
-            *data,
-            "trainer.max_epochs=1",
-            "trainer.limit_train_batches=2",
-            "trainer.limit_val_batches=1",
-            "test=false",
-        ],
-        tmp_path / "fit",
-    )
-    _, fitted = train(cfg)
-    ckpt = fitted["run_dir"].parent / "checkpoints" / "run" / "last.ckpt"
+    fitted, ckpt = quick_checkpoint(demo_root, tmp_path)
     export = export_litdata(
         fitted["datamodule"].store_dir, tmp_path / "lit", chunk_bytes="256KB", progress=False
     )
