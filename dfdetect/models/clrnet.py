@@ -34,18 +34,27 @@ KERAS_TRUNCATED_NORMAL_STD = 0.87962566103423978  # std of a unit normal truncat
 Cell = type[ConvLSTM2d] | type[NaiveConvLSTM2d]
 
 
+def per_frame(module_forward, x: torch.Tensor) -> torch.Tensor:
+    """Apply a frame-wise op to ``(B, T, C, H, W)`` in whichever order (batch- or time-major) the
+    frames lie in memory, so a ConvLSTM's time-major output is not copied into batch-major order."""
+    b, t = x.shape[:2]
+    if not x.is_contiguous() and x.transpose(0, 1).is_contiguous():
+        return module_forward(x.transpose(0, 1).flatten(0, 1)).unflatten(0, (t, b)).transpose(0, 1)
+    return module_forward(x.flatten(0, 1)).unflatten(0, (b, t))
+
+
 class TimeBatchNorm(nn.BatchNorm2d):
     """Keras BatchNormalization of a 5-D ``(B, T, C, H, W)`` tensor: one statistic per channel."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.flatten(0, 1)).unflatten(0, x.shape[:2])
+        return per_frame(super().forward, x)
 
 
 class TimeMaxPool(SameMaxPool2d):
     """``MaxPooling3D(pool_size=(1, k, k), padding='same')``: every frame pooled alone, stride k."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.flatten(0, 1)).unflatten(0, x.shape[:2])
+        return per_frame(super().forward, x)
 
 
 def batch_norm(channels: int, momentum: float) -> TimeBatchNorm:

@@ -128,7 +128,7 @@ class _ConvLSTMRecurrence(torch.autograd.Function):
         # the kernel its gradient in its own dtype (backward runs outside autocast)
         ctx.weight_dtype = weight_hh.dtype
         weight_hh = weight_hh.to(x_gates.dtype)
-        b, t, _, height, width = x_gates.shape
+        t, b, _, height, width = x_gates.shape
         n = weight_hh.shape[1]
         acts = x_gates.new_empty(t, b, 4 * n, height, width)
         cells = x_gates.new_empty(t, b, n, height, width)
@@ -136,9 +136,9 @@ class _ConvLSTMRecurrence(torch.autograd.Function):
         for step in range(t):
             act = acts[step]
             if step == 0:
-                act.copy_(x_gates[:, step])
+                act.copy_(x_gates[step])
             else:
-                torch.add(x_gates[:, step], _recurrent_conv(hidden[step - 1], weight_hh), out=act)
+                torch.add(x_gates[step], _recurrent_conv(hidden[step - 1], weight_hh), out=act)
             # Keras' clip(0.2 x + 0.5, 0, 1) is PyTorch's hardsigmoid of 1.2 x
             F.hardsigmoid(act[:, : 2 * n].mul_(1.2), inplace=True)
             F.hardsigmoid(act[:, 3 * n :].mul_(1.2), inplace=True)
@@ -149,7 +149,7 @@ class _ConvLSTMRecurrence(torch.autograd.Function):
                 c.addcmul_(f, cells[step - 1])
             torch.mul(o, torch.tanh(c), out=hidden[step])
         ctx.save_for_backward(weight_hh, acts, cells, hidden)
-        return hidden.transpose(0, 1)
+        return hidden
 
     @staticmethod
     def backward(ctx, grad_hidden: torch.Tensor):
@@ -160,7 +160,7 @@ class _ConvLSTMRecurrence(torch.autograd.Function):
         grad_gates = torch.empty_like(acts)
         grad_h_next = grad_c_next = None
         for step in reversed(range(steps)):
-            grad_h = grad_hidden[:, step]
+            grad_h = grad_hidden[step]
             if grad_h_next is not None:
                 grad_h = grad_h_next.add_(grad_h)
             act, grad = acts[step], grad_gates[step]
@@ -192,7 +192,7 @@ class _ConvLSTMRecurrence(torch.autograd.Function):
                     grad_gates[1:].flatten(0, 1), hidden[:-1].flatten(0, 1), weight_hh
                 )
             grad_weight = grad_weight.to(ctx.weight_dtype)
-        return grad_gates.transpose(0, 1), grad_weight
+        return grad_gates, grad_weight
 
 
 class ConvLSTM2d(nn.Module):
@@ -247,8 +247,11 @@ class ConvLSTM2d(nn.Module):
         if x.ndim != 5:
             raise ValueError(f"expected clips (B, T, C, H, W), got shape {tuple(x.shape)}")
         b, t = x.shape[:2]
-        x_gates = conv2d_same(x.flatten(0, 1), self.weight_ih, self.bias, self.stride).unflatten(0, (b, t))
-        hidden = _ConvLSTMRecurrence.apply(x_gates, self.weight_hh)
+        # time-major frames: a view when x is the output of a ConvLSTM2d (possibly through
+        # TimeBatchNorm, ReLU, dropout, residual adds), so no layer transposes its input or gradient
+        frames = x.transpose(0, 1).reshape(t * b, *x.shape[2:])
+        x_gates = conv2d_same(frames, self.weight_ih, self.bias, self.stride).unflatten(0, (t, b))
+        hidden = _ConvLSTMRecurrence.apply(x_gates, self.weight_hh).transpose(0, 1)
         return hidden if self.return_sequences else hidden[:, -1]
 
 
