@@ -10,10 +10,10 @@ Gates in Keras order (input, forget, cell, output), with ``*`` a convolution::
 convolution has the layer's stride and TensorFlow ``same`` padding (odd pad pixel after); the
 recurrent one has the same kernel size, stride 1 and ``same`` padding. h and c start at zero.
 
-``ConvLSTM2d`` convolves the inputs of all T steps in one call (T folded into the batch), runs only
-the recurrent convolution step by step, skips it at t = 0 (h = 0), and differentiates the whole
-time loop by hand (see ``_ConvLSTMRecurrence``). ``NaiveConvLSTM2d`` is the textbook cell, kept as
-the reference it is tested and benchmarked against.
+``ConvLSTM2d`` convolves the inputs of all T steps in one call (T folded into the batch,
+time-major), runs only the recurrent convolution step by step, skips it at t = 0 (h = 0), and
+differentiates the whole time loop by hand (see ``_ConvLSTMRecurrence``). ``NaiveConvLSTM2d`` is
+the textbook cell, kept as the reference it is tested and benchmarked against.
 """
 
 from __future__ import annotations
@@ -74,12 +74,13 @@ def _channels_last(x: torch.Tensor) -> torch.Tensor:
 def _recurrent_conv(h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Stride-1 ``same`` convolution of the hidden state; a 1x1 kernel runs as one matrix product.
 
-    Larger kernels run in channels-last layout: oneDNN's NCHW kernels are much slower on the few
-    channels of CLRNet's 7x7 stem (docs/benchmarks.md, "ConvLSTM").
+    Larger kernels run in channels-last layout (the recurrence converts the kernel once): oneDNN's
+    NCHW kernels are much slower on the few channels of CLRNet's 7x7 stem (docs/benchmarks.md,
+    "ConvLSTM").
     """
     if weight.shape[-1] == 1:
         return F.linear(h.permute(0, 2, 3, 1), weight.flatten(1)).permute(0, 3, 1, 2)
-    return F.conv2d(_channels_last(h), _channels_last(weight), None, 1, weight.shape[-1] // 2)
+    return F.conv2d(_channels_last(h), weight, None, 1, weight.shape[-1] // 2)
 
 
 def _recurrent_conv_input_grad(grad: torch.Tensor, h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -91,7 +92,7 @@ def _recurrent_conv_input_grad(grad: torch.Tensor, h: torch.Tensor, weight: torc
 def _recurrent_conv_weight_grad(grad: torch.Tensor, h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     if weight.shape[-1] == 1:
         return torch.einsum("nchw,ndhw->cd", grad, h).view_as(weight)
-    return _conv_backward(_channels_last(grad), _channels_last(h), _channels_last(weight)).contiguous()
+    return _conv_backward(_channels_last(grad), _channels_last(h), weight).contiguous()
 
 
 def _conv_backward(grad_out, x, weight, input_grad: bool = False) -> torch.Tensor:
@@ -114,7 +115,8 @@ def _conv_backward(grad_out, x, weight, input_grad: bool = False) -> torch.Tenso
 
 
 class _ConvLSTMRecurrence(torch.autograd.Function):
-    """The time loop as one autograd node: x_gates ``(B, T, 4F, H, W)``, weight_hh -> h ``(B, T, F, H, W)``.
+    """The time loop as one autograd node: time-major x_gates ``(T, B, 4F, H, W)``, weight_hh ->
+    h ``(T, B, F, H, W)``.
 
     Forward runs the recurrent convolution step by step without building a graph. Backward walks
     back through time computing only input gradients per step; the recurrent kernel's gradient is
@@ -128,6 +130,8 @@ class _ConvLSTMRecurrence(torch.autograd.Function):
         # the kernel its gradient in its own dtype (backward runs outside autocast)
         ctx.weight_dtype = weight_hh.dtype
         weight_hh = weight_hh.to(x_gates.dtype)
+        if weight_hh.shape[-1] > 1:
+            weight_hh = _channels_last(weight_hh)
         t, b, _, height, width = x_gates.shape
         n = weight_hh.shape[1]
         acts = x_gates.new_empty(t, b, 4 * n, height, width)
