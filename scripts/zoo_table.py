@@ -178,12 +178,12 @@ def main(argv=None) -> None:
         return
     for name in args.redo:
         (out / name / "metrics.json").unlink(missing_ok=True)
-    results: dict[str, dict] = {}
+    ran: dict[str, dict] = {}
     for name in tqdm(names, desc=f"zoo on {args.data}", unit="run"):
-        results[name] = run_entry(name, args.data, out)
-        # the table keeps every entry finished earlier, in ENTRIES order, not only this run's
-        finished = {n: run_entry(n, args.data, out) for n in ENTRIES if (out / n / "metrics.json").exists()}
-        write_tables([{**finished, **results}[n] for n in ENTRIES if n in finished or n in results], out)
+        ran[name] = run_entry(name, args.data, out)
+        # the table keeps every entry finished earlier (run_entry only reads those), in ENTRIES order
+        finished = [n for n in ENTRIES if n in ran or (out / n / "metrics.json").exists()]
+        write_tables([ran.get(n) or run_entry(n, args.data, out) for n in finished], out)
     print((out / "results.md").read_text())
 
 

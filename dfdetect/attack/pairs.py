@@ -79,7 +79,7 @@ def pairs_from_store(store_dir: str | os.PathLike, images_per_video: int = 1) ->
     the fake's identity. Image keys are ``<dataset>/<video_id>`` (``<dataset>/<clip_id>`` with
     several images per video), the keys of ``predictions.parquet``, so attack records join the
     detector's predictions. Returns the pairs and the identities that have fakes but no real video."""
-    from dfdetect.data.manifest import read_manifest
+    from dfdetect.data.manifest import read_manifest, store_image_key
 
     store_dir = Path(store_dir)
     manifest = read_manifest(store_dir).sort_values("clip_id")
@@ -87,7 +87,7 @@ def pairs_from_store(store_dir: str | os.PathLike, images_per_video: int = 1) ->
     for identity, rows in manifest[manifest["label"] == 0].groupby("identity", sort=True):
         first_video = rows[rows["video_id"] == sorted(rows["video_id"])[0]]
         clip = first_video.iloc[len(first_video) // 2]
-        reals[identity] = (f"{clip['dataset']}/{clip['video_id']}", _middle_frame(clip["paths"]))
+        reals[identity] = (store_image_key(clip["dataset"], clip["video_id"]), _middle_frame(clip["paths"]))
     pairs, orphans = [], []
     for video_id, rows in manifest[manifest["label"] == 1].groupby("video_id", sort=True):
         identity = rows["identity"].iloc[0]
@@ -105,7 +105,7 @@ def pairs_from_store(store_dir: str | os.PathLike, images_per_video: int = 1) ->
                     store_dir / real_rel,
                     identity,
                     str(clip["dataset"]),
-                    f"{clip['dataset']}/{video_id if n == 1 else clip['clip_id']}",
+                    store_image_key(clip["dataset"], video_id if n == 1 else clip["clip_id"]),
                     real_key,
                     str(clip["source_identity"]),
                 )

@@ -47,6 +47,12 @@ class ManifestError(ValueError):
     pass
 
 
+def store_image_key(dataset, item):
+    """The key that joins cached API answers to detector predictions: ``<dataset>/<video or clip id>``.
+    Works on strings and, element-wise, on pandas Series."""
+    return dataset + "/" + item
+
+
 def validate_manifest(df: pd.DataFrame, where: str = "manifest") -> pd.DataFrame:
     missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
     if missing:

@@ -29,6 +29,7 @@ import pandas as pd
 
 from dfdetect.attack.names import AliasTable, default_aliases
 from dfdetect.attack.records import PROVIDERS_WITHOUT_SIMILARITY, AttackDataError, validate_attack_records
+from dfdetect.data.manifest import store_image_key
 
 RATE_METRICS = ("TA", "NA", "DHF", "DHC", "DHS")
 METRICS = (*RATE_METRICS, "SIC")
@@ -176,12 +177,9 @@ def prediction_keys(predictions: pd.DataFrame) -> pd.DataFrame:
         raise AttackDataError(f"predictions: key {mixed[mixed].index[0]!r} has both real and fake rows")
     out = grouped.agg(label=("label", "first"), prob=("prob", "mean")).reset_index(names="image_key")
     if key == "image_key" and {"dataset", "clip_id"} <= set(predictions.columns):
+        clip_keys = store_image_key(predictions["dataset"].astype(str), predictions["clip_id"].astype(str))
         clips = pd.DataFrame(
-            {
-                "image_key": predictions["dataset"].astype(str) + "/" + predictions["clip_id"].astype(str),
-                "label": predictions["label"],
-                "prob": predictions["prob"],
-            }
+            {"image_key": clip_keys, "label": predictions["label"], "prob": predictions["prob"]}
         )
         clips = clips[~clips["image_key"].isin(out["image_key"])]
         out = pd.concat([out, clips.drop_duplicates("image_key")], ignore_index=True)

@@ -168,8 +168,8 @@ class FTDetectModule(DetectorModule):
         distances = self.all_gather(torch.cat(self.val_distances)).flatten()
         labels = self.all_gather(torch.cat(self.val_labels)).flatten()
         clip_index = self.all_gather(torch.cat(self.val_clip_index)).flatten()
-        _, first = first_occurrence(clip_index.cpu())
-        distances, labels = distances[first.to(distances.device)], labels[first.to(labels.device)]
+        first = first_occurrence(clip_index.cpu())[1].to(distances.device)
+        distances, labels = distances[first], labels[first]
         threshold = eer_threshold(distances, labels)
         if threshold is None:
             log.warning("FTDetect: validation has one class only; distance threshold kept")

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from dfdetect.data.datamodule import ClipDataModule
+from dfdetect.data.manifest import store_image_key
 from dfdetect.evaluation.breakdown import metrics_by_dataset_and_method
 from dfdetect.utils.io import atomic_path, write_json
 
@@ -73,7 +74,7 @@ def write_predictions(
             "video_id": rows["video_id"],
             "dataset": rows["dataset"],
             "method": rows["method"],
-            "image_key": rows["dataset"] + "/" + rows["video_id"],
+            "image_key": store_image_key(rows["dataset"], rows["video_id"]),
             "label": predictions["label"].to_numpy(),
             "prob": predictions["prob"].to_numpy(),
         }
