@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from dfdetect.models.clrnet import CLRNet, CLRNetLite
 from dfdetect.models.convlstm import ConvLSTM2d, NaiveConvLSTM2d
+from dfdetect.utils.host_memory import retain_freed_host_memory
 from dfdetect.utils.io import write_json
 
 NETS = {"clrnet_lite": CLRNetLite, "clrnet": CLRNet}
@@ -98,7 +99,7 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--frames", type=int, default=5)
     parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--channels-last", action="store_true", help="run both nets in channels-last layout")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -106,11 +107,17 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--tolerance", type=float, default=None, help="default 1e-9 (float64), 1e-3 (float32)"
     )
+    parser.add_argument(
+        "--system-malloc",
+        action="store_true",
+        help="leave glibc returning large freed blocks to the OS (train.py retains them by default)",
+    )
     parser.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     args = parser.parse_args(argv)
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    retained = False if args.system_malloc else retain_freed_host_memory()
     torch.manual_seed(0)
     kwargs = {} if args.filters is None else {"filters": args.filters}
     ours, naive = build_pair(args.net, args.size, args.channels_last, **kwargs)
@@ -137,7 +144,8 @@ def main(argv=None) -> None:
     print(
         f"{args.net} ({sum(p.numel() for p in ours.parameters()):,} parameters), clips ({args.batch}, "
         f"{args.frames}, 3, {args.size}, {args.size}), {layout}, {torch.get_num_threads()} threads, "
-        f"{args.repeats} repeats after {args.warmup} warm-up"
+        f"{args.repeats} repeats after {args.warmup} warm-up, host memory "
+        f"{'retained' if retained else 'returned to the OS'}"
     )
     kind = "absolute, float64" if args.check == "float64" else "relative, float32"
     print(f"outputs and gradients agree: max difference {worst:.3g} ({kind})")

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dfdetect.models import create_net
+from dfdetect.models import convlstm, create_net
 from dfdetect.models.clrnet import CLRNet, CLRNetLite
 from dfdetect.models.convlstm import ConvLSTM2d, NaiveConvLSTM2d, hard_sigmoid, same_pads
 
@@ -45,9 +45,22 @@ def test_same_padding_puts_the_odd_pixel_after_like_tensorflow(size, kernel, str
 
 @pytest.mark.parametrize(
     "c_in, c_out, kernel, stride, frames",
-    [(3, 4, 3, 1, 5), (3, 4, 3, 2, 5), (5, 6, 7, 2, 3), (4, 4, 1, 2, 5), (4, 6, 3, 1, 1), (4, 4, 1, 2, 1)],
+    [
+        (3, 4, 3, 1, 5),
+        (3, 4, 3, 2, 5),
+        (5, 6, 7, 2, 3),
+        (4, 4, 1, 2, 5),  # 1x1, many pixels per channel: a matrix product per sample
+        (3, 64, 1, 2, 2),  # 1x1, few pixels per channel: one product over all pixels
+        (4, 6, 3, 1, 1),
+        (4, 4, 1, 2, 1),
+    ],
 )
-def test_convlstm_matches_the_naive_cell_forward_and_backward(c_in, c_out, kernel, stride, frames):
+@pytest.mark.parametrize("recurrent_layout", ["nchw", "channels_last"])
+def test_convlstm_matches_the_naive_cell_forward_and_backward(
+    c_in, c_out, kernel, stride, frames, recurrent_layout, monkeypatch
+):
+    min_pixels = 0 if recurrent_layout == "channels_last" else 10**9
+    monkeypatch.setattr(convlstm, "CHANNELS_LAST_MIN_PIXELS", min_pixels)
     ours, naive = make_pair(c_in, c_out, kernel, stride)
     x = torch.randn(2, frames, c_in, 11, 10, dtype=torch.double, requires_grad=True)
     x_naive = x.detach().clone().requires_grad_()

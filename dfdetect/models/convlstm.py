@@ -71,28 +71,68 @@ def _channels_last(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last)
 
 
-def _recurrent_conv(h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Stride-1 ``same`` convolution of the hidden state; a 1x1 kernel runs as one matrix product.
+def _is_channels_last(weight: torch.Tensor) -> bool:
+    return not weight.is_contiguous() and weight.is_contiguous(memory_format=torch.channels_last)
 
-    Larger kernels run in channels-last layout (the recurrence converts the kernel once): oneDNN's
-    NCHW kernels are much slower on the few channels of CLRNet's 7x7 stem (docs/benchmarks.md,
-    "ConvLSTM").
+
+# frames of at least this many pixels run the recurrent convolution (kernel > 1) in channels-last
+# layout; smaller ones (CLRNet-lite's 3x3 layers at 22x22 and below) were 0.3-3 ms faster in NCHW
+CHANNELS_LAST_MIN_PIXELS = 32 * 32
+
+
+def _batched_pixels(x: torch.Tensor) -> torch.Tensor:
+    """``(B, C, H, W)`` as ``(B, C, H * W)``: a view of NCHW-contiguous frames, else a copy."""
+    return x.reshape(x.shape[0], x.shape[1], -1)
+
+
+def _per_sample_product(h: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether a 1x1 kernel runs best as one matrix product per sample (reading the kernel once
+    per sample) rather than one product over all pixels (reading the frames in NHWC order, a copy
+    each way): the former when a sample has enough pixels for its kernel size."""
+    return weight.shape[-1] == 1 and 2 * h.shape[-2] * h.shape[-1] >= weight.shape[1]
+
+
+def _add_recurrent_conv(
+    x: torch.Tensor, h: torch.Tensor, weight: torch.Tensor, out: torch.Tensor
+) -> torch.Tensor:
+    """``out = x + conv(h, weight)``: the recurrent convolution (stride 1, ``same``) added to the
+    input gates; a 1x1 kernel runs as a matrix product (which adds ``x`` as it goes, per sample).
+
+    A channels-last kernel (the recurrence converts it once, for large frames) makes the
+    convolution run in channels-last layout: oneDNN's NCHW kernels are much slower on the few
+    channels of CLRNet's 7x7 stem (docs/benchmarks.md, "ConvLSTM").
     """
+    if _per_sample_product(h, weight):
+        w = weight.flatten(1).expand(h.shape[0], -1, -1)
+        torch.baddbmm(_batched_pixels(x), w, _batched_pixels(h), out=_batched_pixels(out))
+        return out
     if weight.shape[-1] == 1:
-        return F.linear(h.permute(0, 2, 3, 1), weight.flatten(1)).permute(0, 3, 1, 2)
-    return F.conv2d(_channels_last(h), weight, None, 1, weight.shape[-1] // 2)
+        recurrent = F.linear(h.permute(0, 2, 3, 1), weight.flatten(1)).permute(0, 3, 1, 2)
+    else:
+        if _is_channels_last(weight):
+            h = _channels_last(h)
+        recurrent = F.conv2d(h, weight, None, 1, weight.shape[-1] // 2)
+    return torch.add(x, recurrent, out=out)
 
 
-def _recurrent_conv_input_grad(grad: torch.Tensor, h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+def _add_recurrent_conv_input_grad(
+    grad_h: torch.Tensor, grad: torch.Tensor, h: torch.Tensor, weight: torch.Tensor
+) -> torch.Tensor:
+    """``grad_h`` plus the recurrent convolution's input gradient for the gate gradient ``grad``."""
+    if _per_sample_product(h, weight):
+        w = weight.flatten(1).t().expand(grad.shape[0], -1, -1)
+        return torch.baddbmm(_batched_pixels(grad_h), w, _batched_pixels(grad)).view_as(h)
     if weight.shape[-1] == 1:
-        return F.linear(grad.permute(0, 2, 3, 1), weight.flatten(1).t()).permute(0, 3, 1, 2)
-    return _conv_backward(grad, h, weight, input_grad=True)
+        return F.linear(grad.permute(0, 2, 3, 1), weight.flatten(1).t()).permute(0, 3, 1, 2).add_(grad_h)
+    return _conv_backward(grad, h, weight, input_grad=True).add_(grad_h)
 
 
 def _recurrent_conv_weight_grad(grad: torch.Tensor, h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     if weight.shape[-1] == 1:
         return torch.einsum("nchw,ndhw->cd", grad, h).view_as(weight)
-    return _conv_backward(_channels_last(grad), _channels_last(h), weight).contiguous()
+    if _is_channels_last(weight):
+        grad, h = _channels_last(grad), _channels_last(h)
+    return _conv_backward(grad, h, weight).contiguous()
 
 
 def _conv_backward(grad_out, x, weight, input_grad: bool = False) -> torch.Tensor:
@@ -130,9 +170,9 @@ class _ConvLSTMRecurrence(torch.autograd.Function):
         # the kernel its gradient in its own dtype (backward runs outside autocast)
         ctx.weight_dtype = weight_hh.dtype
         weight_hh = weight_hh.to(x_gates.dtype)
-        if weight_hh.shape[-1] > 1:
-            weight_hh = _channels_last(weight_hh)
         t, b, _, height, width = x_gates.shape
+        if weight_hh.shape[-1] > 1 and height * width >= CHANNELS_LAST_MIN_PIXELS:
+            weight_hh = _channels_last(weight_hh)
         n = weight_hh.shape[1]
         acts = x_gates.new_empty(t, b, 4 * n, height, width)
         cells = x_gates.new_empty(t, b, n, height, width)
@@ -142,7 +182,7 @@ class _ConvLSTMRecurrence(torch.autograd.Function):
             if step == 0:
                 act.copy_(x_gates[step])
             else:
-                torch.add(x_gates[step], _recurrent_conv(hidden[step - 1], weight_hh), out=act)
+                _add_recurrent_conv(x_gates[step], hidden[step - 1], weight_hh, out=act)
             # Keras' clip(0.2 x + 0.5, 0, 1) is PyTorch's hardsigmoid of 1.2 x
             F.hardsigmoid(act[:, : 2 * n].mul_(1.2), inplace=True)
             F.hardsigmoid(act[:, 3 * n :].mul_(1.2), inplace=True)
@@ -162,11 +202,8 @@ class _ConvLSTMRecurrence(torch.autograd.Function):
         n = weight_hh.shape[1]
         steps = acts.shape[0]
         grad_gates = torch.empty_like(acts)
-        grad_h_next = grad_c_next = None
+        grad_h, grad_c_next = grad_hidden[steps - 1], None
         for step in reversed(range(steps)):
-            grad_h = grad_hidden[step]
-            if grad_h_next is not None:
-                grad_h = grad_h_next.add_(grad_h)
             act, grad = acts[step], grad_gates[step]
             i, f, g, o = act.split(n, dim=1)
             tanh_c = torch.tanh(cells[step])
@@ -186,7 +223,7 @@ class _ConvLSTMRecurrence(torch.autograd.Function):
             if step == 0:
                 break
             grad_c_next = grad_c.mul_(f)
-            grad_h_next = _recurrent_conv_input_grad(grad, hidden[step - 1], weight_hh)
+            grad_h = _add_recurrent_conv_input_grad(grad_hidden[step - 1], grad, hidden[step - 1], weight_hh)
         grad_weight = None
         if ctx.needs_input_grad[1]:
             if steps == 1:

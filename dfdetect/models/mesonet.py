@@ -32,14 +32,12 @@ class SameMaxPool2d(nn.Module):
         self.kernel_size = kernel_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # TensorFlow pads total = k * ceil(size / k) - size <= k - 1, the odd pixel after: PyTorch's
+        # implicit -inf padding of total // 2 on both sides plus ceil_mode, which keeps the last
+        # window that overhangs by one, gives the same windows without a padded copy
         k = self.kernel_size
-        pads = []
-        for size in (x.shape[-1], x.shape[-2]):
-            total = max((math.ceil(size / k) - 1) * k + k - size, 0)
-            pads += [total // 2, total - total // 2]
-        if any(pads):
-            x = F.pad(x, pads, value=float("-inf"))
-        return F.max_pool2d(x, k, k)
+        pads = [(math.ceil(size / k) * k - size) // 2 for size in x.shape[-2:]]
+        return F.max_pool2d(x, k, k, padding=pads, ceil_mode=True)
 
 
 def pooled_size(size: int, pools: tuple[int, ...]) -> int:

@@ -21,6 +21,7 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only
 from dfdetect.data.datamodule import ClipDataModule
 from dfdetect.data.manifest import store_image_key
 from dfdetect.evaluation.breakdown import metrics_by_dataset_and_method
+from dfdetect.utils.host_memory import retain_freed_host_memory
 from dfdetect.utils.io import atomic_path, write_json
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,12 @@ def output_dir(cfg: DictConfig) -> Path:
     path = Path(cfg.paths.output_dir)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def apply_process_settings(cfg: DictConfig) -> None:
+    """Process-wide settings from ``extras``, made before any data or model is built."""
+    if cfg.get("extras", {}).get("retain_freed_host_memory"):
+        retain_freed_host_memory()
 
 
 def save_composed_config(cfg: DictConfig, run_dir: Path) -> None:

@@ -16,6 +16,7 @@ from dfdetect.data.manifest import SPLITS
 from dfdetect.models.detector_module import DetectorModule
 from dfdetect.run.common import (
     announce_run_dir,
+    apply_process_settings,
     output_dir,
     save_composed_config,
     scalar_metrics,
@@ -84,6 +85,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         raise ValueError(f"split must be one of {SPLITS}, got {cfg.split!r}")
     run_dir = output_dir(cfg)
     save_composed_config(cfg, run_dir)
+    apply_process_settings(cfg)
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     model = scored_model(cfg)

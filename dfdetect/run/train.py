@@ -14,6 +14,7 @@ from dfdetect.ensemble import needs_fitting
 from dfdetect.run.common import (
     PredictionsWriter,
     announce_run_dir,
+    apply_process_settings,
     output_dir,
     save_composed_config,
     scalar_metrics,
@@ -52,6 +53,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run one training job; returns (metrics, objects)."""
     run_dir = output_dir(cfg)
     save_composed_config(cfg, run_dir)
+    apply_process_settings(cfg)
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
 
