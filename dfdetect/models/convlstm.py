@@ -183,9 +183,9 @@ class _ConvLSTMRecurrence(torch.autograd.Function):
                 act.copy_(x_gates[step])
             else:
                 _add_recurrent_conv(x_gates[step], hidden[step - 1], weight_hh, out=act)
-            # Keras' clip(0.2 x + 0.5, 0, 1) is PyTorch's hardsigmoid of 1.2 x
-            F.hardsigmoid(act[:, : 2 * n].mul_(1.2), inplace=True)
-            F.hardsigmoid(act[:, 3 * n :].mul_(1.2), inplace=True)
+            # i, f, o arrive as 0.2 x + 0.5 (ConvLSTM2d scales the kernels and shifts the bias)
+            act[:, : 2 * n].clamp_(0.0, 1.0)
+            act[:, 3 * n :].clamp_(0.0, 1.0)
             act[:, 2 * n : 3 * n].tanh_()
             i, f, g, o = act.split(n, dim=1)
             c = torch.mul(i, g, out=cells[step])
@@ -219,7 +219,6 @@ class _ConvLSTMRecurrence(torch.autograd.Function):
             torch.mul(grad_h, tanh_c, out=grad[:, 3 * n :])
             for part in (slice(0, 2 * n), slice(3 * n, 4 * n)):
                 _hardtanh_backward(grad[:, part], act[:, part], 0.0, 1.0, out=grad[:, part])
-                grad[:, part].mul_(HARD_SIGMOID_SLOPE)
             if step == 0:
                 break
             grad_c_next = grad_c.mul_(f)
@@ -284,6 +283,16 @@ class ConvLSTM2d(nn.Module):
             param.copy_(tensor)
         self.bias.copy_(torch.as_tensor(np.asarray(bias)))
 
+    def _hard_sigmoid_affine(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keras' hard_sigmoid(x) = clip(0.2 x + 0.5, 0, 1): the 0.2 (slope) and 0.5 (offset) of the
+        i, f and o gates, folded into the kernels and the bias so the recurrence only clips."""
+        n = self.out_channels
+        slope = self.bias.new_full((4 * n,), HARD_SIGMOID_SLOPE)
+        slope[2 * n : 3 * n] = 1.0
+        offset = self.bias.new_full((4 * n,), 0.5)
+        offset[2 * n : 3 * n] = 0.0
+        return slope, offset
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 5:
             raise ValueError(f"expected clips (B, T, C, H, W), got shape {tuple(x.shape)}")
@@ -291,8 +300,11 @@ class ConvLSTM2d(nn.Module):
         # time-major frames: a view when x is the output of a ConvLSTM2d (possibly through
         # TimeBatchNorm, ReLU, dropout, residual adds), so no layer transposes its input or gradient
         frames = x.transpose(0, 1).reshape(t * b, *x.shape[2:])
-        x_gates = conv2d_same(frames, self.weight_ih, self.bias, self.stride).unflatten(0, (t, b))
-        hidden = _ConvLSTMRecurrence.apply(x_gates, self.weight_hh).transpose(0, 1)
+        slope, offset = self._hard_sigmoid_affine()
+        bias = torch.addcmul(offset, self.bias, slope)
+        slope = slope.view(-1, 1, 1, 1)
+        x_gates = conv2d_same(frames, self.weight_ih * slope, bias, self.stride).unflatten(0, (t, b))
+        hidden = _ConvLSTMRecurrence.apply(x_gates, self.weight_hh * slope).transpose(0, 1)
         return hidden if self.return_sequences else hidden[:, -1]
 
 
