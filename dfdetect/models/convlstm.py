@@ -12,7 +12,8 @@ recurrent one has the same kernel size, stride 1 and ``same`` padding. h and c s
 
 ``ConvLSTM2d`` convolves the inputs of all T steps in one call (T folded into the batch,
 time-major), runs only the recurrent convolution step by step, skips it at t = 0 (h = 0), and
-differentiates the whole time loop by hand (see ``_ConvLSTMRecurrence``). ``NaiveConvLSTM2d`` is
+differentiates the whole time loop by hand (see ``_ConvLSTMRecurrence``). The 0.2 and 0.5 of
+``hard_sigmoid`` are folded into the i, f, o rows of the kernels and the bias, so the loop only clips. ``NaiveConvLSTM2d`` is
 the textbook cell, kept as the reference it is tested and benchmarked against.
 """
 
@@ -156,7 +157,8 @@ def _conv_backward(grad_out, x, weight, input_grad: bool = False) -> torch.Tenso
 
 class _ConvLSTMRecurrence(torch.autograd.Function):
     """The time loop as one autograd node: time-major x_gates ``(T, B, 4F, H, W)``, weight_hh ->
-    h ``(T, B, F, H, W)``.
+    h ``(T, B, F, H, W)``. The i, f, o rows of x_gates and weight_hh come scaled by 0.2 and the
+    bias shifted by 0.5 (``ConvLSTM2d._hard_sigmoid_affine``): a clip makes them Keras' hard_sigmoid.
 
     Forward runs the recurrent convolution step by step without building a graph. Backward walks
     back through time computing only input gradients per step; the recurrent kernel's gradient is
