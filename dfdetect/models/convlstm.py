@@ -204,6 +204,17 @@ class _ConvLSTMRecurrence(torch.autograd.Function):
         n = weight_hh.shape[1]
         steps = acts.shape[0]
         grad_gates = torch.empty_like(acts)
+        # a channels-last kernel convolves channels-last gate gradients: each step's is converted
+        # once, into the buffer its kernel gradient is then computed from
+        grad_in = grad_gates[1:]
+        convert = _is_channels_last(weight_hh) and steps > 1
+        if convert:
+            grad_in = torch.empty(
+                ((steps - 1) * acts.shape[1], *acts.shape[2:]),
+                dtype=acts.dtype,
+                device=acts.device,
+                memory_format=torch.channels_last,
+            ).unflatten(0, (steps - 1, acts.shape[1]))
         grad_h, grad_c_next = grad_hidden[steps - 1], None
         for step in reversed(range(steps)):
             act, grad = acts[step], grad_gates[step]
@@ -224,6 +235,8 @@ class _ConvLSTMRecurrence(torch.autograd.Function):
             if step == 0:
                 break
             grad_c_next = grad_c.mul_(f)
+            if convert:
+                grad = grad_in[step - 1].copy_(grad)
             grad_h = _add_recurrent_conv_input_grad(grad_hidden[step - 1], grad, hidden[step - 1], weight_hh)
         grad_weight = None
         if ctx.needs_input_grad[1]:
@@ -231,7 +244,7 @@ class _ConvLSTMRecurrence(torch.autograd.Function):
                 grad_weight = torch.zeros_like(weight_hh)
             else:
                 grad_weight = _recurrent_conv_weight_grad(
-                    grad_gates[1:].flatten(0, 1), hidden[:-1].flatten(0, 1), weight_hh
+                    grad_in.flatten(0, 1), hidden[:-1].flatten(0, 1), weight_hh
                 )
             grad_weight = grad_weight.to(ctx.weight_dtype)
         return grad_gates, grad_weight
