@@ -13,8 +13,9 @@ recurrent one has the same kernel size, stride 1 and ``same`` padding. h and c s
 ``ConvLSTM2d`` convolves the inputs of all T steps in one call (T folded into the batch,
 time-major), runs only the recurrent convolution step by step, skips it at t = 0 (h = 0), and
 differentiates the whole time loop by hand (see ``_ConvLSTMRecurrence``). The 0.2 and 0.5 of
-``hard_sigmoid`` are folded into the i, f, o rows of the kernels and the bias, so the loop only clips. ``NaiveConvLSTM2d`` is
-the textbook cell, kept as the reference it is tested and benchmarked against.
+``hard_sigmoid`` are folded into the i, f, o rows of the kernels and the bias, so the loop only
+clips. ``NaiveConvLSTM2d`` is the textbook cell, kept as the reference it is tested and
+benchmarked against.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def _add_recurrent_conv(
     """
     if _per_sample_product(h, weight):
         w = weight.flatten(1).expand(h.shape[0], -1, -1)
-        torch.baddbmm(_batched_pixels(x), w, _batched_pixels(h), out=_batched_pixels(out))
+        torch.baddbmm(_batched_pixels(x), w, _batched_pixels(h), out=out.view(*out.shape[:2], -1))
         return out
     if weight.shape[-1] == 1:
         recurrent = F.linear(h.permute(0, 2, 3, 1), weight.flatten(1)).permute(0, 3, 1, 2)
