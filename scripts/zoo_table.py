@@ -178,12 +178,11 @@ def main(argv=None) -> None:
         return
     for name in args.redo:
         (out / name / "metrics.json").unlink(missing_ok=True)
-    ran: dict[str, dict] = {}
+    # the table keeps every entry finished earlier (run_entry only reads those), in ENTRIES order
+    rows = {n: run_entry(n, args.data, out) for n in ENTRIES if (out / n / "metrics.json").exists()}
     for name in tqdm(names, desc=f"zoo on {args.data}", unit="run"):
-        ran[name] = run_entry(name, args.data, out)
-        # the table keeps every entry finished earlier (run_entry only reads those), in ENTRIES order
-        finished = [n for n in ENTRIES if n in ran or (out / n / "metrics.json").exists()]
-        write_tables([ran.get(n) or run_entry(n, args.data, out) for n in finished], out)
+        rows[name] = run_entry(name, args.data, out)
+        write_tables([rows[n] for n in ENTRIES if n in rows], out)
     print((out / "results.md").read_text())
 
 

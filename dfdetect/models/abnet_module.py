@@ -16,7 +16,6 @@ from typing import Any
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from dfdetect.models.abnet import ABNet
 from dfdetect.models.detector_module import DetectorModule
@@ -81,7 +80,7 @@ class ABNetModule(DetectorModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         emb = self.net.embeddings(self.normalise(batch["clip"]))
         logits = self.net.logits(emb)
-        bce = F.binary_cross_entropy_with_logits(logits, batch["label"].float())
+        bce = self.clip_losses(logits, batch["label"]).mean()
         identities = self.batch_identities(batch)
         if identities is None:
             if batch_idx == 0:

@@ -82,11 +82,6 @@ def _is_channels_last(weight: torch.Tensor) -> bool:
 CHANNELS_LAST_MIN_PIXELS = 32 * 32
 
 
-def _batched_pixels(x: torch.Tensor) -> torch.Tensor:
-    """``(B, C, H, W)`` as ``(B, C, H * W)``: a view of NCHW-contiguous frames, else a copy."""
-    return x.reshape(x.shape[0], x.shape[1], -1)
-
-
 def _per_sample_product(h: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether a 1x1 kernel runs best as one matrix product per sample (reading the kernel once
     per sample) rather than one product over all pixels (reading the frames in NHWC order, a copy
@@ -106,7 +101,7 @@ def _add_recurrent_conv(
     """
     if _per_sample_product(h, weight):
         w = weight.flatten(1).expand(h.shape[0], -1, -1)
-        torch.baddbmm(_batched_pixels(x), w, _batched_pixels(h), out=out.view(*out.shape[:2], -1))
+        torch.baddbmm(x.flatten(2), w, h.flatten(2), out=out.view(*out.shape[:2], -1))
         return out
     if weight.shape[-1] == 1:
         recurrent = F.linear(h.permute(0, 2, 3, 1), weight.flatten(1)).permute(0, 3, 1, 2)
@@ -123,7 +118,7 @@ def _add_recurrent_conv_input_grad(
     """``grad_h`` plus the recurrent convolution's input gradient for the gate gradient ``grad``."""
     if _per_sample_product(h, weight):
         w = weight.flatten(1).t().expand(grad.shape[0], -1, -1)
-        return torch.baddbmm(_batched_pixels(grad_h), w, _batched_pixels(grad)).view_as(h)
+        return torch.baddbmm(grad_h.flatten(2), w, grad.flatten(2)).view_as(h)
     if weight.shape[-1] == 1:
         return F.linear(grad.permute(0, 2, 3, 1), weight.flatten(1).t()).permute(0, 3, 1, 2).add_(grad_h)
     return _conv_backward(grad, h, weight, input_grad=True).add_(grad_h)

@@ -68,10 +68,15 @@ class DetectorModule(pl.LightningModule):
             return self.net(clips)
         return self.net(self.normalise(clips))
 
+    @staticmethod
+    def clip_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The detection loss of every clip (BCE on the logit of P(fake)); training minimises its
+        mean, ``{stage}/loss`` reports its mean over the stage's clips."""
+        return F.binary_cross_entropy_with_logits(logits, labels.float(), reduction="none")
+
     def _loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self(batch["clip"])
-        loss = F.binary_cross_entropy_with_logits(logits, batch["label"].float())
-        return loss, logits
+        return self.clip_losses(logits, batch["label"]).mean(), logits
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss, logits = self._loss(batch)
@@ -87,7 +92,7 @@ class DetectorModule(pl.LightningModule):
     def update_eval_metrics(self, stage: str, batch: dict, logits: torch.Tensor) -> None:
         """Per-clip P(fake) and loss go to the stage's metric, which counts every clip once
         (``{stage}/loss`` included) even where a distributed sampler padded a rank's share."""
-        losses = F.binary_cross_entropy_with_logits(logits, batch["label"].float(), reduction="none")
+        losses = self.clip_losses(logits, batch["label"])
         self.metrics[stage].update(
             torch.sigmoid(logits), batch["label"], batch["clip_index"], batch["video_index"], losses
         )
