@@ -56,11 +56,13 @@ def test_same_padding_puts_the_odd_pixel_after_like_tensorflow(size, kernel, str
     ],
 )
 @pytest.mark.parametrize("recurrent_layout", ["nchw", "channels_last"])
+@pytest.mark.parametrize("recurrent_grads", ["direct", "spectral"])
 def test_convlstm_matches_the_naive_cell_forward_and_backward(
-    c_in, c_out, kernel, stride, frames, recurrent_layout, monkeypatch
+    c_in, c_out, kernel, stride, frames, recurrent_layout, recurrent_grads, monkeypatch
 ):
     min_pixels = 0 if recurrent_layout == "channels_last" else 10**9
     monkeypatch.setattr(convlstm, "CHANNELS_LAST_MIN_PIXELS", min_pixels)
+    monkeypatch.setattr(convlstm, "SPECTRAL_MIN_KERNEL", 3 if recurrent_grads == "spectral" else 10**9)
     ours, naive = make_pair(c_in, c_out, kernel, stride)
     x = torch.randn(2, frames, c_in, 11, 10, dtype=torch.double, requires_grad=True)
     x_naive = x.detach().clone().requires_grad_()

@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dfdetect.models.spectral_conv_grad import SpectralConvGrad
+
 HARD_SIGMOID_SLOPE = 0.2
 
 
@@ -124,6 +126,19 @@ def _add_recurrent_conv_input_grad(
     return _conv_backward(grad, h, weight, input_grad=True).add_(grad_h)
 
 
+# on CPU, kernels of at least this size take both gradients of the recurrent convolution through
+# the FFT (CLRNet's 7x7 stem; 3x3 kernels on small frames are faster in oneDNN)
+SPECTRAL_MIN_KERNEL = 5
+
+
+def _spectral_grads(grad: torch.Tensor, weight: torch.Tensor) -> bool:
+    return (
+        weight.shape[-1] >= SPECTRAL_MIN_KERNEL
+        and grad.device.type == "cpu"
+        and grad.dtype in (torch.float32, torch.float64)
+    )
+
+
 def _recurrent_conv_weight_grad(grad: torch.Tensor, h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     if weight.shape[-1] == 1:
         return torch.einsum("nchw,ndhw->cd", grad, h).view_as(weight)
@@ -158,7 +173,9 @@ class _ConvLSTMRecurrence(torch.autograd.Function):
 
     Forward runs the recurrent convolution step by step without building a graph. Backward walks
     back through time computing only input gradients per step; the recurrent kernel's gradient is
-    one convolution-weight gradient over all steps at once. Gates, cells and hidden states live in
+    one convolution-weight gradient over all steps at once. On CPU, kernels of 5 and up (CLRNet's
+    7x7 stem) take both gradients through the FFT instead (``SpectralConvGrad``): one transform of
+    each step's gate gradient serves both. Gates, cells and hidden states live in
     time-major NCHW buffers, where each gate of a step is one contiguous block per sample.
     """
 
@@ -200,10 +217,13 @@ class _ConvLSTMRecurrence(torch.autograd.Function):
         n = weight_hh.shape[1]
         steps = acts.shape[0]
         grad_gates = torch.empty_like(acts)
+        spectral = None
+        if steps > 1 and _spectral_grads(acts, weight_hh):
+            spectral = SpectralConvGrad(weight_hh, *acts.shape[-2:])
         # a channels-last kernel convolves channels-last gate gradients: each step's is converted
         # once, into the buffer its kernel gradient is then computed from
         grad_in = grad_gates[1:]
-        convert = _is_channels_last(weight_hh) and steps > 1
+        convert = _is_channels_last(weight_hh) and steps > 1 and spectral is None
         if convert:
             grad_in = torch.empty(
                 ((steps - 1) * acts.shape[1], *acts.shape[2:]),
@@ -231,6 +251,9 @@ class _ConvLSTMRecurrence(torch.autograd.Function):
             if step == 0:
                 break
             grad_c_next = grad_c.mul_(f)
+            if spectral is not None:
+                grad_h = spectral.input_grad(grad, hidden[step - 1]).add_(grad_hidden[step - 1])
+                continue
             if convert:
                 grad = grad_in[step - 1].copy_(grad)
             grad_h = _add_recurrent_conv_input_grad(grad_hidden[step - 1], grad, hidden[step - 1], weight_hh)
@@ -238,6 +261,8 @@ class _ConvLSTMRecurrence(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             if steps == 1:
                 grad_weight = torch.zeros_like(weight_hh)
+            elif spectral is not None:
+                grad_weight = spectral.weight_grad()
             else:
                 grad_weight = _recurrent_conv_weight_grad(
                     grad_in.flatten(0, 1), hidden[:-1].flatten(0, 1), weight_hh
