@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dfdetect.models import fused_gates
 from dfdetect.models.spectral_conv_grad import SpectralConvGrad
 
 HARD_SIGMOID_SLOPE = 0.2
@@ -166,6 +167,41 @@ def _conv_backward(grad_out, x, weight, input_grad: bool = False) -> torch.Tenso
     return grads[0] if input_grad else grads[1]
 
 
+def _activate_gates(act: torch.Tensor, cell_prev, cell: torch.Tensor, hidden: torch.Tensor) -> None:
+    """One step's gates, unfused: ``act`` (i, f, g, o; i, f, o already ``0.2 x + 0.5``) activated
+    in place, the cell and hidden state written (``fused_gates`` does this in one pass)."""
+    n = cell.shape[1]
+    act[:, : 2 * n].clamp_(0.0, 1.0)
+    act[:, 3 * n :].clamp_(0.0, 1.0)
+    act[:, 2 * n : 3 * n].tanh_()
+    i, f, g, o = act.split(n, dim=1)
+    c = torch.mul(i, g, out=cell)
+    if cell_prev is not None:
+        c.addcmul_(f, cell_prev)
+    torch.mul(o, torch.tanh(c), out=hidden)
+
+
+def _gate_grads(act, cell, cell_prev, grad_h, grad_cell_next, grad: torch.Tensor) -> torch.Tensor:
+    """One step's gate gradients, unfused, into ``grad``; returns the cell gradient times the
+    forget gate, which the step before adds to its own (``grad_cell_next``, None at the last step)."""
+    n = cell.shape[1]
+    i, f, g, o = act.split(n, dim=1)
+    tanh_c = torch.tanh(cell)
+    grad_c = _tanh_backward(grad_h * o, tanh_c)
+    if grad_cell_next is not None:
+        grad_c += grad_cell_next
+    torch.mul(grad_c, g, out=grad[:, :n])
+    if cell_prev is not None:
+        torch.mul(grad_c, cell_prev, out=grad[:, n : 2 * n])
+    else:
+        grad[:, n : 2 * n] = 0.0
+    _tanh_backward(grad_c * i, g, out=grad[:, 2 * n : 3 * n])
+    torch.mul(grad_h, tanh_c, out=grad[:, 3 * n :])
+    for part in (slice(0, 2 * n), slice(3 * n, 4 * n)):
+        _hardtanh_backward(grad[:, part], act[:, part], 0.0, 1.0, out=grad[:, part])
+    return grad_c.mul_(f)
+
+
 class _ConvLSTMRecurrence(torch.autograd.Function):
     """The time loop as one autograd node: time-major x_gates ``(T, B, 4F, H, W)``, weight_hh ->
     h ``(T, B, F, H, W)``. The i, f, o rows of x_gates and weight_hh come scaled by 0.2 and the
@@ -192,21 +228,18 @@ class _ConvLSTMRecurrence(torch.autograd.Function):
         acts = x_gates.new_empty(t, b, 4 * n, height, width)
         cells = x_gates.new_empty(t, b, n, height, width)
         hidden = x_gates.new_empty(t, b, n, height, width)
+        kernels = fused_gates.kernels() if fused_gates.applies(x_gates) else None
         for step in range(t):
             act = acts[step]
             if step == 0:
                 act.copy_(x_gates[step])
             else:
                 _add_recurrent_conv(x_gates[step], hidden[step - 1], weight_hh, out=act)
-            # i, f, o arrive as 0.2 x + 0.5 (ConvLSTM2d scales the kernels and shifts the bias)
-            act[:, : 2 * n].clamp_(0.0, 1.0)
-            act[:, 3 * n :].clamp_(0.0, 1.0)
-            act[:, 2 * n : 3 * n].tanh_()
-            i, f, g, o = act.split(n, dim=1)
-            c = torch.mul(i, g, out=cells[step])
-            if step > 0:
-                c.addcmul_(f, cells[step - 1])
-            torch.mul(o, torch.tanh(c), out=hidden[step])
+            cell_prev = cells[step - 1] if step > 0 else None
+            if kernels is not None:
+                kernels.gates_forward(act, cell_prev, cells[step], hidden[step])
+            else:
+                _activate_gates(act, cell_prev, cells[step], hidden[step])
         ctx.save_for_backward(weight_hh, acts, cells, hidden)
         return hidden
 
@@ -214,7 +247,6 @@ class _ConvLSTMRecurrence(torch.autograd.Function):
     def backward(ctx, grad_hidden: torch.Tensor):
         weight_hh, acts, cells, hidden = ctx.saved_tensors
         grad_hidden = grad_hidden.to(acts.dtype)
-        n = weight_hh.shape[1]
         steps = acts.shape[0]
         grad_gates = torch.empty_like(acts)
         spectral = None
@@ -231,26 +263,20 @@ class _ConvLSTMRecurrence(torch.autograd.Function):
                 device=acts.device,
                 memory_format=torch.channels_last,
             ).unflatten(0, (steps - 1, acts.shape[1]))
-        grad_h, grad_c_next = grad_hidden[steps - 1], None
+        kernels = fused_gates.kernels() if fused_gates.applies(acts) else None
+        grad_cell = torch.empty_like(cells[0]) if kernels is not None else None
+        grad_h = grad_hidden[steps - 1]
         for step in reversed(range(steps)):
-            act, grad = acts[step], grad_gates[step]
-            i, f, g, o = act.split(n, dim=1)
-            tanh_c = torch.tanh(cells[step])
-            grad_c = _tanh_backward(grad_h * o, tanh_c)
-            if grad_c_next is not None:
-                grad_c += grad_c_next
-            torch.mul(grad_c, g, out=grad[:, :n])
-            if step > 0:
-                torch.mul(grad_c, cells[step - 1], out=grad[:, n : 2 * n])
+            grad = grad_gates[step]
+            cell_prev = cells[step - 1] if step > 0 else None
+            if kernels is not None:
+                grad_h = fused_gates.per_sample_contiguous(grad_h)
+                has_next = step < steps - 1
+                kernels.gates_backward(acts[step], cells[step], cell_prev, grad_h, has_next, grad, grad_cell)
             else:
-                grad[:, n : 2 * n] = 0.0
-            _tanh_backward(grad_c * i, g, out=grad[:, 2 * n : 3 * n])
-            torch.mul(grad_h, tanh_c, out=grad[:, 3 * n :])
-            for part in (slice(0, 2 * n), slice(3 * n, 4 * n)):
-                _hardtanh_backward(grad[:, part], act[:, part], 0.0, 1.0, out=grad[:, part])
+                grad_cell = _gate_grads(acts[step], cells[step], cell_prev, grad_h, grad_cell, grad)
             if step == 0:
                 break
-            grad_c_next = grad_c.mul_(f)
             if spectral is not None:
                 grad_h = spectral.input_grad(grad, hidden[step - 1]).add_(grad_hidden[step - 1])
                 continue
