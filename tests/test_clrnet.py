@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dfdetect.models import convlstm, create_net, fused_gates
+from dfdetect.models import convlstm, cpu_kernels, create_net
 from dfdetect.models.clrnet import CLRNet, CLRNetLite
 from dfdetect.models.convlstm import ConvLSTM2d, NaiveConvLSTM2d, hard_sigmoid, same_pads
 
@@ -62,9 +62,9 @@ def test_convlstm_matches_the_naive_cell_forward_and_backward(
     c_in, c_out, kernel, stride, frames, recurrent_layout, recurrent_grads, gates, monkeypatch
 ):
     if gates == "torch_ops":
-        monkeypatch.setattr(fused_gates, "applies", lambda tensor: False)
+        monkeypatch.setattr(cpu_kernels, "applies", lambda tensor: False)
     else:
-        assert fused_gates.applies(torch.zeros(1, dtype=torch.double))
+        assert cpu_kernels.applies(torch.zeros(1, dtype=torch.double))
     min_pixels = 0 if recurrent_layout == "channels_last" else 10**9
     monkeypatch.setattr(convlstm, "CHANNELS_LAST_MIN_PIXELS", min_pixels)
     monkeypatch.setattr(convlstm, "SPECTRAL_MIN_KERNEL", 3 if recurrent_grads == "spectral" else 10**9)

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dfdetect.models import fused_gates
+from dfdetect.models import cpu_kernels
 from dfdetect.models.spectral_conv_grad import SpectralConvGrad
 
 HARD_SIGMOID_SLOPE = 0.2
@@ -169,7 +169,7 @@ def _conv_backward(grad_out, x, weight, input_grad: bool = False) -> torch.Tenso
 
 def _activate_gates(act: torch.Tensor, cell_prev, cell: torch.Tensor, hidden: torch.Tensor) -> None:
     """One step's gates, unfused: ``act`` (i, f, g, o; i, f, o already ``0.2 x + 0.5``) activated
-    in place, the cell and hidden state written (``fused_gates`` does this in one pass)."""
+    in place, the cell and hidden state written (``cpu_kernels`` does this in one pass)."""
     n = cell.shape[1]
     act[:, : 2 * n].clamp_(0.0, 1.0)
     act[:, 3 * n :].clamp_(0.0, 1.0)
@@ -228,7 +228,7 @@ class _ConvLSTMRecurrence(torch.autograd.Function):
         acts = x_gates.new_empty(t, b, 4 * n, height, width)
         cells = x_gates.new_empty(t, b, n, height, width)
         hidden = x_gates.new_empty(t, b, n, height, width)
-        kernels = fused_gates.kernels() if fused_gates.applies(x_gates) else None
+        kernels = cpu_kernels.kernels() if cpu_kernels.applies(x_gates) else None
         for step in range(t):
             act = acts[step]
             if step == 0:
@@ -263,14 +263,14 @@ class _ConvLSTMRecurrence(torch.autograd.Function):
                 device=acts.device,
                 memory_format=torch.channels_last,
             ).unflatten(0, (steps - 1, acts.shape[1]))
-        kernels = fused_gates.kernels() if fused_gates.applies(acts) else None
+        kernels = cpu_kernels.kernels() if cpu_kernels.applies(acts) else None
         grad_cell = torch.empty_like(cells[0]) if kernels is not None else None
         grad_h = grad_hidden[steps - 1]
         for step in reversed(range(steps)):
             grad = grad_gates[step]
             cell_prev = cells[step - 1] if step > 0 else None
             if kernels is not None:
-                grad_h = fused_gates.per_sample_contiguous(grad_h)
+                grad_h = cpu_kernels.per_sample_contiguous(grad_h)
                 has_next = step < steps - 1
                 kernels.gates_backward(acts[step], cells[step], cell_prev, grad_h, has_next, grad, grad_cell)
             else:

@@ -141,6 +141,8 @@ void backward_step(
   });
 }
 
+}  // namespace
+
 // gates (B, 4n, H, W): scaled pre-activations in, activations out; cell, hidden (B, n, H, W) out
 void gates_forward(
     at::Tensor gates, c10::optional<at::Tensor> cell_prev, at::Tensor cell, at::Tensor hidden) {
@@ -166,9 +168,3 @@ void gates_backward(
   });
 }
 
-}  // namespace
-
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("gates_forward", &gates_forward, "ConvLSTM gate activations, cell and hidden state of one step");
-  m.def("gates_backward", &gates_backward, "ConvLSTM gate gradients of one step");
-}

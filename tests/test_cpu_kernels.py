@@ -1,4 +1,4 @@
-"""The fused gate kernels against the unfused torch ops they replace, their build, and the fallback."""
+"""dfdetect's CPU kernels against the torch ops they replace, their build, and the fallback."""
 
 import logging
 import os
@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from dfdetect.models import fused_gates
+from dfdetect.models import cpu_kernels
 from dfdetect.models.convlstm import ConvLSTM2d, _activate_gates, _gate_grads
 
 # (batch, hidden channels, height, width): vector-width multiples, odd tails, one pixel
@@ -16,11 +16,11 @@ SHAPES = [(2, 3, 5, 7), (3, 8, 4, 4), (1, 1, 1, 1), (2, 5, 1, 3)]
 
 
 def kernels():
-    module = fused_gates.kernels()
-    if module is None and os.environ.get(fused_gates.ENV_SWITCH) != "0":
-        pytest.fail("the fused gate kernels did not build on this machine")
+    module = cpu_kernels.kernels()
+    if module is None and os.environ.get(cpu_kernels.ENV_SWITCH) != "0":
+        pytest.fail("dfdetect's CPU kernels did not build on this machine")
     if module is None:
-        pytest.skip("fused gate kernels switched off")
+        pytest.skip("CPU kernels switched off")
     return module
 
 
@@ -106,16 +106,16 @@ def test_loading_the_kernels_leaves_denormal_floats_alone():
 
 
 def test_a_failed_build_falls_back_to_the_torch_ops(monkeypatch, caplog):
-    monkeypatch.setattr(fused_gates, "_module", None)
-    monkeypatch.setattr(fused_gates, "_failed", False)
+    monkeypatch.setattr(cpu_kernels, "_module", None)
+    monkeypatch.setattr(cpu_kernels, "_failed", False)
 
     def no_compiler():
         raise RuntimeError("no C++ compiler")
 
-    monkeypatch.setattr(fused_gates, "_build", no_compiler)
-    with caplog.at_level(logging.WARNING, logger=fused_gates.log.name):
-        assert fused_gates.kernels() is None
-        assert not fused_gates.applies(torch.zeros(1))
+    monkeypatch.setattr(cpu_kernels, "_build", no_compiler)
+    with caplog.at_level(logging.WARNING, logger=cpu_kernels.log.name):
+        assert cpu_kernels.kernels() is None
+        assert not cpu_kernels.applies(torch.zeros(1))
     assert "no C++ compiler" in caplog.text
     torch.manual_seed(0)
     layer = ConvLSTM2d(2, 3, 3)
@@ -125,7 +125,7 @@ def test_a_failed_build_falls_back_to_the_torch_ops(monkeypatch, caplog):
 
 
 def test_the_environment_switch_turns_the_kernels_off():
-    code = "from dfdetect.models import fused_gates; print(fused_gates.kernels())"
-    env = {**os.environ, fused_gates.ENV_SWITCH: "0"}
+    code = "from dfdetect.models import cpu_kernels; print(cpu_kernels.kernels())"
+    env = {**os.environ, cpu_kernels.ENV_SWITCH: "0"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "None"
