@@ -51,6 +51,7 @@ def test_same_padding_puts_the_odd_pixel_after_like_tensorflow(size, kernel, str
         (5, 6, 7, 2, 3),
         (4, 4, 1, 2, 5),  # 1x1, many pixels per channel: a matrix product per sample
         (3, 64, 1, 2, 2),  # 1x1, few pixels per channel: one product over all pixels
+        (64, 4, 1, 2, 2),  # 1x1 input convolution with few pixels for its channels: a convolution
         (4, 6, 3, 1, 1),
         (4, 4, 1, 2, 1),
     ],
