@@ -5,8 +5,9 @@ dropout is off so both compute the same function. The script first checks that t
 parameter gradient agree (in float64 by default; ``--check float32`` compares the timed nets
 themselves, relative to the net's largest gradient, which is what the full CLRNet needs), then
 times forward + backward, alternating the two nets so that load from other processes hits both
-alike. It prints a table (wall-clock and process CPU seconds) and, as its last line,
-``ratio=<naive median / ours median>`` of the wall-clock times.
+alike. Our cell uses dfdetect's CPU kernels where they build (``DFDETECT_CPU_KERNELS=0``: torch
+ops; the header says which ran). It prints a table (wall-clock and process CPU seconds) and, as its
+last line, ``ratio=<naive median / ours median>`` of the wall-clock times.
 
 python scripts/benchmark_convlstm.py [--batch 16] [--frames 5] [--size 128] [--threads 1]
 python scripts/benchmark_convlstm.py --net clrnet --batch 1 --size 112 --check float32 --threads 1
@@ -23,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from dfdetect.models import cpu_kernels
 from dfdetect.models.clrnet import CLRNet, CLRNetLite
 from dfdetect.models.convlstm import ConvLSTM2d, NaiveConvLSTM2d
 from dfdetect.utils.host_memory import retain_freed_host_memory
@@ -141,11 +143,13 @@ def main(argv=None) -> None:
     median_cpu = {name: statistics.median(values) for name, values in cpu.items()}
     ratio = median["naive"] / median["ours"]
     layout = "channels-last" if args.channels_last else "NCHW"
+    kernels_used = cpu_kernels.applies(clips)
     print(
         f"{args.net} ({sum(p.numel() for p in ours.parameters()):,} parameters), clips ({args.batch}, "
         f"{args.frames}, 3, {args.size}, {args.size}), {layout}, {torch.get_num_threads()} threads, "
         f"{args.repeats} repeats after {args.warmup} warm-up, host memory "
-        f"{'retained' if retained else 'returned to the OS'}"
+        f"{'retained' if retained else 'returned to the OS'}, gate arithmetic "
+        f"{'in dfdetect CPU kernels' if kernels_used else 'in torch ops'}"
     )
     kind = "absolute, float64" if args.check == "float64" else "relative, float32"
     print(f"outputs and gradients agree: max difference {worst:.3g} ({kind})")
@@ -157,7 +161,15 @@ def main(argv=None) -> None:
     print(f"CPU-time ratio {median_cpu['naive'] / median_cpu['ours']:.2f}")
     if args.json:
         write_json(
-            args.json, {"args": vars(args), "wall": wall, "cpu": cpu, "max_diff": worst, "ratio": ratio}
+            args.json,
+            {
+                "args": vars(args),
+                "wall": wall,
+                "cpu": cpu,
+                "max_diff": worst,
+                "ratio": ratio,
+                "cpu_kernels": kernels_used,
+            },
         )
     print(f"ratio={ratio:.2f}")
 
