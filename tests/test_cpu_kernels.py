@@ -129,3 +129,13 @@ def test_the_environment_switch_turns_the_kernels_off():
     env = {**os.environ, cpu_kernels.ENV_SWITCH: "0"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "None"
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads the process's memory map (Linux)")
+def test_the_kernels_share_torchs_openmp_runtime():
+    """A second OpenMP runtime would bring its own spinning threads, which slowed torch's own ops
+    2-4x when NNPACK's thread pool ran beside them (docs/benchmarks.md, "ConvLSTM")."""
+    kernels()
+    with open("/proc/self/maps") as maps:
+        runtimes = {line.split()[-1] for line in maps if "libgomp" in line or "libiomp" in line}
+    assert len(runtimes) <= 1, runtimes

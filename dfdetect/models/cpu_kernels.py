@@ -47,12 +47,14 @@ def _build():
     from torch.utils.cpp_extension import load
 
     capability = _capability()
-    flags = ["-O3", f"-DCPU_CAPABILITY={capability}", *_CAPABILITY_FLAGS.get(capability, [])]
+    # -fopenmp: at::parallel_for splits work over torch's OpenMP threads only when compiled with it
+    flags = ["-O3", "-fopenmp", f"-DCPU_CAPABILITY={capability}", *_CAPABILITY_FLAGS.get(capability, [])]
     log.info("building dfdetect's CPU kernels (%s; once, about a minute)", capability)
     return load(
         name=f"dfdetect_cpu_kernels_{capability.lower()}",
         sources=[str(source) for source in SOURCES],
         extra_cflags=flags,
+        extra_ldflags=["-fopenmp"],
         verbose=False,
     )
 
