@@ -1,5 +1,6 @@
 """dfdetect's CPU kernels against the torch ops they replace, their build, and the fallback."""
 
+import json
 import logging
 import os
 import subprocess
@@ -134,8 +135,16 @@ def test_the_environment_switch_turns_the_kernels_off():
 @pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads the process's memory map (Linux)")
 def test_the_kernels_share_torchs_openmp_runtime():
     """A second OpenMP runtime would bring its own spinning threads, which slowed torch's own ops
-    2-4x when NNPACK's thread pool ran beside them (docs/benchmarks.md, "ConvLSTM")."""
+    2-4x when NNPACK's thread pool ran beside them (docs/benchmarks.md, "ConvLSTM"). Checked in a
+    fresh process holding only torch and the kernels (other packages bring their own)."""
     kernels()
-    with open("/proc/self/maps") as maps:
-        runtimes = {line.split()[-1] for line in maps if "libgomp" in line or "libiomp" in line}
-    assert len(runtimes) <= 1, runtimes
+    code = (
+        "import json, torch\n"
+        "from dfdetect.models import cpu_kernels\n"
+        "assert cpu_kernels.kernels() is not None\n"
+        "maps = open('/proc/self/maps').read().splitlines()\n"
+        "print(json.dumps(sorted({l.split()[-1] for l in maps if 'libgomp' in l or 'libiomp' in l})))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    runtimes = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(runtimes) == 1 and "torch" in runtimes[0], runtimes

@@ -14,8 +14,11 @@ recurrent one has the same kernel size, stride 1 and ``same`` padding. h and c s
 time-major), runs only the recurrent convolution step by step, skips it at t = 0 (h = 0), and
 differentiates the whole time loop by hand (see ``_ConvLSTMRecurrence``). The 0.2 and 0.5 of
 ``hard_sigmoid`` are folded into the i, f, o rows of the kernels and the bias, so the loop only
-clips. ``NaiveConvLSTM2d`` is the textbook cell, kept as the reference it is tested and
-benchmarked against.
+clips. On CPU, each step's gate arithmetic runs in fused C++ kernels where they build
+(``cpu_kernels``; otherwise the same torch ops as ``_activate_gates`` and ``_gate_grads``), and 7×7
+recurrent kernels take their gradients through the FFT (``spectral_conv_grad``).
+``NaiveConvLSTM2d`` is the textbook cell, kept as the reference it is tested and benchmarked
+against.
 """
 
 from __future__ import annotations
@@ -116,9 +119,9 @@ def _add_recurrent_conv(
 
 
 def _input_conv(frames: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int) -> torch.Tensor:
-    """The input convolution of all frames; a 1x1 kernel on frames with enough pixels for its
-    channels runs as one matrix product per frame (bias added as it goes), which oneDNN's 1x1
-    convolution was 1.5-2x slower than, forward and backward, on CLRNet-lite's larger layers."""
+    """The input convolution of all frames. On CPU, a 1x1 kernel on frames with enough pixels for
+    its channels runs as one matrix product per frame, adding the bias as it goes: 1.5-2x faster
+    than oneDNN's 1x1 convolution, forward and backward, on CLRNet-lite's larger layers."""
     if weight.shape[-1] != 1 or frames.device.type != "cpu":
         return conv2d_same(frames, weight, bias, stride)
     if stride > 1:
