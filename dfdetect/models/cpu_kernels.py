@@ -14,6 +14,7 @@ torch ops.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -43,12 +44,27 @@ def _capability() -> str:
     return capability if capability in _CAPABILITY_FLAGS else "DEFAULT"
 
 
+def _csrc_hash() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(SOURCE_DIR.iterdir()):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _build():
     from torch.utils.cpp_extension import load
 
     capability = _capability()
-    # -fopenmp: at::parallel_for splits work over torch's OpenMP threads only when compiled with it
-    flags = ["-O3", "-fopenmp", f"-DCPU_CAPABILITY={capability}", *_CAPABILITY_FLAGS.get(capability, [])]
+    # -fopenmp: at::parallel_for splits work over torch's OpenMP threads only when compiled with it;
+    # the hash of every file in csrc/ rebuilds the module when a header changes (torch's builder
+    # hashes only the sources it is given)
+    flags = [
+        "-O3",
+        "-fopenmp",
+        f"-DCPU_CAPABILITY={capability}",
+        f"-DDFDETECT_CSRC_HASH={_csrc_hash()}",
+        *_CAPABILITY_FLAGS.get(capability, []),
+    ]
     log.info("building dfdetect's CPU kernels (%s; once, about a minute)", capability)
     return load(
         name=f"dfdetect_cpu_kernels_{capability.lower()}",

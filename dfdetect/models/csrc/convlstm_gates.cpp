@@ -6,7 +6,7 @@
 // of n * H * W values, so the kernels walk (sample, offset) ranges with at::vec::Vectorized
 // (torch's own tanh, so the values equal the unfused ops' to rounding) on torch's thread pool.
 
-#include <torch/extension.h>
+#include "convlstm_gates.h"
 
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
@@ -143,7 +143,6 @@ void backward_step(
 
 }  // namespace
 
-// gates (B, 4n, H, W): scaled pre-activations in, activations out; cell, hidden (B, n, H, W) out
 void gates_forward(
     at::Tensor gates, c10::optional<at::Tensor> cell_prev, at::Tensor cell, at::Tensor hidden) {
   const at::Tensor* prev = cell_prev.has_value() ? &cell_prev.value() : nullptr;
@@ -152,8 +151,6 @@ void gates_forward(
   });
 }
 
-// grad_gates (B, 4n, H, W) out; grad_cell (B, n, H, W): the next step's cell gradient (times its
-// forget gate) in when has_grad_cell_next, this step's times f out
 void gates_backward(
     at::Tensor gates,
     at::Tensor cell,
