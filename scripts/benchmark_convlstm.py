@@ -143,7 +143,7 @@ def main(argv=None) -> None:
     median_cpu = {name: statistics.median(values) for name, values in cpu.items()}
     ratio = median["naive"] / median["ours"]
     layout = "channels-last" if args.channels_last else "NCHW"
-    kernels_used = cpu_kernels.applies(clips)
+    kernels_used = cpu_kernels.for_tensor(clips) is not None
     print(
         f"{args.net} ({sum(p.numel() for p in ours.parameters()):,} parameters), clips ({args.batch}, "
         f"{args.frames}, 3, {args.size}, {args.size}), {layout}, {torch.get_num_threads()} threads, "

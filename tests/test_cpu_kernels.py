@@ -120,7 +120,7 @@ def test_a_failed_build_falls_back_to_the_torch_ops(monkeypatch, caplog):
     monkeypatch.setattr(cpu_kernels, "_build", no_compiler)
     with caplog.at_level(logging.WARNING, logger=cpu_kernels.log.name):
         assert cpu_kernels.kernels() is None
-        assert not cpu_kernels.applies(torch.zeros(1))
+        assert cpu_kernels.for_tensor(torch.zeros(1)) is None
     assert "no C++ compiler" in caplog.text
     torch.manual_seed(0)
     layer = ConvLSTM2d(2, 3, 3)

@@ -95,9 +95,11 @@ def kernels():
 KERNEL_DTYPES = (torch.float32, torch.float64)
 
 
-def applies(tensor: torch.Tensor) -> bool:
-    """Whether the kernels take this tensor (CPU, float32 or float64, and the kernels built)."""
-    return tensor.device.type == "cpu" and tensor.dtype in KERNEL_DTYPES and kernels() is not None
+def for_tensor(tensor: torch.Tensor):
+    """The built module if its kernels take this tensor (CPU, float32 or float64), else None."""
+    if tensor.device.type != "cpu" or tensor.dtype not in KERNEL_DTYPES:
+        return None
+    return kernels()
 
 
 def per_sample_contiguous(x: torch.Tensor) -> torch.Tensor:
