@@ -16,8 +16,10 @@ register_resolvers()
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval.yaml")
 def main(cfg: DictConfig) -> float | None:
     from dfdetect.run.evaluate import evaluate
+    from dfdetect.utils.errors import one_line_errors
 
-    metrics, _ = evaluate(cfg)
+    with one_line_errors("evaluate"):
+        metrics, _ = evaluate(cfg)
     value = metrics.get("test/auc")
     return float(value) if value is not None else None
 

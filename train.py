@@ -17,8 +17,9 @@ register_resolvers()
 def main(cfg: DictConfig) -> float | None:
     from dfdetect.run.common import hydra_job_ddp_scope
     from dfdetect.run.train import train
+    from dfdetect.utils.errors import one_line_errors
 
-    with hydra_job_ddp_scope():
+    with one_line_errors("train"), hydra_job_ddp_scope():
         metrics, _ = train(cfg)
     value = metrics.get(cfg.get("optimized_metric") or "")
     return float(value) if value is not None else None

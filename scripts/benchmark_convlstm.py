@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from dfdetect.models import cpu_kernels
-from dfdetect.models.clrnet import CLRNet, CLRNetLite
-from dfdetect.models.convlstm import ConvLSTM2d, NaiveConvLSTM2d
+from dfdetect.models.layers.convlstm import cpu_kernels
+from dfdetect.models.layers.convlstm.layer import ConvLSTM2d, NaiveConvLSTM2d
+from dfdetect.models.nets.clrnet import CLRNet, CLRNetLite
 from dfdetect.utils.host_memory import retain_freed_host_memory
 from dfdetect.utils.io import write_json
 

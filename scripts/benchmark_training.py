@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from tqdm import tqdm
 
-from dfdetect.models import list_nets
+from dfdetect.models.nets import list_nets
 from dfdetect.utils.config import register_resolvers
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,9 +10,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dfdetect.models import convlstm, cpu_kernels, create_net
-from dfdetect.models.clrnet import CLRNet, CLRNetLite
-from dfdetect.models.convlstm import ConvLSTM2d, NaiveConvLSTM2d, hard_sigmoid, same_pads
+from dfdetect.models.layers.convlstm import cpu_kernels
+from dfdetect.models.layers.convlstm import layer as convlstm
+from dfdetect.models.layers.convlstm.layer import ConvLSTM2d, NaiveConvLSTM2d, hard_sigmoid
+from dfdetect.models.layers.keras_compat import same_pads
+from dfdetect.models.nets import create_net
+from dfdetect.models.nets.clrnet import CLRNet, CLRNetLite
 
 AUTHORS_PARAMETERS = 248.1e6
 TRAINABLE_PARAMETERS = 248_107_394  # BN gammas and betas included

@@ -13,13 +13,14 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import open_dict
 
 from dfdetect.data import ClipDataModule
-from dfdetect.models import DetectorModule
+from dfdetect.models.lightning import DetectorModule
 from dfdetect.utils.config import instantiate_group
 from tests.conftest import CONF_DIR, ROOT
 
 
 def options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    """A group's options; files starting with ``_`` hold defaults the options share."""
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml") if not p.stem.startswith("_"))
 
 
 GPU_ONLY = {"gpu", "ddp"}

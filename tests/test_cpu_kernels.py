@@ -9,8 +9,8 @@ import sys
 import pytest
 import torch
 
-from dfdetect.models import cpu_kernels
-from dfdetect.models.convlstm import ConvLSTM2d, _activate_gates, _gate_grads
+from dfdetect.models.layers.convlstm import cpu_kernels
+from dfdetect.models.layers.convlstm.layer import ConvLSTM2d, _activate_gates, _gate_grads
 
 # (batch, hidden channels, height, width): vector-width multiples, odd tails, one pixel
 SHAPES = [(2, 3, 5, 7), (3, 8, 4, 4), (1, 1, 1, 1), (2, 5, 1, 3)]
@@ -130,7 +130,7 @@ def test_a_failed_build_falls_back_to_the_torch_ops(monkeypatch, caplog):
 
 
 def test_the_environment_switch_turns_the_kernels_off():
-    code = "from dfdetect.models import cpu_kernels; print(cpu_kernels.kernels())"
+    code = "from dfdetect.models.layers.convlstm import cpu_kernels; print(cpu_kernels.kernels())"
     env = {**os.environ, cpu_kernels.ENV_SWITCH: "0"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "None"
@@ -144,7 +144,7 @@ def test_the_kernels_share_torchs_openmp_runtime():
     kernels()
     code = (
         "import json, torch\n"
-        "from dfdetect.models import cpu_kernels\n"
+        "from dfdetect.models.layers.convlstm import cpu_kernels\n"
         "assert cpu_kernels.kernels() is not None\n"
         "maps = open('/proc/self/maps').read().splitlines()\n"
         "print(json.dumps(sorted({l.split()[-1] for l in maps if 'libgomp' in l or 'libiomp' in l})))\n"

@@ -9,19 +9,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dfdetect.models import create_net
-from dfdetect.models.abnet import ABNetEmbeddings
-from dfdetect.models.abnet_module import ABNetModule, identity_codes
-from dfdetect.models.face_backbone import (
+from dfdetect.models.layers.face_backbone import (
     MIN_INPUT_SIZE,
     LayerActivations,
     build_face_backbone,
     coverage_layer_names,
     face_embeddings,
 )
-from dfdetect.models.fakespotter_module import FakeSpotterModule
-from dfdetect.models.ftdetect_module import FTDetectModule
-from dfdetect.models.metric_losses import contrastive_loss, eer_threshold, multi_similarity_loss
+from dfdetect.models.lightning.abnet_module import ABNetModule, identity_codes
+from dfdetect.models.lightning.fakespotter_module import FakeSpotterModule
+from dfdetect.models.lightning.ftdetect_module import FTDetectModule
+from dfdetect.models.lightning.metric_losses import contrastive_loss, eer_threshold, multi_similarity_loss
+from dfdetect.models.nets import create_net
+from dfdetect.models.nets.abnet import ABNetEmbeddings
 from dfdetect.run.evaluate import load_detector
 from dfdetect.run.train import train
 

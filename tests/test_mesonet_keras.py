@@ -12,9 +12,9 @@ import pytest
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
-from dfdetect.models import create_net
-from dfdetect.models.keras_h5 import layer_kind_and_index, load_mesonet_keras
-from dfdetect.models.mesonet import Meso4, MesoInception4
+from dfdetect.models.nets import create_net
+from dfdetect.models.nets.mesonet import Meso4, MesoInception4
+from dfdetect.models.weights.keras_h5 import layer_kind_and_index, load_mesonet_keras
 from dfdetect.run.evaluate import evaluate
 from tests.conftest import compose_config, tiny_data_overrides
 

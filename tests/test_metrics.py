@@ -9,7 +9,7 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
-from dfdetect.evaluation.metrics import ClipVideoMetrics, binary_metrics, equal_error_rate, video_level
+from dfdetect.models.lightning.metrics import ClipVideoMetrics, binary_metrics, equal_error_rate, video_level
 
 
 def test_binary_metrics_match_sklearn():
@@ -84,7 +84,7 @@ def test_loss_is_the_mean_over_clips_each_counted_once():
 def test_breakdown_scores_each_method_against_the_datasets_reals():
     import pandas as pd
 
-    from dfdetect.evaluation.breakdown import metrics_by_dataset_and_method
+    from dfdetect.models.lightning.breakdown import metrics_by_dataset_and_method
 
     preds = pd.DataFrame(
         {

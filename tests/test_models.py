@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import inspect
+from pathlib import Path
+
 import hydra
 import pytest
 import torch
 
-from dfdetect.models import create_net, list_nets
-from dfdetect.models.mesonet import SameMaxPool2d
+from dfdetect.models.layers.keras_compat import SameMaxPool2d
+from dfdetect.models.nets import (
+    FrameDetector,
+    NetInfo,
+    create_net,
+    detector_table,
+    list_nets,
+    net_info,
+    register_net,
+)
 from tests.conftest import compose_config
 
 SMALL = 64
@@ -81,3 +92,40 @@ def test_real_data_configs_give_each_net_its_native_input_size(name, tmp_path):
     assert cfg.data.net_input_size is None
     net = hydra.utils.instantiate(cfg.model.net)
     assert net.input_size == type(net)().input_size
+
+
+def trainable_parameters(net: torch.nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("name", registered_nets())
+def test_registry_record_states_the_facts_of_the_net(name):
+    """Each net's record (beside its definition) holds for the net built with its defaults."""
+    info = net_info(name)
+    assert info.name == name
+    net = create_net(name)
+    assert net.input_size == info.input_size
+    assert tuple(net.mean) == pytest.approx(info.mean) and tuple(net.std) == pytest.approx(info.std)
+    assert isinstance(net, FrameDetector) == (info.kind == "frame")
+    assert trainable_parameters(net) == info.params
+    takes_weights = "weights" in inspect.signature(type(net)).parameters
+    assert takes_weights == bool(info.weight_formats)
+    assert info.paper and info.code
+
+
+def test_registry_refuses_a_second_net_of_the_same_name_and_bad_records():
+    info = net_info("meso4")
+    with pytest.raises(ValueError, match="registered twice"):
+        register_net("meso4", info)(torch.nn.Identity)
+    with pytest.raises(ValueError, match="kind"):
+        NetInfo(**{**info.__dict__, "kind": "video"})
+    with pytest.raises(ValueError, match="weight formats"):
+        NetInfo(**{**info.__dict__, "weight_formats": ("onnx",)})
+
+
+def test_readme_detector_table_is_the_registry():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    expected = detector_table()
+    assert expected in readme, (
+        "README's detector table differs from the registry; it should read:\n" + expected
+    )

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from dfdetect.models import create_net
-from dfdetect.models.shallownet import TFSamePad2d
+from dfdetect.models.layers.keras_compat import TFSamePad2d
+from dfdetect.models.nets import create_net
 
 # Hand-computed in docs/models.md; the Keras originals have hidden + 1 more (a 2-way output layer).
 NATIVE_COUNTS = {"shallownet_v1": 26_268_860, "shallownet_v2": 202_698_497, "shallownet_v3": 25_803_553}

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from dfdetect.models.spectral_conv_grad import SpectralConvGrad, fft_size
+from dfdetect.models.layers.convlstm.spectral_conv_grad import SpectralConvGrad, fft_size
 
 
 def direct_grads(grad_out, h, weight):

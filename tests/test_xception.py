@@ -6,8 +6,8 @@ import pytest
 import timm
 import torch
 
-from dfdetect.models import create_net
-from dfdetect.models.xception import TIMM_NAME
+from dfdetect.models.nets import create_net
+from dfdetect.models.nets.xception import TIMM_NAME
 
 SIZE = 64
 

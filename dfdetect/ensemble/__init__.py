@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 
 from dfdetect.ensemble.members import FrozenMembers, load_members
 from dfdetect.ensemble.nets import RuleEnsemble, StackingEnsemble
+from dfdetect.models.lightning import DetectorModule
 
 KINDS = {"dd1": "single", "dd2": "all_real", "dd3": "stacking"}
 
@@ -18,8 +19,6 @@ def build_ensemble(
     stacking: dict | None = None,
 ):
     """A DetectorModule whose net is the ensemble; only DD3 has weights to fit."""
-    from dfdetect.models.detector_module import DetectorModule
-
     if kind not in KINDS:
         raise ValueError(f"unknown ensemble {kind!r}; known: {', '.join(KINDS)}")
     frozen = load_members(list(members))

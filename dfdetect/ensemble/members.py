@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from dfdetect.models.lightning.checkpoint import load_detector
+
 
 class FrozenMembers(nn.Module):
     """Detectors that stay in eval mode with no gradients, whatever mode the ensemble is in."""
@@ -32,6 +34,5 @@ class FrozenMembers(nn.Module):
 
 
 def load_members(paths: Sequence[str]) -> FrozenMembers:
-    from dfdetect.run.evaluate import load_detector
-
+    """Each member through the safe checkpoint loader (``dfdetect.models.lightning.checkpoint``)."""
     return FrozenMembers([load_detector(p) for p in paths])

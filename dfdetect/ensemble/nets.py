@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from dfdetect.ensemble.members import FrozenMembers
-from dfdetect.models.base import ClipDetector
+from dfdetect.models.nets.base import ClipDetector
 
 
 class RuleEnsemble(ClipDetector):

@@ -20,7 +20,7 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from dfdetect.data.datamodule import ClipDataModule
 from dfdetect.data.manifest import store_image_key
-from dfdetect.evaluation.breakdown import metrics_by_dataset_and_method
+from dfdetect.models.lightning.breakdown import metrics_by_dataset_and_method
 from dfdetect.utils.host_memory import retain_freed_host_memory
 from dfdetect.utils.io import atomic_path, write_json
 

@@ -9,11 +9,12 @@ from typing import Any
 import hydra
 import pandas as pd
 import pytorch_lightning as pl
-import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from dfdetect.data.manifest import SPLITS
-from dfdetect.models.detector_module import DetectorModule
+from dfdetect.ensemble import needs_fitting
+from dfdetect.models.lightning import DetectorModule
+from dfdetect.models.lightning.checkpoint import build_detector, load_detector, trust_targets
 from dfdetect.run.common import (
     announce_run_dir,
     apply_process_settings,
@@ -28,29 +29,10 @@ from dfdetect.utils.config import instantiate_group
 log = logging.getLogger(__name__)
 
 
-def load_detector(ckpt_path: str | Path, model_cfg: DictConfig | None = None) -> DetectorModule:
-    """Rebuild a detector from a checkpoint, using the model config stored in it unless given."""
-    ckpt_path = Path(ckpt_path)
-    if not ckpt_path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {ckpt_path}")
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    if model_cfg is None:
-        stored = checkpoint.get("dfdetect_model_config")
-        if stored is None:
-            raise ValueError(f"{ckpt_path} holds no model config; pass model=<name> matching the checkpoint")
-        model_cfg = OmegaConf.create(stored)
-    model: DetectorModule = hydra.utils.instantiate(model_cfg)
-    model.load_state_dict(checkpoint["state_dict"])
-    model.model_config = OmegaConf.to_container(model_cfg, resolve=True)
-    return model
-
-
 def scored_model(cfg: DictConfig) -> DetectorModule:
     """A checkpoint (``ckpt_path=``), or a defense ensemble (``ensemble=``) built from members."""
     ensemble = cfg.get("ensemble")
     if ensemble is not None:
-        from dfdetect.ensemble import needs_fitting
-
         if cfg.get("ckpt_path"):
             return load_detector(cfg.ckpt_path, ensemble)
         if needs_fitting(ensemble.kind):
@@ -58,16 +40,12 @@ def scored_model(cfg: DictConfig) -> DetectorModule:
                 f"{ensemble.kind} must be fitted first (python train.py ensemble={ensemble.kind} ...); "
                 "then pass its checkpoint as ckpt_path"
             )
-        model = hydra.utils.instantiate(ensemble)
-        model.model_config = OmegaConf.to_container(ensemble, resolve=True)
-        return model
+        return build_detector(ensemble)
     if cfg.get("ckpt_path"):
         return load_detector(cfg.ckpt_path, cfg.get("model"))
     if cfg.get("model") is not None:
         # a model as configured, e.g. with published weights: model.net.weights=<file>
-        model = hydra.utils.instantiate(cfg.model)
-        model.model_config = OmegaConf.to_container(cfg.model, resolve=True)
-        return model
+        return build_detector(cfg.model)
     raise ValueError(
         "nothing to evaluate: pass ckpt_path=<checkpoint>, model=<name> (with its weights) "
         "or ensemble=<dd1|dd2|dd3>"
@@ -88,6 +66,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     apply_process_settings(cfg)
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
+    trust_targets(cfg.get("trusted_targets"))
     model = scored_model(cfg)
     datamodule = hydra.utils.instantiate(cfg.data)
     loggers = instantiate_group(cfg.get("logger"), "logger")

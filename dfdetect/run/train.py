@@ -11,6 +11,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from dfdetect.ensemble import needs_fitting
+from dfdetect.models.lightning.checkpoint import build_detector, check_resumable, trust_targets
 from dfdetect.run.common import (
     PredictionsWriter,
     announce_run_dir,
@@ -39,8 +40,7 @@ def build_model(cfg: DictConfig, datamodule) -> tuple[pl.LightningModule, bool]:
     fitted at all, only scored.
     """
     model_cfg = cfg.get("ensemble") or cfg.model
-    model = hydra.utils.instantiate(model_cfg)
-    model.model_config = OmegaConf.to_container(model_cfg, resolve=True)
+    model = build_detector(model_cfg)
     fit = bool(cfg.get("train", True))
     if cfg.get("ensemble"):
         fit = fit and needs_fitting(cfg.ensemble.kind)
@@ -57,6 +57,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
 
+    trust_targets(cfg.get("trusted_targets"))
+    if cfg.get("ckpt_path"):
+        check_resumable(cfg.ckpt_path)
     datamodule = hydra.utils.instantiate(cfg.data)
     model, fit = build_model(cfg, datamodule)
     callbacks = instantiate_group(cfg.get("callbacks"), "callback")
@@ -68,17 +71,21 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         lg.log_hyperparams(OmegaConf.to_container(OmegaConf.create(hparams), resolve=True))
 
     if fit:
-        trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
 
     metrics: dict[str, Any] = {}
     ckpt = best_checkpoint(trainer)
     if fit and ckpt is None and not trainer.fast_dev_run:
         log.warning("no best checkpoint was saved; reporting the final weights")
     eval_ckpt = ckpt if ckpt else None
-    trainer.validate(model=model, datamodule=datamodule, ckpt_path=eval_ckpt, verbose=False)
+    trainer.validate(
+        model=model, datamodule=datamodule, ckpt_path=eval_ckpt, verbose=False, weights_only=True
+    )
     metrics.update(scalar_metrics(trainer, ("val/",)))
     if cfg.get("test", True):
-        trainer.test(model=model, datamodule=datamodule, ckpt_path=eval_ckpt, verbose=False)
+        trainer.test(
+            model=model, datamodule=datamodule, ckpt_path=eval_ckpt, verbose=False, weights_only=True
+        )
         metrics.update(scalar_metrics(trainer, ("test/",)))
     metrics["best_checkpoint"] = ckpt
     metrics["global_step"] = int(trainer.global_step)

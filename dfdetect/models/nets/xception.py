@@ -18,7 +18,8 @@ import timm
 import torch
 from torch import nn
 
-from dfdetect.models.base import FrameDetector
+from dfdetect.models.nets.base import FrameDetector
+from dfdetect.models.nets.registry import NetInfo, register_net
 
 TIMM_NAME = "legacy_xception"
 _PREFIXES = ("module.", "net.", "model.")
@@ -86,6 +87,19 @@ def load_xception_weights(model: nn.Module, path: str | Path) -> None:
         )
 
 
+@register_net(
+    "xception",
+    NetInfo(
+        paper="Chollet, Xception, CVPR 2017; FaceForensics++ binary head (Rössler et al., ICCV 2019)",
+        code="timm legacy_xception (Cadene port of Keras Xception)",
+        input_size=299,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        kind="frame",
+        params=20_809_001,
+        weight_formats=("torch_state_dict",),
+    ),
+)
 class Xception(FrameDetector):
     mean = (0.5, 0.5, 0.5)
     std = (0.5, 0.5, 0.5)

@@ -25,8 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dfdetect.models.base import FrameDetector
-from dfdetect.models.face_backbone import (
+from dfdetect.models.layers.face_backbone import (
     FACENET_MEAN,
     FACENET_STD,
     FULL_REPEATS,
@@ -37,7 +36,9 @@ from dfdetect.models.face_backbone import (
     coverage_layer_names,
     face_input_size,
 )
-from dfdetect.models.frozen import Frozen
+from dfdetect.models.layers.frozen import Frozen
+from dfdetect.models.nets.base import FrameDetector
+from dfdetect.models.nets.registry import NetInfo, register_net
 
 FEATURE_KINDS = ("activated", "coverage")
 
@@ -58,6 +59,19 @@ def shallow_classifier(in_dim: int, hidden: Sequence[int], dropout: float) -> nn
     return nn.Sequential(*layers)
 
 
+@register_net(
+    "fakespotter",
+    NetInfo(
+        paper="Wang et al., FakeSpotter, IJCAI 2020",
+        code="none published; monitored net: facenet-pytorch InceptionResnetV1",
+        input_size=160,
+        mean=FACENET_MEAN,
+        std=FACENET_STD,
+        kind="frame",
+        params=6_462_045,
+        weight_formats=("facenet_state_dict",),
+    ),
+)
 class FakeSpotter(FrameDetector):
     mean = FACENET_MEAN
     std = FACENET_STD

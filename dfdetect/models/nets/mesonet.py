@@ -6,7 +6,7 @@ input scaled to [0, 1]. ``bn_momentum`` defaults to Keras' 0.99 (0.01 in PyTorch
 short schedules want PyTorch's 0.1, or the running statistics lag far behind the weights.
 Our head emits the logit of P(fake); the Keras head's sigmoid is P(real). The dense layer reads
 features flattened in PyTorch (C, H, W) order.
-``weights=<file>.h5`` loads the authors' Keras weights (see ``dfdetect.models.keras_h5``).
+``weights=<file>.h5`` loads the authors' Keras weights (see ``dfdetect.models.weights.keras_h5``).
 """
 
 from __future__ import annotations
@@ -14,30 +14,12 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from dfdetect.models.base import FrameDetector
-from dfdetect.models.keras_h5 import load_mesonet_keras
-
-KERAS_BN_EPS = 1e-3
-KERAS_BN_MOMENTUM = 0.01  # Keras momentum=0.99, in PyTorch's convention
-
-
-class SameMaxPool2d(nn.Module):
-    """``MaxPooling2D(pool_size=k, padding='same')`` of TensorFlow: stride k, pad split low/high."""
-
-    def __init__(self, kernel_size: int):
-        super().__init__()
-        self.kernel_size = kernel_size
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # TensorFlow pads total = k * ceil(size / k) - size <= k - 1, the odd pixel after: PyTorch's
-        # implicit -inf padding of total // 2 on both sides plus ceil_mode, which keeps the last
-        # window that overhangs by one, gives the same windows without a padded copy
-        k = self.kernel_size
-        pads = [(math.ceil(size / k) * k - size) // 2 for size in x.shape[-2:]]
-        return F.max_pool2d(x, k, k, padding=pads, ceil_mode=True)
+from dfdetect.models.layers.keras_compat import KERAS_BN_EPS, KERAS_BN_MOMENTUM, SameMaxPool2d, keras_glorot_
+from dfdetect.models.nets.base import FrameDetector
+from dfdetect.models.nets.registry import UNIT_SCALE, NetInfo, register_net
+from dfdetect.models.weights.keras_h5 import load_mesonet_keras
 
 
 def pooled_size(size: int, pools: tuple[int, ...]) -> int:
@@ -89,12 +71,17 @@ def conv_bn_pool(c_in: int, c_out: int, kernel: int, pool: int, bn_momentum: flo
     return nn.Sequential(ConvReLU(c_in, c_out, kernel), batch_norm(c_out, bn_momentum), SameMaxPool2d(pool))
 
 
-def keras_init(module: nn.Module) -> None:
-    """Keras defaults: glorot-uniform kernels, zero biases."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            nn.init.xavier_uniform_(m.weight)
-            nn.init.zeros_(m.bias)
+def _meso_info(variant: str, keras_name: str, params: int) -> NetInfo:
+    return NetInfo(
+        paper=f"Afchar et al., MesoNet, WIFS 2018 ({variant})",
+        code=f"github.com/DariusAf/MesoNet classifiers.py {keras_name}",
+        input_size=256,
+        mean=UNIT_SCALE[0],
+        std=UNIT_SCALE[1],
+        kind="frame",
+        params=params,
+        weight_formats=("keras_h5",),
+    )
 
 
 class _MesoBase(FrameDetector):
@@ -111,7 +98,7 @@ class _MesoBase(FrameDetector):
     def initialise(self, weights: str | None) -> None:
         """Keras' initialisation, then the authors' ``.h5`` weights where given (subclasses call
         this once their layers exist)."""
-        keras_init(self)
+        keras_glorot_(self)
         if weights is not None:
             load_mesonet_keras(self, weights)
 
@@ -119,6 +106,7 @@ class _MesoBase(FrameDetector):
         return self.head(self.features(frames)).squeeze(1)
 
 
+@register_net("meso4", _meso_info("Meso-4", "Meso4", params=27_977))
 class Meso4(_MesoBase):
     def __init__(
         self,
@@ -138,6 +126,7 @@ class Meso4(_MesoBase):
         self.initialise(weights)
 
 
+@register_net("mesoinception4", _meso_info("MesoInception-4", "MesoInception4", params=28_615))
 class MesoInception4(_MesoBase):
     def __init__(
         self,

@@ -1,4 +1,4 @@
-// dfdetect's CPU kernels as one Python extension module (built by dfdetect/models/cpu_kernels.py).
+// dfdetect's CPU kernels as one Python extension module (built by dfdetect/models/layers/convlstm/cpu_kernels.py).
 
 #include "convlstm_gates.h"
 

@@ -17,9 +17,9 @@ from typing import Any
 import pandas as pd
 import torch
 
-from dfdetect.models.abnet import ABNet
-from dfdetect.models.detector_module import DetectorModule
-from dfdetect.models.metric_losses import multi_similarity_loss
+from dfdetect.models.lightning.detector_module import DetectorModule
+from dfdetect.models.lightning.metric_losses import multi_similarity_loss
+from dfdetect.models.nets.abnet import ABNet
 
 log = logging.getLogger(__name__)
 

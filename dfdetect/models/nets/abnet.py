@@ -22,8 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dfdetect.models.base import ClipDetector
-from dfdetect.models.face_backbone import (
+from dfdetect.models.layers.face_backbone import (
     EMBEDDING_DIM,
     FACENET_MEAN,
     FACENET_STD,
@@ -33,7 +32,9 @@ from dfdetect.models.face_backbone import (
     face_embeddings,
     face_input_size,
 )
-from dfdetect.models.frozen import Frozen
+from dfdetect.models.layers.frozen import Frozen
+from dfdetect.models.nets.base import ClipDetector
+from dfdetect.models.nets.registry import NetInfo, register_net
 
 _INITIAL_SCALE = 10.0  # softplus(raw) of the logit's slope at start
 
@@ -90,6 +91,19 @@ class BehaviourEncoder(nn.Module):
         return F.normalize(self.out(x.mean(dim=2)), dim=1)
 
 
+@register_net(
+    "abnet",
+    NetInfo(
+        paper="Agarwal, El-Gaaly, Farid & Lim, Appearance and Behavior, CVPR-W 2020",
+        code="none published; appearance net: facenet-pytorch InceptionResnetV1",
+        input_size=160,
+        mean=FACENET_MEAN,
+        std=FACENET_STD,
+        kind="clip",
+        params=24_232_866,
+        weight_formats=("facenet_state_dict",),
+    ),
+)
 class ABNet(ClipDetector):
     """Appearance + behaviour detector. ``weights``: a local facenet-pytorch state dict for the
     appearance net; it is then frozen unless ``freeze_appearance=False``. Without weights the

@@ -1,6 +1,6 @@
 // The ConvLSTM's per-step gate arithmetic in one pass over memory, forward and backward.
 //
-// Layout (as in dfdetect/models/convlstm.py): one step's gates are (B, 4n, H, W) contiguous, in
+// Layout (as in dfdetect/models/layers/convlstm/layer.py): one step's gates are (B, 4n, H, W) contiguous, in
 // Keras order i, f, g (cell input), o, with i, f, o already scaled to 0.2 x + 0.5; cells, hidden
 // states and their gradients are (B, n, H, W). Per sample, every gate block is one contiguous run
 // of n * H * W values, so the kernels walk (sample, offset) ranges with at::vec::Vectorized

@@ -30,30 +30,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dfdetect.models import cpu_kernels
-from dfdetect.models.spectral_conv_grad import SpectralConvGrad
+from dfdetect.models.layers.convlstm import cpu_kernels
+from dfdetect.models.layers.convlstm.spectral_conv_grad import SpectralConvGrad
+from dfdetect.models.layers.keras_compat import conv2d_same
 
 HARD_SIGMOID_SLOPE = 0.2
 
 
 def hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
     return (x * HARD_SIGMOID_SLOPE + 0.5).clamp(0.0, 1.0)
-
-
-def same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
-    """TensorFlow ``same`` padding of one axis: (before, after), the odd pixel after."""
-    total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
-    return total // 2, total - total // 2
-
-
-def conv2d_same(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int
-) -> torch.Tensor:
-    top, bottom = same_pads(x.shape[-2], weight.shape[-2], stride)
-    left, right = same_pads(x.shape[-1], weight.shape[-1], stride)
-    if top == bottom and left == right:
-        return F.conv2d(x, weight, bias, stride, (top, left))
-    return F.conv2d(F.pad(x, (left, right, top, bottom)), weight, bias, stride)
 
 
 def _memory_format(clips: torch.Tensor) -> torch.memory_format:

@@ -20,16 +20,13 @@ parameters at full size; Keras' "Total params" (248,160,514) also counts BN movi
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from dfdetect.models.base import ClipDetector
-from dfdetect.models.convlstm import ConvLSTM2d, NaiveConvLSTM2d
-from dfdetect.models.mesonet import KERAS_BN_EPS, KERAS_BN_MOMENTUM, SameMaxPool2d
-
-KERAS_TRUNCATED_NORMAL_STD = 0.87962566103423978  # std of a unit normal truncated to [-2, 2]
+from dfdetect.models.layers.convlstm.layer import ConvLSTM2d, NaiveConvLSTM2d
+from dfdetect.models.layers.keras_compat import KERAS_BN_EPS, KERAS_BN_MOMENTUM, SameMaxPool2d, he_normal_
+from dfdetect.models.nets.base import ClipDetector
+from dfdetect.models.nets.registry import UNIT_SCALE, NetInfo, register_net
 
 Cell = type[ConvLSTM2d] | type[NaiveConvLSTM2d]
 
@@ -102,12 +99,18 @@ class Bottleneck(nn.Module):
         return self.shortcut(x) + self.residual(x)
 
 
-def he_normal_(weight: torch.Tensor) -> None:
-    """Keras ``he_normal``: normal truncated at two standard deviations, variance 2 / fan_in."""
-    std = math.sqrt(2.0 / weight[0].numel()) / KERAS_TRUNCATED_NORMAL_STD
-    nn.init.trunc_normal_(weight, std=std, a=-2 * std, b=2 * std)
-
-
+@register_net(
+    "clrnet",
+    NetInfo(
+        paper="Tariq, Lee & Woo, CLRNet, arXiv 2009.07480 (2020)",
+        code="github.com/shahroztariq/CLRNet src/CLRNet_convlstm.py",
+        input_size=240,
+        mean=UNIT_SCALE[0],
+        std=UNIT_SCALE[1],
+        kind="clip",
+        params=248_107_394,
+    ),
+)
 class CLRNet(ClipDetector):
     mean = (0.0, 0.0, 0.0)
     std = (1.0, 1.0, 1.0)
@@ -157,6 +160,18 @@ class CLRNet(ClipDetector):
         return z[:, 0] - z[:, 1]
 
 
+@register_net(
+    "clrnet_lite",
+    NetInfo(
+        paper="Tariq, Lee & Woo, CLRNet, arXiv 2009.07480 (2020), reduced for CPU",
+        code="github.com/shahroztariq/CLRNet src/CLRNet_convlstm.py (fewer blocks and filters)",
+        input_size=128,
+        mean=UNIT_SCALE[0],
+        std=UNIT_SCALE[1],
+        kind="clip",
+        params=1_442_226,
+    ),
+)
 class CLRNetLite(CLRNet):
     """A CPU-sized CLRNet: one bottleneck per stage, 8 initial filters, 128x128 frames."""
 

@@ -1,6 +1,6 @@
 """The LightningModule every detector trains through.
 
-It takes a ``net`` (see ``dfdetect.models.base``), a partial optimizer and optional partial
+It takes a ``net`` (see ``dfdetect.models.nets.base``), a partial optimizer and optional partial
 scheduler; converts uint8 clips to normalised floats on the training device; trains with BCE on
 logits (label 1 = fake); and logs clip- and video-level acc, F1, AUROC, AP and EER as
 ``val/*`` and ``test/*``.
@@ -19,9 +19,11 @@ import torch.nn.functional as F
 from pytorch_lightning.utilities.warnings import PossibleUserWarning
 from torch import nn
 
-from dfdetect.evaluation.metrics import ClipVideoMetrics
+from dfdetect.models.lightning.metrics import ClipVideoMetrics
 
 STAGES = ("val", "test")
+# the checkpoint key under which a module stores the config that built it (see checkpoint.py)
+CONFIG_KEY = "dfdetect_model_config"
 
 # val/* and test/* metrics are computed from every rank's predictions, gathered (each clip once), so
 # they are already global and equal on all ranks: Lightning's advice to sync them does not apply
@@ -141,4 +143,4 @@ class DetectorModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         if self.model_config is not None:
-            checkpoint["dfdetect_model_config"] = self.model_config
+            checkpoint[CONFIG_KEY] = self.model_config

@@ -20,8 +20,8 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
-from dfdetect.models.detector_module import DetectorModule
-from dfdetect.models.fakespotter import FakeSpotter
+from dfdetect.models.lightning.detector_module import DetectorModule
+from dfdetect.models.nets.fakespotter import FakeSpotter
 
 log = logging.getLogger(__name__)
 

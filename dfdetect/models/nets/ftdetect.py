@@ -23,8 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dfdetect.models.base import FrameDetector
-from dfdetect.models.face_backbone import (
+from dfdetect.models.layers.face_backbone import (
     EMBEDDING_DIM,
     FACENET_MEAN,
     FACENET_STD,
@@ -33,7 +32,9 @@ from dfdetect.models.face_backbone import (
     build_face_backbone,
     face_input_size,
 )
-from dfdetect.models.shallownet import TFSamePad2d
+from dfdetect.models.layers.keras_compat import TFSamePad2d, keras_glorot_
+from dfdetect.models.nets.base import FrameDetector
+from dfdetect.models.nets.registry import NetInfo, register_net
 
 BACKBONES = ("face", "alexnet")
 ALEXNET_MIN_INPUT = 57  # below this the third 3x3 stride-2 max-pool sees less than 3x3
@@ -65,15 +66,19 @@ class AuthorsAlexNet(nn.Sequential):
         )
 
 
-def keras_glorot(module: nn.Module) -> None:
-    """Keras defaults: glorot-uniform kernels, zero biases."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            nn.init.xavier_uniform_(m.weight)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-
-
+@register_net(
+    "ftdetect",
+    NetInfo(
+        paper="Jeon, Bang & Woo, FakeTalkerDetect, ICCV-W 2019",
+        code="github.com/cutz-j/FakeTalkerDetect (base net: facenet InceptionResnetV1 by default)",
+        input_size=160,
+        mean=FACENET_MEAN,
+        std=FACENET_STD,
+        kind="frame",
+        params=25_587_969,
+        weight_formats=("facenet_state_dict",),
+    ),
+)
 class FTDetect(FrameDetector):
     def __init__(
         self,
@@ -100,10 +105,10 @@ class FTDetect(FrameDetector):
             feature_dim = AuthorsAlexNet.out_dim
         self.hidden = nn.Sequential(nn.Linear(feature_dim, hidden), nn.ReLU(inplace=True))
         self.final = nn.Linear(hidden, 1)
-        keras_glorot(self.hidden)
-        keras_glorot(self.final)
+        keras_glorot_(self.hidden)
+        keras_glorot_(self.final)
         if backbone == "alexnet":
-            keras_glorot(self.features)
+            keras_glorot_(self.features)
         self.frozen_below_final = False
         self.register_buffer("reference_embeddings", torch.zeros(0, 1))
         self.register_buffer("distance_threshold", torch.tensor(0.0))

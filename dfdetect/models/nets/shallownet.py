@@ -16,11 +16,18 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from dfdetect.models.base import FrameDetector
-from dfdetect.models.mesonet import KERAS_BN_EPS, KERAS_BN_MOMENTUM, keras_init
+from dfdetect.models.layers.keras_compat import (
+    KERAS_BN_EPS,
+    KERAS_BN_MOMENTUM,
+    L2Conv2d,
+    L2Linear,
+    TFSamePad2d,
+    keras_glorot_,
+)
+from dfdetect.models.nets.base import FrameDetector
+from dfdetect.models.nets.registry import UNIT_SCALE, NetInfo, register_net
 
 
 class Unit(NamedTuple):
@@ -28,59 +35,6 @@ class Unit(NamedTuple):
     kernel: int
     stride: int = 1
     pool: tuple[int, int] | None = None  # (size, stride) of a 'valid' max-pool after the ReLU
-
-
-class TFSamePad2d(nn.Module):
-    """The zero padding TensorFlow's ``padding='same'`` adds for a strided convolution."""
-
-    def __init__(self, kernel: int, stride: int):
-        super().__init__()
-        self.kernel, self.stride = kernel, stride
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pads = []
-        for size in (x.shape[-1], x.shape[-2]):
-            total = max((math.ceil(size / self.stride) - 1) * self.stride + self.kernel - size, 0)
-            pads += [total // 2, total - total // 2]
-        return F.pad(x, pads)
-
-
-class _AddL2Gradient(torch.autograd.Function):
-    """Identity on a kernel whose backward adds d(l2 * sum(w**2))/dw = 2 * l2 * w."""
-
-    @staticmethod
-    def forward(ctx, weight: torch.Tensor, l2: float) -> torch.Tensor:
-        ctx.save_for_backward(weight)
-        ctx.l2 = l2
-        return weight.view_as(weight)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        (weight,) = ctx.saved_tensors
-        return grad + 2.0 * ctx.l2 * weight, None
-
-
-def with_l2(weight: torch.Tensor, l2: float) -> torch.Tensor:
-    """Keras ``kernel_regularizer=l2(l2)`` as a gradient term, added whenever autograd records."""
-    return _AddL2Gradient.apply(weight, l2) if l2 and torch.is_grad_enabled() else weight
-
-
-class L2Conv2d(nn.Conv2d):
-    def __init__(self, *args, kernel_l2: float = 0.0, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.kernel_l2 = kernel_l2
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, with_l2(self.weight, self.kernel_l2), self.bias)
-
-
-class L2Linear(nn.Linear):
-    def __init__(self, *args, kernel_l2: float = 0.0, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.kernel_l2 = kernel_l2
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, with_l2(self.weight, self.kernel_l2), self.bias)
 
 
 def unit_layers(
@@ -154,7 +108,7 @@ class _ShallowNet(FrameDetector):
             nn.Dropout(dropout),
             nn.Linear(self.hidden, 1),
         )
-        keras_init(self)
+        keras_glorot_(self)
 
     def forward_frames(self, frames: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(frames)).squeeze(1)
@@ -165,6 +119,18 @@ def _block(channels: int, last_stride: int = 1, pool: tuple[int, int] | None = N
     return (Unit(channels, 3), Unit(channels, 3), Unit(channels, 3, last_stride, pool))
 
 
+@register_net(
+    "shallownet_v1",
+    NetInfo(
+        paper="Tariq et al., MPS 2018 (ShallowNet V1)",
+        code="github.com/shahroztariq/ShallowNet src/models.py",
+        input_size=128,
+        mean=UNIT_SCALE[0],
+        std=UNIT_SCALE[1],
+        kind="frame",
+        params=26_268_860,
+    ),
+)
 class ShallowNetV1(_ShallowNet):
     """Five blocks of three 3x3 conv-BN-ReLU units with 3/2 max-pooling, then 3x3 + 1x1 units of 437."""
 
@@ -179,6 +145,18 @@ class ShallowNetV1(_ShallowNet):
     hidden_relu = False
 
 
+@register_net(
+    "shallownet_v2",
+    NetInfo(
+        paper="Tariq et al., SAC 2019 (ShallowNet V2)",
+        code="github.com/shahroztariq/ShallowNet src/models.py",
+        input_size=128,
+        mean=UNIT_SCALE[0],
+        std=UNIT_SCALE[1],
+        kind="frame",
+        params=202_698_497,
+    ),
+)
 class ShallowNetV2(_ShallowNet):
     """Two blocks of three 3x3 conv-ReLU units, the third with stride 2, then a 3x3 and a 1x1 unit."""
 
@@ -189,6 +167,18 @@ class ShallowNetV2(_ShallowNet):
     hidden_relu = True
 
 
+@register_net(
+    "shallownet_v3",
+    NetInfo(
+        paper="Tariq et al., SAC 2019 (ShallowNet V3)",
+        code="github.com/shahroztariq/ShallowNet src/models.py",
+        input_size=128,
+        mean=UNIT_SCALE[0],
+        std=UNIT_SCALE[1],
+        kind="frame",
+        params=25_803_553,
+    ),
+)
 class ShallowNetV3(_ShallowNet):
     """Unpadded conv + two 1x1 units with 2x2 pooling, twice, then a 3x3 and a 1x1 unit."""
 

@@ -26,10 +26,10 @@ from typing import Any
 import torch
 from pytorch_lightning.trainer.states import TrainerFn
 
-from dfdetect.evaluation.metrics import first_occurrence
-from dfdetect.models.detector_module import DetectorModule
-from dfdetect.models.ftdetect import FTDetect
-from dfdetect.models.metric_losses import contrastive_loss, eer_threshold
+from dfdetect.models.lightning.detector_module import DetectorModule
+from dfdetect.models.lightning.metric_losses import contrastive_loss, eer_threshold
+from dfdetect.models.lightning.metrics import first_occurrence
+from dfdetect.models.nets.ftdetect import FTDetect
 
 log = logging.getLogger(__name__)
 

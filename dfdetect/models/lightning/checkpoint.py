@@ -1,0 +1,198 @@
+"""Detectors from configs and checkpoints, without ever running code from a file.
+
+A checkpoint is read with ``torch.load(weights_only=True)``: a file that needs any other
+unpickling is refused. The model config stored in it is built only when every ``_target_`` in it
+starts with a trusted prefix (``dfdetect.``, ``torch.optim.``, plus what the run's
+``trusted_targets`` adds) and names a net, module, optimizer or scheduler class or one of
+dfdetect's factories; anything else is refused with a message naming the target and the file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pickle
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from dfdetect.models.lightning.detector_module import CONFIG_KEY, DetectorModule
+from dfdetect.utils.errors import UserError
+
+ALWAYS_TRUSTED = ("dfdetect.", "torch.optim.")
+# functions (not classes) a stored config may call: they build nets and ensembles
+TRUSTED_FACTORIES = ("dfdetect.models.nets.create_net", "dfdetect.ensemble.build_ensemble")
+# targets of checkpoints saved before dfdetect.models was split into nets/, layers/, lightning/
+MOVED_TARGETS = {
+    "dfdetect.models.DetectorModule": "dfdetect.models.lightning.DetectorModule",
+    "dfdetect.models.detector_module.DetectorModule": "dfdetect.models.lightning.DetectorModule",
+    "dfdetect.models.abnet_module.ABNetModule": "dfdetect.models.lightning.abnet_module.ABNetModule",
+    "dfdetect.models.fakespotter_module.FakeSpotterModule": (
+        "dfdetect.models.lightning.fakespotter_module.FakeSpotterModule"
+    ),
+    "dfdetect.models.ftdetect_module.FTDetectModule": "dfdetect.models.lightning.ftdetect_module.FTDetectModule",
+    "dfdetect.models.create_net": "dfdetect.models.nets.create_net",
+}
+
+_trusted_extra: tuple[str, ...] = ()
+
+
+class CheckpointError(UserError, ValueError):
+    """A checkpoint that cannot be used: missing, unreadable, or without what is needed."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    pass
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """A checkpoint that would run code if it were loaded."""
+
+
+def trust_targets(prefixes: Iterable[str] | None) -> None:
+    """Trust ``_target_`` prefixes beyond ``dfdetect.`` and ``torch.optim.`` for this process
+    (``trusted_targets`` in the run config). Never taken from a checkpoint: a file cannot widen
+    its own trust."""
+    global _trusted_extra
+    _trusted_extra = tuple(str(p) for p in (prefixes or ()))
+
+
+def trusted_prefixes() -> tuple[str, ...]:
+    return ALWAYS_TRUSTED + _trusted_extra
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The checkpoint as plain data (tensors, numbers, strings, containers), or an error naming
+    the file; nothing in it is executed."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointNotFoundError(f"checkpoint not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        # torch's weights-only unpickler says which global or opcode it refused in the error it
+        # re-raises from; a global is code the file asks to import and call
+        reason = str(e.__context__ or e).strip().splitlines()[0][:200]
+        if "global" in reason.lower():
+            raise UnsafeCheckpointError(
+                f"refusing to load {path}: it needs unsafe unpickling, which could run code ({reason})"
+            ) from None
+        raise CheckpointError(f"{path} is not a readable checkpoint: {reason}") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint: {str(e).splitlines()[0][:200]}"
+        ) from None
+    if not isinstance(checkpoint, Mapping):
+        raise CheckpointError(f"{path} is not a checkpoint: it holds a {type(checkpoint).__name__}")
+    return dict(checkpoint)
+
+
+def _targets(node: Any) -> Iterator[str]:
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if key == "_target_":
+                yield str(value)
+            else:
+                yield from _targets(value)
+    elif isinstance(node, (list, tuple)):
+        for item in node:
+            yield from _targets(item)
+
+
+def _locate(target: str) -> Any:
+    module_name, _, attr = target.rpartition(".")
+    parts = []
+    while module_name:
+        try:
+            obj = importlib.import_module(module_name)
+            break
+        except ImportError:
+            module_name, _, head = module_name.rpartition(".")
+            parts.insert(0, head)
+    else:
+        raise ImportError(target)
+    for name in [*parts, attr]:
+        obj = getattr(obj, name)
+    return obj
+
+
+def _trusted(target: str) -> bool:
+    """Prefixes the run trusts are trusted whole; under dfdetect's own prefixes only net, module,
+    optimizer and scheduler classes and the factories that build nets and ensembles are."""
+    if target.startswith(_trusted_extra):
+        return True
+    return target.startswith(ALWAYS_TRUSTED) and _buildable(target)
+
+
+def _buildable(target: str) -> bool:
+    if target in TRUSTED_FACTORIES:
+        return True
+    try:
+        obj = _locate(target)
+    except (ImportError, AttributeError):
+        return False
+    kinds = (nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler)
+    return isinstance(obj, type) and issubclass(obj, kinds + (torch.optim.lr_scheduler.ReduceLROnPlateau,))
+
+
+def check_stored_config(config: Any, source: str | Path) -> dict:
+    """The stored model config with moved targets renamed, if every ``_target_`` in it is trusted;
+    otherwise ``UnsafeCheckpointError`` naming the first untrusted target and the file."""
+    if not isinstance(config, Mapping):
+        raise CheckpointError(f"{source}: the stored model config is not a mapping")
+    config = _rename_moved(config)
+    for target in _targets(config):
+        if not _trusted(target):
+            raise UnsafeCheckpointError(
+                f"refusing to build the model stored in {source}: _target_ {target!r} is not a trusted "
+                f"class or factory (trusted prefixes: {', '.join(trusted_prefixes())}; add a prefix with "
+                "trusted_targets=[...] only if you trust this file)"
+            )
+    return config
+
+
+def _rename_moved(node: Any) -> Any:
+    if isinstance(node, Mapping):
+        return {k: MOVED_TARGETS.get(v, v) if k == "_target_" else _rename_moved(v) for k, v in node.items()}
+    if isinstance(node, (list, tuple)):
+        return [_rename_moved(item) for item in node]
+    return node
+
+
+def build_detector(model_cfg: DictConfig | Mapping) -> DetectorModule:
+    """Instantiate a detector (or ensemble) config; the module keeps the resolved config and
+    stores it in every checkpoint it saves, so ``load_detector`` can rebuild it."""
+    cfg = model_cfg if isinstance(model_cfg, DictConfig) else OmegaConf.create(dict(model_cfg))
+    model = hydra.utils.instantiate(cfg)
+    if not isinstance(model, DetectorModule):
+        raise TypeError(f"a model config must build a DetectorModule, got {type(model).__name__}")
+    model.model_config = OmegaConf.to_container(cfg, resolve=True)
+    return model
+
+
+def load_detector(ckpt_path: str | Path, model_cfg: DictConfig | Mapping | None = None) -> DetectorModule:
+    """Rebuild a detector from a checkpoint, using the model config stored in it unless given."""
+    checkpoint = read_checkpoint(ckpt_path)
+    if model_cfg is None:
+        stored = checkpoint.get(CONFIG_KEY)
+        if stored is None:
+            raise CheckpointError(
+                f"{ckpt_path} holds no model config; pass model=<name> matching the checkpoint"
+            )
+        model_cfg = check_stored_config(stored, ckpt_path)
+    if "state_dict" not in checkpoint:
+        raise CheckpointError(f"{ckpt_path} holds no state_dict")
+    model = build_detector(model_cfg)
+    model.load_state_dict(checkpoint["state_dict"])
+    return model
+
+
+def check_resumable(ckpt_path: str | Path) -> None:
+    """Fail before training starts if a checkpoint to resume from is unsafe or unreadable."""
+    checkpoint = read_checkpoint(ckpt_path)
+    if CONFIG_KEY in checkpoint:
+        check_stored_config(checkpoint[CONFIG_KEY], ckpt_path)

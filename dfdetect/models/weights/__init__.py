@@ -1,0 +1,1 @@
+"""Readers of published weight files (never downloaded: the user passes a local path)."""
