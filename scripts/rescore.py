@@ -21,8 +21,9 @@ import pandas as pd
 
 from dfdetect.attack.names import default_aliases
 from dfdetect.attack.records import AttackDataError
+from dfdetect.attack.scoring.metrics import METRICS, bootstrap_ci, compute_attack_metrics, fig4_convention
+from dfdetect.attack.scoring.plots import plot_attack_metrics
 from dfdetect.attack.tariq2022 import read_tariq2022
-from dfdetect.evaluation.attack_metrics import METRICS, bootstrap_ci, compute_attack_metrics, fig4_convention
 from dfdetect.utils.io import atomic_path
 
 OUTPUT_COLUMNS = ["provider", "dataset", "n_fake", *METRICS]
@@ -108,8 +109,6 @@ def main(argv=None) -> int:
     if args.fig4:
         merge_into(args.out / "attack_metrics_fig4.csv", fig4_convention(metrics))
     if args.plot:
-        from dfdetect.evaluation.plots import plot_attack_metrics
-
         ci_path = args.out / "attack_metrics_ci.csv"
         all_ci = read_table(ci_path) if ci_path.is_file() else ci
         print(f"wrote {plot_attack_metrics(table, args.out / 'fig4.png', ci=all_ci)}")

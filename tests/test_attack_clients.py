@@ -14,11 +14,11 @@ import pytest
 from omegaconf import OmegaConf
 
 from dfdetect.attack.cache import ApiCache
-from dfdetect.attack.cli import EXIT_BUDGET, EXIT_OK, run_attack
 from dfdetect.attack.clients import build_client
 from dfdetect.attack.cost import BudgetExceeded, CostMeter, tier_cost
 from dfdetect.attack.from_cache import attack_records_from_cache
 from dfdetect.attack.ratelimit import Backoff, RateLimiter, parse_retry_after
+from dfdetect.run.attack import EXIT_BUDGET, EXIT_OK, run_attack
 from tests.attack_fakes import AzureHandler, FakeWorld, NaverHandler, serve, serve_aws, sha
 from tests.conftest import SHARED, compose_config, requires_shared
 
@@ -350,8 +350,8 @@ def test_dry_run_and_cost_guards_send_nothing_or_stop(tmp_path, creds):
 
 
 def test_cache_feeds_the_rescoring(tmp_path, creds):
-    from dfdetect.evaluation.attack_metrics import after_defense
-    from dfdetect.run.rescore_report import load_attack_records
+    from dfdetect.attack.scoring.metrics import after_defense
+    from dfdetect.attack.scoring.report import load_attack_records
 
     pairs_csv, shas = write_pairs(tmp_path / "imgs", 3)
     world = FakeWorld()

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from dfdetect.attack.records import ATTACK_COLUMNS
-from dfdetect.evaluation.attack_metrics import after_defense, compute_attack_metrics
-from dfdetect.evaluation.table2 import (
+from dfdetect.attack.scoring.metrics import after_defense, compute_attack_metrics
+from dfdetect.attack.scoring.table2 import (
     CELLS,
     audit_formula,
     format_pct,
@@ -182,7 +182,7 @@ def test_write_table2_files(tmp_path):
 
 def test_fig4_plot_is_written(tmp_path):
     pytest.importorskip("matplotlib")
-    from dfdetect.evaluation.plots import plot_attack_metrics
+    from dfdetect.attack.scoring.plots import plot_attack_metrics
 
     records, _ = _synthetic_after(predictions=False)
     naver = records.assign(provider="naver")

@@ -5,7 +5,7 @@ on a 0–100 scale; "no answer" is ``None`` (never 0).
 
 Attack records (a DataFrame, ``ATTACK_COLUMNS``): one row per fake image X_D and provider, with the
 API's answer for X_D, its answer for the target's real image X_T, and Similarity(X_T, X_D). This is
-what ``dfdetect.evaluation.attack_metrics`` scores, whichever source (the paper authors' CSVs or
+what ``dfdetect.attack.scoring.metrics`` scores, whichever source (the paper authors' CSVs or
 our SQLite cache) it came from.
 """
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from dfdetect.attack.records import PROVIDER_LABELS, PROVIDERS
-from dfdetect.evaluation.attack_metrics import METRICS
+from dfdetect.attack.scoring.metrics import METRICS
 from dfdetect.utils.io import atomic_path
 
 PANEL_TITLES = {
