@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dfdetect.attack.providers import aws, azure, naver
+from dfdetect.attack.providers import aws_responses, azure_responses, naver_responses
 from dfdetect.attack.records import ApiResult, AttackDataError, check_operation, check_provider
 
-_PARSERS = {"aws": aws, "azure": azure, "naver": naver}
+_PARSERS = {"aws": aws_responses, "azure": azure_responses, "naver": naver_responses}
 
 
 def parse_response(provider: str, operation: str, payload, http_status: int | None = None) -> ApiResult:
