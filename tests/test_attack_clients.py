@@ -14,10 +14,10 @@ import pytest
 from omegaconf import OmegaConf
 
 from dfdetect.attack.cache import ApiCache
-from dfdetect.attack.clients import build_client
 from dfdetect.attack.cost import BudgetExceeded, CostMeter, tier_cost
 from dfdetect.attack.from_cache import attack_records_from_cache
 from dfdetect.attack.ratelimit import Backoff, RateLimiter, parse_retry_after
+from dfdetect.attack.registry import build_client
 from dfdetect.run.attack import EXIT_BUDGET, EXIT_OK, run_attack
 from tests.attack_fakes import AzureHandler, FakeWorld, NaverHandler, serve, serve_aws, sha
 from tests.conftest import SHARED, compose_config, requires_shared
@@ -158,7 +158,7 @@ def test_naver_client_parses_answers_and_faults(creds):
 
 
 def test_missing_or_wrong_credentials(creds, monkeypatch):
-    from dfdetect.attack.clients import CredentialsError
+    from dfdetect.attack.providers.base import CredentialsError
 
     world = FakeWorld(keys=NAVER_KEYS)
     with serve(NaverHandler, world) as url:

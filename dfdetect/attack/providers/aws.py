@@ -1,14 +1,27 @@
-"""Amazon Rekognition through boto3: ``RecognizeCelebrities`` and ``CompareFaces`` (with
-``SimilarityThreshold`` 0, so that every face pair gets a similarity). Credentials come from
-boto3's standard chain (environment, shared files, profile, instance role); botocore's own retries
-are off, the runner retries. ``endpoint_url`` points the client elsewhere (tests, VPC endpoints)."""
+"""Amazon Rekognition: ``RecognizeCelebrities`` and ``CompareFaces``, through boto3.
+
+The client calls ``CompareFaces`` with ``SimilarityThreshold`` 0, so that every face pair gets a
+similarity. Credentials come from boto3's standard chain (environment, shared files, profile,
+instance role); botocore's own retries are off, the runner retries. ``endpoint_url`` points the
+client elsewhere (tests, VPC endpoints).
+
+RecognizeCelebrities returns ``CelebrityFaces[]`` (``Name``, ``MatchConfidence`` 0–100) and
+``UnrecognizedFaces[]``; CompareFaces returns ``FaceMatches[]`` (``Similarity`` 0–100) and
+``UnmatchedFaces[]`` (faces below ``SimilarityThreshold``, 80 by default: call it with
+``SimilarityThreshold=0`` to get a similarity for every face). Errors arrive as
+``{"Error": {"Code": ...}}`` (botocore) or ``{"__type": "...#Code"}`` (raw HTTP).
+CompareFaces answers ``InvalidParameterException`` when either image has no face.
+"""
 
 from __future__ import annotations
 
-from dfdetect.attack.clients.base import ApiClient, CredentialsError, Outcome
-from dfdetect.attack.providers import parse_response
+from collections.abc import Mapping
+
+from dfdetect.attack.errors import AttackDataError
+from dfdetect.attack.providers.base import ApiClient, CredentialsError, Outcome, parse_response
 from dfdetect.attack.ratelimit import parse_retry_after
-from dfdetect.attack.records import AttackDataError
+from dfdetect.attack.records import ApiResult
+from dfdetect.attack.registry import Provider, register_provider
 
 THROTTLING = {
     "ThrottlingException",
@@ -116,3 +129,69 @@ class AwsClient(ApiClient):
 
     def close(self) -> None:
         self.client.close()
+
+
+# ------------------------------------------------------------------------------------- responses
+NO_FACE_ERRORS = {"compare": {"InvalidParameterException"}, "recognize": set()}
+
+
+def error_code(payload: dict) -> str | None:
+    if isinstance(payload.get("Error"), dict):
+        return str(payload["Error"].get("Code") or "UnknownError")
+    if "__type" in payload:
+        return str(payload["__type"]).rsplit("#", 1)[-1]
+    return None
+
+
+def parse(operation: str, payload) -> ApiResult:
+    if not isinstance(payload, dict):
+        raise AttackDataError(f"aws {operation}: expected a JSON object, got {type(payload).__name__}")
+    code = error_code(payload)
+    if code is not None:
+        status = "no_face" if code in NO_FACE_ERRORS[operation] else "error"
+        return ApiResult("aws", operation, status, error_code=code)
+    if operation == "recognize":
+        return _recognize(payload)
+    return _compare(payload)
+
+
+def _recognize(payload: dict) -> ApiResult:
+    if "CelebrityFaces" not in payload and "UnrecognizedFaces" not in payload:
+        raise AttackDataError("aws recognize: neither CelebrityFaces nor UnrecognizedFaces in the response")
+    celebrities = payload.get("CelebrityFaces") or []
+    if celebrities:
+        best = max(celebrities, key=lambda c: float(c["MatchConfidence"]))
+        return ApiResult("aws", "recognize", "ok", name=best["Name"], confidence=best["MatchConfidence"])
+    status = "ok" if payload.get("UnrecognizedFaces") else "no_face"
+    return ApiResult("aws", "recognize", status)
+
+
+def _compare(payload: dict) -> ApiResult:
+    if "FaceMatches" not in payload and "UnmatchedFaces" not in payload:
+        raise AttackDataError("aws compare: neither FaceMatches nor UnmatchedFaces in the response")
+    matches = payload.get("FaceMatches") or []
+    if matches:
+        return ApiResult("aws", "compare", "ok", similarity=max(float(m["Similarity"]) for m in matches))
+    status = "ok" if payload.get("UnmatchedFaces") else "no_face"
+    return ApiResult("aws", "compare", status)
+
+
+def compare_params(client_settings: Mapping) -> dict:
+    """CompareFaces answers depend on ``SimilarityThreshold``."""
+    return {"SimilarityThreshold": float(client_settings["similarity_threshold"])}
+
+
+PROVIDER = register_provider(
+    Provider(
+        name="aws",
+        label="AWS",
+        colour="#ff9900",
+        client_class=AwsClient,
+        parse=parse,
+        error_code=error_code,
+        requests_per_call={"recognize": 1, "compare": 1},
+        confidence_scale=1.0,  # MatchConfidence and Similarity are 0–100
+        table2_column="aws",
+        compare_params=compare_params,
+    )
+)

@@ -1,14 +1,24 @@
 """Microsoft Azure: Computer Vision v3.2 ``models/celebrities/analyze`` for recognition; Face
 ``detect`` on both images, then ``verify`` (or ``findsimilars``) for similarity (3 billable
-requests). Keys travel in the ``Ocp-Apim-Subscription-Key`` header, read from the environment."""
+requests). Keys travel in the ``Ocp-Apim-Subscription-Key`` header, read from the environment.
+
+Celebrities: ``result.celebrities[]`` with ``name`` and ``confidence`` (0–1); an empty list means
+no celebrity (the model does not say whether a face was found). Face verify returns
+``{"isIdentical", "confidence" (0–1)}``; the authors' Find Similar returns a list of
+``{"faceId"/"persistedFaceId", "confidence"}`` (an empty list: no similar face). When Face detect
+finds no face the client records ``ApiResult(status="no_face")`` itself. Errors are
+``{"error": {"code", "message", "innererror": {"code"}}}``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from dfdetect.attack.clients import http
-from dfdetect.attack.clients.base import ApiClient, Outcome, credentials_from_env
+from dfdetect.attack.errors import AttackDataError
+from dfdetect.attack.providers import http
+from dfdetect.attack.providers.base import ApiClient, Outcome, credentials_from_env
 from dfdetect.attack.records import ApiResult
+from dfdetect.attack.registry import Provider, register_provider
 
 KEY_HEADER = "Ocp-Apim-Subscription-Key"
 
@@ -116,3 +126,71 @@ class AzureClient(ApiClient):
 
 def _area(rect: Mapping) -> float:
     return float(rect.get("width", 0)) * float(rect.get("height", 0))
+
+
+# ------------------------------------------------------------------------------------- responses
+def error_code(payload: dict) -> str | None:
+    error = payload.get("error")
+    if not isinstance(error, dict):
+        return None
+    inner = error.get("innererror")
+    if isinstance(inner, dict) and inner.get("code"):
+        return str(inner["code"])
+    return str(error.get("code") or "UnknownError")
+
+
+def parse(operation: str, payload) -> ApiResult:
+    if isinstance(payload, dict):
+        code = error_code(payload)
+        if code is not None:
+            return ApiResult("azure", operation, "error", error_code=code)
+    if operation == "recognize":
+        return _recognize(payload)
+    return _compare(payload)
+
+
+def _recognize(payload) -> ApiResult:
+    if not isinstance(payload, dict) or "celebrities" not in (payload.get("result") or {}):
+        raise AttackDataError("azure recognize: no result.celebrities in the response")
+    celebrities = payload["result"]["celebrities"] or []
+    if not celebrities:
+        return ApiResult("azure", "recognize", "ok")
+    best = max(celebrities, key=lambda c: float(c["confidence"]))
+    return ApiResult(
+        "azure", "recognize", "ok", name=best["name"], confidence=100.0 * float(best["confidence"])
+    )
+
+
+def _compare(payload) -> ApiResult:
+    if isinstance(payload, list):
+        if not payload:
+            return ApiResult("azure", "compare", "ok")
+        return ApiResult(
+            "azure", "compare", "ok", similarity=100.0 * max(float(f["confidence"]) for f in payload)
+        )
+    if isinstance(payload, dict) and "confidence" in payload and "isIdentical" in payload:
+        return ApiResult("azure", "compare", "ok", similarity=100.0 * float(payload["confidence"]))
+    raise AttackDataError(
+        "azure compare: expected a verify result {isIdentical, confidence} or a Find Similar list"
+    )
+
+
+def compare_params(client_settings: Mapping) -> dict:
+    """Verify and Find Similar answer differently."""
+    return {"method": str(client_settings["similarity"])}
+
+
+PROVIDER = register_provider(
+    Provider(
+        name="azure",
+        label="MS",
+        colour="#0078d4",
+        client_class=AzureClient,
+        parse=parse,
+        error_code=error_code,
+        requests_per_call={"recognize": 1, "compare": 3},  # compare: detect twice, then verify
+        confidence_scale=100.0,  # confidences are 0–1
+        table2_column="ms",
+        compare_params=compare_params,
+    )
+)
