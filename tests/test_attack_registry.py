@@ -16,6 +16,7 @@ from dfdetect.attack import registry
 from dfdetect.attack.cache import ApiCache
 from dfdetect.attack.errors import AttackDataError
 from dfdetect.attack.from_cache import attack_records_from_cache
+from dfdetect.attack.providers import aws, azure, naver
 from dfdetect.attack.providers.base import ApiClient, Outcome, parse_response
 from dfdetect.attack.records import ATTACK_COLUMNS, ApiResult, validate_attack_records
 from dfdetect.attack.registry import Provider, build_client, get_provider, provider_names, register_provider
@@ -146,6 +147,7 @@ def test_the_built_in_providers_and_their_configs(tmp_path):
         "naver": ("NAV", "nav", "#03c75a", False, {"recognize": 1}),
     }
     assert [get_provider(p).confidence_scale for p in provider_names()] == [1.0, 100.0, 100.0]
+    assert registry.providers() == (aws.PROVIDER, azure.PROVIDER, naver.PROVIDER)
     assert [get_provider(p).client_class.__name__ for p in provider_names()] == [
         "AwsClient",
         "AzureClient",

@@ -193,7 +193,6 @@ class RunStats:
     requests: int = 0
     spent_usd: float = 0.0
     stopped: str = ""
-    not_sent: list[str] = field(default_factory=list)
 
 
 class Executor:
