@@ -63,6 +63,18 @@ def write_pairs(folder, n: int, seed: int = 0) -> tuple:
     return folder / "pairs.csv", shas
 
 
+def csv_run(tmp_path, provider: str, pairs_csv) -> list[str]:
+    """Overrides of a quick run over a pairs CSV (no crops) into ``tmp_path / "api.sqlite"``."""
+    return [
+        f"attack.provider={provider}",
+        f"attack.pairs_csv={pairs_csv}",
+        "attack.dataset=toy",
+        "attack.crop=false",
+        f"attack.cache={tmp_path / 'api.sqlite'}",
+        *FAST,
+    ]
+
+
 def attack_cfg(tmp_path, provider: str, url: str, pairs_csv, *overrides):
     endpoint = {
         "naver": [f"providers.naver.client.url={url}/vision/v1/celebrity"],
@@ -75,17 +87,12 @@ def attack_cfg(tmp_path, provider: str, url: str, pairs_csv, *overrides):
     return compose_config(
         "attack.yaml",
         [
-            f"attack.provider={provider}",
-            f"attack.pairs_csv={pairs_csv}",
-            "attack.dataset=toy",
-            "attack.crop=false",
-            f"attack.cache={tmp_path / 'api.sqlite'}",
+            *csv_run(tmp_path, provider, pairs_csv),
             f"providers.{provider}.rate_limit=0",
             # no fake server here hangs; a short timeout only made a loaded machine resend calls
             # that had reached the server, so exact call counts failed (seen once in CI: 2 != 1)
             f"providers.{provider}.client.timeout_s=10",
             *endpoint,
-            *FAST,
             *overrides,
         ],
         tmp_path,

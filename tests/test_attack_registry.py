@@ -6,6 +6,7 @@ Fig. 4-style chart."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 import numpy as np
@@ -19,14 +20,21 @@ from dfdetect.attack.from_cache import attack_records_from_cache
 from dfdetect.attack.providers import aws, azure, naver
 from dfdetect.attack.providers.base import ApiClient, Outcome, parse_response
 from dfdetect.attack.records import ATTACK_COLUMNS, ApiResult, validate_attack_records
-from dfdetect.attack.registry import Provider, build_client, get_provider, provider_names, register_provider
+from dfdetect.attack.registry import (
+    Provider,
+    build_client,
+    get_provider,
+    no_call_params,
+    provider_names,
+    register_provider,
+)
 from dfdetect.attack.scoring.metrics import after_defense, compute_attack_metrics
 from dfdetect.attack.scoring.plots import plot_attack_metrics
 from dfdetect.attack.scoring.table2 import cells, table2_row, write_table2
 from dfdetect.run.attack import EXIT_OK, run_attack
 from tests.attack_fakes import sha
 from tests.conftest import CONF_DIR, compose_config
-from tests.test_attack_clients import FAST, write_pairs
+from tests.test_attack_clients import csv_run, write_pairs
 
 WORLD: dict[str, tuple[str, float]] = {}  # image sha256 -> (celebrity, confidence 0–1) it is named as
 CALLS: Counter = Counter()  # (provider, operation) -> calls answered
@@ -86,15 +94,17 @@ ACME = Provider(
     table2_column="acme",
     compare_params=lambda settings: {"mode": str(settings["mode"])},
 )
-# no face-similarity API, and not in Table 2
-ECHO = Provider(
+# acme without a face-similarity API, and not in Table 2
+ECHO = dataclasses.replace(
+    ACME,
     name="echo",
     label="ECHO",
     colour="#999999",
     client_class=EchoClient,
     parse=parser("echo"),
-    error_code=error_code,
     requests_per_call={"recognize": 1},
+    table2_column=None,
+    compare_params=no_call_params,
 )
 
 
@@ -117,17 +127,12 @@ def attack_cfg(tmp_path, provider: str, pairs_csv, *overrides):
     return compose_config(
         "attack.yaml",
         [
-            f"attack.provider={provider}",
-            f"attack.pairs_csv={pairs_csv}",
-            "attack.dataset=toy",
-            "attack.crop=false",
-            f"attack.cache={tmp_path / 'api.sqlite'}",
+            *csv_run(tmp_path, provider, pairs_csv),
             f"+providers.{provider}.rate_limit=0",
             f"+providers.{provider}.burst=1",
             f"+providers.{provider}.concurrency=2",
             f"+providers.{provider}.price_tiers=[[null,1.0]]",
             f"+providers.{provider}.client.mode=loose",
-            *FAST,
             *overrides,
         ],
         tmp_path,
