@@ -27,7 +27,7 @@ sys.argv = ["attack.dry_run=true" if arg == "--dry-run" else arg for arg in sys.
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="attack.yaml")
 def main(cfg: DictConfig) -> None:
-    from dfdetect.attack.cli import attack_from_config
+    from dfdetect.run.attack import attack_from_config
 
     code = attack_from_config(cfg)
     if code:

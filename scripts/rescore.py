@@ -21,8 +21,10 @@ import pandas as pd
 
 from dfdetect.attack.names import default_aliases
 from dfdetect.attack.records import AttackDataError
-from dfdetect.attack.tariq2022 import read_tariq2022
-from dfdetect.evaluation.attack_metrics import METRICS, bootstrap_ci, compute_attack_metrics, fig4_convention
+from dfdetect.attack.registry import get_provider
+from dfdetect.attack.scoring.metrics import METRICS, bootstrap_ci, compute_attack_metrics, fig4_convention
+from dfdetect.attack.scoring.plots import plot_attack_metrics
+from dfdetect.attack.tariq2022 import AUTHORS_PROVIDERS, read_tariq2022
 from dfdetect.utils.io import atomic_path
 
 OUTPUT_COLUMNS = ["provider", "dataset", "n_fake", *METRICS]
@@ -50,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--tariq2022", required=True, type=Path, help="one of the authors' result CSVs")
-    parser.add_argument("--provider", required=True, choices=["aws", "azure"], help="aws: 0–100, azure: 0–1")
+    scales = ", ".join(f"{p}: 0–{100 / get_provider(p).confidence_scale:g}" for p in AUTHORS_PROVIDERS)
+    parser.add_argument("--provider", required=True, choices=AUTHORS_PROVIDERS, help=scales)
     parser.add_argument("--dataset", required=True, help="dataset name to report, e.g. CelebFOM")
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     parser.add_argument(
@@ -108,8 +111,6 @@ def main(argv=None) -> int:
     if args.fig4:
         merge_into(args.out / "attack_metrics_fig4.csv", fig4_convention(metrics))
     if args.plot:
-        from dfdetect.evaluation.plots import plot_attack_metrics
-
         ci_path = args.out / "attack_metrics_ci.csv"
         all_ci = read_table(ci_path) if ci_path.is_file() else ci
         print(f"wrote {plot_attack_metrics(table, args.out / 'fig4.png', ci=all_ci)}")

@@ -13,7 +13,7 @@ from dfdetect.attack.cache import ApiCache
 from dfdetect.attack.from_cache import attack_records_from_cache
 from dfdetect.attack.providers import parse_response
 from dfdetect.attack.records import ApiResult, AttackDataError
-from dfdetect.evaluation.attack_metrics import compute_attack_metrics
+from dfdetect.attack.scoring.metrics import compute_attack_metrics
 
 
 @pytest.fixture

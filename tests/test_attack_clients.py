@@ -14,11 +14,11 @@ import pytest
 from omegaconf import OmegaConf
 
 from dfdetect.attack.cache import ApiCache
-from dfdetect.attack.cli import EXIT_BUDGET, EXIT_OK, run_attack
-from dfdetect.attack.clients import build_client
 from dfdetect.attack.cost import BudgetExceeded, CostMeter, tier_cost
 from dfdetect.attack.from_cache import attack_records_from_cache
 from dfdetect.attack.ratelimit import Backoff, RateLimiter, parse_retry_after
+from dfdetect.attack.registry import build_client
+from dfdetect.run.attack import EXIT_BUDGET, EXIT_OK, run_attack
 from tests.attack_fakes import AzureHandler, FakeWorld, NaverHandler, serve, serve_aws, sha
 from tests.conftest import SHARED, compose_config, requires_shared
 
@@ -63,6 +63,18 @@ def write_pairs(folder, n: int, seed: int = 0) -> tuple:
     return folder / "pairs.csv", shas
 
 
+def csv_run(tmp_path, provider: str, pairs_csv) -> list[str]:
+    """Overrides of a quick run over a pairs CSV (no crops) into ``tmp_path / "api.sqlite"``."""
+    return [
+        f"attack.provider={provider}",
+        f"attack.pairs_csv={pairs_csv}",
+        "attack.dataset=toy",
+        "attack.crop=false",
+        f"attack.cache={tmp_path / 'api.sqlite'}",
+        *FAST,
+    ]
+
+
 def attack_cfg(tmp_path, provider: str, url: str, pairs_csv, *overrides):
     endpoint = {
         "naver": [f"providers.naver.client.url={url}/vision/v1/celebrity"],
@@ -75,17 +87,12 @@ def attack_cfg(tmp_path, provider: str, url: str, pairs_csv, *overrides):
     return compose_config(
         "attack.yaml",
         [
-            f"attack.provider={provider}",
-            f"attack.pairs_csv={pairs_csv}",
-            "attack.dataset=toy",
-            "attack.crop=false",
-            f"attack.cache={tmp_path / 'api.sqlite'}",
+            *csv_run(tmp_path, provider, pairs_csv),
             f"providers.{provider}.rate_limit=0",
             # no fake server here hangs; a short timeout only made a loaded machine resend calls
             # that had reached the server, so exact call counts failed (seen once in CI: 2 != 1)
             f"providers.{provider}.client.timeout_s=10",
             *endpoint,
-            *FAST,
             *overrides,
         ],
         tmp_path,
@@ -158,7 +165,7 @@ def test_naver_client_parses_answers_and_faults(creds):
 
 
 def test_missing_or_wrong_credentials(creds, monkeypatch):
-    from dfdetect.attack.clients import CredentialsError
+    from dfdetect.attack.providers.base import CredentialsError
 
     world = FakeWorld(keys=NAVER_KEYS)
     with serve(NaverHandler, world) as url:
@@ -350,8 +357,8 @@ def test_dry_run_and_cost_guards_send_nothing_or_stop(tmp_path, creds):
 
 
 def test_cache_feeds_the_rescoring(tmp_path, creds):
-    from dfdetect.evaluation.attack_metrics import after_defense
-    from dfdetect.run.rescore_report import load_attack_records
+    from dfdetect.attack.scoring.metrics import after_defense
+    from dfdetect.attack.scoring.report import load_attack_records
 
     pairs_csv, shas = write_pairs(tmp_path / "imgs", 3)
     world = FakeWorld()

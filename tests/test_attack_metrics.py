@@ -13,8 +13,7 @@ import pytest
 
 from dfdetect.attack.names import AliasTable, default_aliases, normalise_name
 from dfdetect.attack.records import ATTACK_COLUMNS, AttackDataError
-from dfdetect.attack.tariq2022 import image_key, read_tariq2022
-from dfdetect.evaluation.attack_metrics import (
+from dfdetect.attack.scoring.metrics import (
     after_defense,
     bootstrap_ci,
     compute_attack_metrics,
@@ -22,6 +21,7 @@ from dfdetect.evaluation.attack_metrics import (
     join_predictions,
     prediction_keys,
 )
+from dfdetect.attack.tariq2022 import image_key, read_tariq2022
 
 ROOT = Path(__file__).resolve().parents[1]
 TARIQ = ROOT.parent / "shared" / "data" / "api_results" / "tariq2022"

@@ -7,8 +7,8 @@ import hydra
 import pandas as pd
 import pytest
 
-from dfdetect.attack.cli import EXIT_OK, run_attack
 from dfdetect.attack.pairs import pairs_from_store
+from dfdetect.run.attack import EXIT_OK, run_attack
 from dfdetect.run.evaluate import evaluate
 from dfdetect.run.train import train
 from tests.attack_fakes import AzureHandler, FakeWorld, serve, sha

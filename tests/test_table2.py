@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from dfdetect.attack.records import ATTACK_COLUMNS
-from dfdetect.evaluation.attack_metrics import after_defense, compute_attack_metrics
-from dfdetect.evaluation.table2 import (
-    CELLS,
+from dfdetect.attack.scoring.metrics import after_defense, compute_attack_metrics
+from dfdetect.attack.scoring.table2 import (
+    PAPER_CELLS,
     audit_formula,
     format_pct,
     implied_accuracy_range,
@@ -107,7 +107,7 @@ def test_formula_mode_reproduces_the_papers_after_values():
         after, _ = after_defense(records_with_rates(paper), accuracy=float(paper["accuracy_pct"]) / 100)
         ours = table2_row(paper["dataset"], paper["defense"], after, mode="formula")
         assert ours["accuracy_pct"] == pytest.approx(float(paper["accuracy_pct"]))
-        for cell in CELLS:
+        for cell in PAPER_CELLS:
             assert ours[f"{cell}_before_pct"] == pytest.approx(float(paper[f"{cell}_before_pct"]))
             printed_after = paper[f"{cell}_after_pct"]
             same = round_like(ours[f"{cell}_after_pct"], printed_after) == printed_after
@@ -182,7 +182,7 @@ def test_write_table2_files(tmp_path):
 
 def test_fig4_plot_is_written(tmp_path):
     pytest.importorskip("matplotlib")
-    from dfdetect.evaluation.plots import plot_attack_metrics
+    from dfdetect.attack.scoring.plots import plot_attack_metrics
 
     records, _ = _synthetic_after(predictions=False)
     naver = records.assign(provider="naver")

@@ -28,11 +28,6 @@ def tier_cost(n_calls: int, tiers: Sequence[Sequence], calls_this_month: int = 0
     return cost
 
 
-def marginal_price(tiers: Sequence[Sequence], calls_this_month: int = 0) -> float:
-    """USD of the next single call."""
-    return tier_cost(1, tiers, calls_this_month)
-
-
 class CostMeter:
     """Counts billable requests (every HTTP request sent, retries included: a conservative count)
     and refuses the request that would take the spend past ``max_cost``."""

@@ -17,13 +17,8 @@ import pandas as pd
 
 from dfdetect.attack.cache import ApiCache, params_json
 from dfdetect.attack.names import AliasTable, default_aliases
-from dfdetect.attack.records import (
-    ATTACK_COLUMNS,
-    PROVIDERS_WITHOUT_SIMILARITY,
-    AttackDataError,
-    check_provider,
-    validate_attack_records,
-)
+from dfdetect.attack.records import ATTACK_COLUMNS, AttackDataError, validate_attack_records
+from dfdetect.attack.registry import get_provider
 from dfdetect.attack.target_answer import vote_answers
 
 
@@ -71,7 +66,7 @@ def attack_records_from_cache(
     recognize_params: dict | None = None,
     compare_params: dict | None = None,
 ) -> tuple[pd.DataFrame, CacheReport]:
-    check_provider(provider)
+    has_similarity = get_provider(provider).has_similarity
     aliases = aliases or default_aliases()
     images = cache.images(dataset)
     if images.empty:
@@ -114,7 +109,7 @@ def attack_records_from_cache(
         elif fake.identity not in report.targets_without_real_image:
             report.targets_without_real_image.append(fake.identity)
         similarity = math.nan
-        if provider not in PROVIDERS_WITHOUT_SIMILARITY:
+        if has_similarity:
             mine = compare[
                 (compare["image_sha256"] == fake.sha256)
                 & compare["ref_sha256"].isin(real_shas.get(identity, set()))

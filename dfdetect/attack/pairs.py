@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from dfdetect.attack.records import AttackDataError
+from dfdetect.data.manifest import read_manifest, store_image_key
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,6 @@ def pairs_from_store(store_dir: str | os.PathLike, images_per_video: int = 1) ->
     the fake's identity. Image keys are ``<dataset>/<video_id>`` (``<dataset>/<clip_id>`` with
     several images per video), the keys of ``predictions.parquet``, so attack records join the
     detector's predictions. Returns the pairs and the identities that have fakes but no real video."""
-    from dfdetect.data.manifest import read_manifest, store_image_key
-
     store_dir = Path(store_dir)
     manifest = read_manifest(store_dir).sort_values("clip_id")
     reals = {}

@@ -5,7 +5,7 @@ on a 0–100 scale; "no answer" is ``None`` (never 0).
 
 Attack records (a DataFrame, ``ATTACK_COLUMNS``): one row per fake image X_D and provider, with the
 API's answer for X_D, its answer for the target's real image X_T, and Similarity(X_T, X_D). This is
-what ``dfdetect.evaluation.attack_metrics`` scores, whichever source (the paper authors' CSVs or
+what ``dfdetect.attack.scoring.metrics`` scores, whichever source (the paper authors' CSVs or
 our SQLite cache) it came from.
 """
 
@@ -16,10 +16,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-PROVIDERS = ("aws", "azure", "naver")
-PROVIDER_LABELS = {"aws": "AWS", "azure": "MS", "naver": "NAV"}
-PROVIDERS_WITHOUT_SIMILARITY = frozenset({"naver"})
-OPERATIONS = ("recognize", "compare")
+from dfdetect.attack.errors import AttackDataError
+from dfdetect.attack.registry import OPERATIONS, get_provider, provider_names
+
 STATUSES = ("ok", "no_face", "error")
 
 ATTACK_COLUMNS = [
@@ -36,14 +35,9 @@ ATTACK_COLUMNS = [
 ]
 
 
-class AttackDataError(ValueError):
-    """Input that cannot be scored; the message names the file, row, key or provider."""
-
-
 def check_provider(provider: str) -> str:
-    if provider not in PROVIDERS:
-        raise AttackDataError(f"unknown provider {provider!r}; expected one of {', '.join(PROVIDERS)}")
-    return provider
+    """``provider`` when it is registered (``dfdetect.attack.registry``), else ``AttackDataError``."""
+    return get_provider(provider).name
 
 
 def check_operation(operation: str) -> str:
@@ -106,11 +100,10 @@ def validate_attack_records(df: pd.DataFrame, where: str = "attack records") -> 
             raise AttackDataError(
                 f"{where}: {column} {row[column]} outside 0–100 for image {row['image_key']!r} ({row['source']})"
             )
-    unknown = sorted(set(out["provider"]) - set(PROVIDERS))
+    known = provider_names()
+    unknown = sorted(set(out["provider"]) - set(known))
     if unknown:
-        raise AttackDataError(
-            f"{where}: unknown provider(s) {unknown}; expected one of {', '.join(PROVIDERS)}"
-        )
+        raise AttackDataError(f"{where}: unknown provider(s) {unknown}; expected one of {', '.join(known)}")
     if (out["target"] == "").any():
         row = out.loc[out["target"] == ""].iloc[0]
         raise AttackDataError(f"{where}: image {row['image_key']!r} ({row['source']}) has no target identity")

@@ -21,13 +21,13 @@ from pathlib import Path
 import pandas as pd
 
 from dfdetect.attack.cache import ApiCache
-from dfdetect.attack.clients import HAS_SIMILARITY, REQUESTS_PER_CALL, ApiClient, is_transient_code
-from dfdetect.attack.clients.base import TRANSIENT_PREFIX
 from dfdetect.attack.cost import BudgetExceeded, CostMeter, tier_cost
 from dfdetect.attack.journal import CallJournal, CallKey, call_key
 from dfdetect.attack.pairs import Pair, file_sha256
+from dfdetect.attack.providers.base import TRANSIENT_PREFIX, ApiClient, is_transient_code
 from dfdetect.attack.ratelimit import Backoff
 from dfdetect.attack.records import ApiResult
+from dfdetect.attack.registry import get_provider
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class Plan:
             )
         if self.in_flight_resent:
             out.append(f"  {self.in_flight_resent} calls in flight when an earlier run died are sent again")
-        if not HAS_SIMILARITY[provider]:
+        if not get_provider(provider).has_similarity:
             out.append(f"  similarity: unavailable for {provider} (no face-similarity API), not 0")
         return out
 
@@ -140,7 +140,7 @@ def build_tasks(pairs: list[Pair], shas: dict[Path, str], opts: RunOptions) -> l
         for path in (p.fake_path, p.real_path):
             t = Task(opts.provider, "recognize", shas[path], "", params, path)
             tasks.setdefault(t.key, t)
-        if HAS_SIMILARITY[opts.provider]:
+        if get_provider(opts.provider).has_similarity:
             t = Task(
                 opts.provider,
                 "compare",
@@ -180,7 +180,7 @@ def plan_run(cache: ApiCache, journal: CallJournal, tasks: list[Task], opts: Run
                 continue
             plan.in_flight_resent += 1
         plan.to_send.append(task)
-    per_call = REQUESTS_PER_CALL[opts.provider]
+    per_call = get_provider(opts.provider).requests_per_call
     plan.requests = sum(per_call[t.operation] for t in plan.to_send)
     plan.cost_usd = tier_cost(plan.requests, opts.price_tiers, opts.calls_this_month)
     return plan
@@ -193,7 +193,6 @@ class RunStats:
     requests: int = 0
     spent_usd: float = 0.0
     stopped: str = ""
-    not_sent: list[str] = field(default_factory=list)
 
 
 class Executor:
@@ -241,7 +240,7 @@ class Executor:
     def run_task(self, task: Task) -> None:
         if self.stop.is_set():
             return
-        per_call = REQUESTS_PER_CALL[task.provider][task.operation]
+        per_call = get_provider(task.provider).requests_per_call[task.operation]
         attempts, outcome, latency = 0, None, 0.0
         while True:
             try:

@@ -28,7 +28,8 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 
 from dfdetect.attack.names import AliasTable, default_aliases
-from dfdetect.attack.records import ATTACK_COLUMNS, AttackDataError, check_provider, validate_attack_records
+from dfdetect.attack.records import ATTACK_COLUMNS, AttackDataError, validate_attack_records
+from dfdetect.attack.registry import get_provider
 from dfdetect.attack.target_answer import vote_answers
 
 REQUIRED_COLUMNS = [
@@ -41,7 +42,8 @@ REQUIRED_COLUMNS = [
     "Tar Conf.",
     "Similarity",
 ]
-SCALE_TO_100 = {"aws": 1.0, "azure": 100.0, "naver": 100.0}
+# the providers whose results the authors published (the files' scale: their confidence_scale)
+AUTHORS_PROVIDERS = ("aws", "azure")
 AUTHORS_ROOT = "/home/sha/project/adversarial_deepfake/src/Similarity/"
 TARGET_IS_TAR = {"results_celebdf"}
 
@@ -156,7 +158,7 @@ def read_tariq2022(
     when the target column is ``Tar``, else ``same_row``: the README rule).
     """
     path = Path(path)
-    check_provider(provider)
+    record = get_provider(provider)
     if errors not in ("raise", "skip"):
         raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
     if not path.is_file():
@@ -169,7 +171,7 @@ def read_tariq2022(
     if target_answer not in ("same_row", "identity"):
         raise ValueError(f"target_answer must be 'auto', 'same_row' or 'identity', got {target_answer!r}")
     aliases = aliases or default_aliases()
-    scale = SCALE_TO_100[provider]
+    scale = record.confidence_scale
     report = ImportReport(str(path), provider, dataset, target_column, target_answer)
 
     parsed, seen = [], set()
@@ -211,9 +213,9 @@ def read_tariq2022(
         ],
     )
     top = rows[["fake_conf", "target_conf"]].max().max() if len(rows) else float("nan")
-    if provider == "aws" and top <= 1.0:
+    if scale == 1.0 and top <= 1.0:
         raise AttackDataError(
-            f"{path}: every confidence is <= 1, so this looks like a 0–1 (Azure) file, not AWS (0–100)"
+            f"{path}: every confidence is <= 1, so this looks like a 0–1 (Azure) file, not {record.label} (0–100)"
         )
 
     if target_answer == "identity" and len(rows):

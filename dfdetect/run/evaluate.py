@@ -11,6 +11,7 @@ import pandas as pd
 import pytorch_lightning as pl
 from omegaconf import DictConfig
 
+from dfdetect.attack.scoring.report import write_rescore_report
 from dfdetect.data.manifest import SPLITS
 from dfdetect.ensemble import needs_fitting
 from dfdetect.models.lightning import DetectorModule
@@ -85,8 +86,6 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if trainer.is_global_zero:
         predictions_path = write_predictions(run_dir, model.predictions["test"], datamodule, cfg.split)
         if cfg.get("rescore") and cfg.rescore.get("sources"):
-            from dfdetect.run.rescore_report import write_rescore_report
-
             defense = cfg.rescore.get("defense_name") or defense_name(cfg)
             accuracy = metrics.get("test/acc")
             write_rescore_report(cfg, pd.read_parquet(predictions_path), accuracy, defense, run_dir)

@@ -1,31 +1,9 @@
-"""Raw provider responses → ``ApiResult`` (0–100 scales, ``None`` for "no answer")."""
-
-from __future__ import annotations
+"""The celebrity-recognition providers, one module each holding its client, its response parser
+and its registry record (``dfdetect.attack.registry``): AWS Rekognition, Microsoft Azure and Naver
+CFR. Importing this package registers them. Shared by every client: ``base`` (one attempt of one
+call, credentials, ``parse_response``) and ``http`` (one request with ``requests``)."""
 
 from dfdetect.attack.providers import aws, azure, naver
-from dfdetect.attack.records import ApiResult, AttackDataError, check_operation, check_provider
+from dfdetect.attack.providers.base import parse_response
 
-_PARSERS = {"aws": aws, "azure": azure, "naver": naver}
-
-
-def parse_response(provider: str, operation: str, payload, http_status: int | None = None) -> ApiResult:
-    """Parse one decoded JSON response (or error body) of ``provider``'s ``operation``.
-
-    ``operation`` is ``recognize`` (celebrity recognition) or ``compare`` (face similarity).
-    A payload that is neither a documented response nor a documented error raises
-    ``AttackDataError`` naming the provider and operation.
-    """
-    module = _PARSERS[check_provider(provider)]
-    check_operation(operation)
-    if http_status is not None and http_status >= 400:
-        code = module.error_code(payload) if isinstance(payload, dict) else None
-        return ApiResult(provider, operation, "error", error_code=code or f"HTTP{http_status}")
-    try:
-        return module.parse(operation, payload)
-    except (KeyError, TypeError, ValueError) as e:
-        if isinstance(e, AttackDataError):
-            raise
-        raise AttackDataError(f"{provider} {operation}: unexpected response shape ({e!r})") from None
-
-
-__all__ = ["parse_response"]
+__all__ = ["aws", "azure", "naver", "parse_response"]

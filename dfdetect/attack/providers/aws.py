@@ -1,4 +1,9 @@
-"""Amazon Rekognition: RecognizeCelebrities and CompareFaces.
+"""Amazon Rekognition: ``RecognizeCelebrities`` and ``CompareFaces``, through boto3.
+
+The client calls ``CompareFaces`` with ``SimilarityThreshold`` 0, so that every face pair gets a
+similarity. Credentials come from boto3's standard chain (environment, shared files, profile,
+instance role); botocore's own retries are off, the runner retries. ``endpoint_url`` points the
+client elsewhere (tests, VPC endpoints).
 
 RecognizeCelebrities returns ``CelebrityFaces[]`` (``Name``, ``MatchConfidence`` 0–100) and
 ``UnrecognizedFaces[]``; CompareFaces returns ``FaceMatches[]`` (``Similarity`` 0–100) and
@@ -10,8 +15,123 @@ CompareFaces answers ``InvalidParameterException`` when either image has no face
 
 from __future__ import annotations
 
-from dfdetect.attack.records import ApiResult, AttackDataError
+from collections.abc import Mapping
 
+from dfdetect.attack.errors import AttackDataError
+from dfdetect.attack.providers.base import ApiClient, CredentialsError, Outcome, parse_response
+from dfdetect.attack.ratelimit import parse_retry_after
+from dfdetect.attack.records import ApiResult
+from dfdetect.attack.registry import Provider, register_provider
+
+THROTTLING = {
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "LimitExceededException",
+    "InternalServerError",
+    "ServiceUnavailableException",
+}
+
+
+class AwsClient(ApiClient):
+    provider = "aws"
+
+    def __init__(
+        self,
+        region: str = "us-east-1",
+        endpoint_url: str | None = None,
+        profile: str | None = None,
+        similarity_threshold: float = 0.0,
+        timeout_s: float = 30.0,
+        connect_timeout_s: float = 10.0,
+        max_pool_connections: int = 10,
+        gate=None,
+        **_ignored,
+    ):
+        import boto3
+        from botocore.config import Config
+
+        super().__init__(gate)
+        session = boto3.session.Session(profile_name=profile or None, region_name=region)
+        if session.get_credentials() is None:
+            raise CredentialsError(
+                "aws: no credentials found in boto3's standard chain (AWS_ACCESS_KEY_ID / "
+                "AWS_SECRET_ACCESS_KEY, AWS_PROFILE or ~/.aws/credentials)"
+            )
+        self._frozen = session.get_credentials().get_frozen_credentials()
+        self.similarity_threshold = float(similarity_threshold)
+        self.client = session.client(
+            "rekognition",
+            endpoint_url=endpoint_url or None,
+            config=Config(
+                retries={"total_max_attempts": 1, "mode": "standard"},
+                connect_timeout=float(connect_timeout_s),
+                read_timeout=float(timeout_s),
+                max_pool_connections=int(max_pool_connections),
+            ),
+        )
+
+    def secrets(self) -> list[str]:
+        return [s for s in (self._frozen.secret_key, self._frozen.token) if s]
+
+    def recognize(self, image: bytes) -> Outcome:
+        return self._call("recognize", self.client.recognize_celebrities, Image={"Bytes": image})
+
+    def compare(self, fake: bytes, real: bytes) -> Outcome:
+        # Similarity(X_T, X_D): the real target image is the source, the fake the target
+        return self._call(
+            "compare",
+            self.client.compare_faces,
+            SourceImage={"Bytes": real},
+            TargetImage={"Bytes": fake},
+            SimilarityThreshold=self.similarity_threshold,
+        )
+
+    def _call(self, operation: str, method, **kwargs) -> Outcome:
+        from botocore.exceptions import (
+            ClientError,
+            ConnectionClosedError,
+            ConnectTimeoutError,
+            EndpointConnectionError,
+            NoCredentialsError,
+            ReadTimeoutError,
+        )
+        from botocore.parsers import ResponseParserError
+
+        self.gate()
+        try:
+            response = method(**kwargs)
+        except (ReadTimeoutError, ConnectTimeoutError):
+            return Outcome.retry("Timeout")
+        except (EndpointConnectionError, ConnectionClosedError):
+            return Outcome.retry("ConnectionError")
+        except ResponseParserError:
+            return Outcome.retry("MalformedResponse")
+        except NoCredentialsError as e:
+            raise CredentialsError(f"aws: {e}") from None
+        except ClientError as e:
+            error = e.response.get("Error") or {}
+            meta = e.response.get("ResponseMetadata") or {}
+            status = int(meta.get("HTTPStatusCode") or 0)
+            code = str(error.get("Code") or f"HTTP{status}")
+            raw = {
+                "Error": {"Code": code, "Message": str(error.get("Message", ""))},
+                "HTTPStatusCode": status,
+            }
+            if status == 429 or status >= 500 or code in THROTTLING:
+                retry_after = parse_retry_after((meta.get("HTTPHeaders") or {}).get("retry-after"))
+                return Outcome.retry(code, raw, retry_after)
+            return Outcome(parse_response("aws", operation, {"Error": raw["Error"]}), raw=raw)
+        raw = {k: v for k, v in response.items() if k != "ResponseMetadata"}
+        try:
+            return Outcome(parse_response("aws", operation, raw), raw=raw)
+        except AttackDataError:
+            return Outcome.retry("MalformedResponse", raw)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+# ------------------------------------------------------------------------------------- responses
 NO_FACE_ERRORS = {"compare": {"InvalidParameterException"}, "recognize": set()}
 
 
@@ -54,3 +174,24 @@ def _compare(payload: dict) -> ApiResult:
         return ApiResult("aws", "compare", "ok", similarity=max(float(m["Similarity"]) for m in matches))
     status = "ok" if payload.get("UnmatchedFaces") else "no_face"
     return ApiResult("aws", "compare", status)
+
+
+def compare_params(client_settings: Mapping) -> dict:
+    """CompareFaces answers depend on ``SimilarityThreshold``."""
+    return {"SimilarityThreshold": float(client_settings["similarity_threshold"])}
+
+
+PROVIDER = register_provider(
+    Provider(
+        name="aws",
+        label="AWS",
+        colour="#ff9900",
+        client_class=AwsClient,
+        parse=parse,
+        error_code=error_code,
+        requests_per_call={"recognize": 1, "compare": 1},
+        confidence_scale=1.0,  # MatchConfidence and Similarity are 0–100
+        table2_column="aws",
+        compare_params=compare_params,
+    )
+)

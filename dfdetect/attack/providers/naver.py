@@ -1,16 +1,63 @@
 """Naver Clova Face Recognition (CFR): ``/vision/v1/celebrity``.
 
-The response holds ``info.faceCount`` and ``faces[].celebrity`` with ``value`` (name) and
-``confidence`` (0–1). CFR has no face-similarity API: a ``compare`` call cannot exist, and DHS is
-reported as unavailable for Naver, not as 0. Errors: ``{"errorCode", "errorMessage"}`` or the API
-gateway's ``{"error": {"errorCode", "message"}}``.
+The client sends the image as multipart field ``image``, the client id and secret in two headers
+read from the environment. The response holds ``info.faceCount`` and ``faces[].celebrity`` with
+``value`` (name) and ``confidence`` (0–1). CFR has no face-similarity API: there is no ``compare``
+call, and DHS is reported as unavailable for Naver, not as 0. Errors: ``{"errorCode",
+"errorMessage"}`` or the API gateway's ``{"error": {"errorCode", "message"}}``.
 """
 
 from __future__ import annotations
 
-from dfdetect.attack.records import ApiResult, AttackDataError
+from collections.abc import Mapping
+
+from dfdetect.attack.errors import AttackDataError
+from dfdetect.attack.providers import http
+from dfdetect.attack.providers.base import ApiClient, Outcome, credentials_from_env
+from dfdetect.attack.records import ApiResult
+from dfdetect.attack.registry import Provider, register_provider
+
+DEFAULT_HEADERS = {"X-NCP-APIGW-API-KEY-ID": "NAVER_CLIENT_ID", "X-NCP-APIGW-API-KEY": "NAVER_CLIENT_SECRET"}
 
 
+class NaverClient(ApiClient):
+    provider = "naver"
+
+    def __init__(
+        self,
+        url: str,
+        credential_headers: Mapping[str, str] | None = None,
+        timeout_s: float = 30.0,
+        connect_timeout_s: float = 10.0,
+        gate=None,
+        **_ignored,
+    ):
+        super().__init__(gate)
+        self._headers = credentials_from_env(dict(credential_headers or DEFAULT_HEADERS), "naver")
+        self.url = url
+        self.timeout = (float(connect_timeout_s), float(timeout_s))
+        self.sessions = http.ThreadSessions()
+
+    def secrets(self) -> list[str]:
+        return list(self._headers.values())
+
+    def recognize(self, image: bytes) -> Outcome:
+        self.gate()
+        response, failed = http.send(
+            self.sessions.get(),
+            "POST",
+            self.url,
+            self.timeout,
+            headers=self._headers,
+            files={"image": ("face.jpg", image, "application/octet-stream")},
+        )
+        return failed or http.outcome(response, "naver", "recognize")
+
+    def close(self) -> None:
+        self.sessions.close()
+
+
+# ------------------------------------------------------------------------------------- responses
 def error_code(payload: dict) -> str | None:
     if "errorCode" in payload:
         return str(payload["errorCode"])
@@ -39,3 +86,18 @@ def parse(operation: str, payload) -> ApiResult:
     return ApiResult(
         "naver", "recognize", "ok", name=best["value"], confidence=100.0 * float(best["confidence"])
     )
+
+
+PROVIDER = register_provider(
+    Provider(
+        name="naver",
+        label="NAV",
+        colour="#03c75a",
+        client_class=NaverClient,
+        parse=parse,
+        error_code=error_code,
+        requests_per_call={"recognize": 1},  # no compare: no face-similarity API
+        confidence_scale=100.0,  # confidences are 0–1
+        table2_column="nav",
+    )
+)

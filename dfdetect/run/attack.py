@@ -11,15 +11,15 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from dfdetect.attack.cache import ApiCache
-from dfdetect.attack.clients import build_client
-from dfdetect.attack.clients.base import CredentialsError
 from dfdetect.attack.cost import CostMeter
 from dfdetect.attack.crop import FaceCropper, crop_tag
+from dfdetect.attack.errors import AttackDataError
 from dfdetect.attack.journal import CallJournal
 from dfdetect.attack.pairs import pairs_from_csv, pairs_from_store
+from dfdetect.attack.providers.base import CredentialsError
 from dfdetect.attack.ratelimit import Backoff, RateLimiter
-from dfdetect.attack.records import AttackDataError, check_provider
 from dfdetect.attack.redact import SecretScrubber
+from dfdetect.attack.registry import build_client, get_provider
 from dfdetect.attack.runner import Executor, RunOptions, build_tasks, hash_images, plan_run, register_images
 from dfdetect.preprocess.settings import ClipSettings
 from dfdetect.utils.io import write_json
@@ -55,11 +55,6 @@ def crop_settings(cfg: DictConfig) -> ClipSettings:
 
 def run_options(cfg: DictConfig, provider_cfg: DictConfig, tag: str) -> RunOptions:
     a = cfg.attack
-    compare_params = {}
-    if a.provider == "aws":
-        compare_params = {"SimilarityThreshold": float(provider_cfg.client.similarity_threshold)}
-    elif a.provider == "azure":
-        compare_params = {"method": str(provider_cfg.client.similarity)}
     return RunOptions(
         provider=a.provider,
         crop_tag=tag,
@@ -73,14 +68,15 @@ def run_options(cfg: DictConfig, provider_cfg: DictConfig, tag: str) -> RunOptio
         max_cost=None if a.max_cost is None else float(a.max_cost),
         resend_in_flight=bool(a.resend_in_flight),
         retry_client_errors=bool(a.retry_client_errors),
-        compare_params=compare_params,
+        compare_params=get_provider(a.provider).compare_params(provider_cfg.client),
         progress=bool(a.progress),
     )
 
 
 def run_attack(cfg: DictConfig) -> tuple[int, dict]:
     a = cfg.attack
-    provider = check_provider(a.provider)
+    record = get_provider(a.provider)
+    provider = record.name
     provider_cfg = cfg.providers[provider]
     pairs, crop_default = load_pairs(cfg)
     if a.limit:
@@ -110,7 +106,7 @@ def run_attack(cfg: DictConfig) -> tuple[int, dict]:
                 estimated_requests=plan.requests,
                 estimated_cost_usd=round(plan.cost_usd, 6),
                 in_flight_skipped=len(plan.in_flight_skipped),
-                similarity="available" if provider != "naver" else "unavailable",
+                similarity="available" if record.has_similarity else "unavailable",
             )
             if a.dry_run:
                 print("dry run: nothing sent", flush=True)

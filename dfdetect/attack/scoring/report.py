@@ -9,6 +9,12 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig
 
+from dfdetect.attack.cache import ApiCache
+from dfdetect.attack.from_cache import attack_records_from_cache
+from dfdetect.attack.scoring.metrics import after_defense, compute_attack_metrics
+from dfdetect.attack.scoring.plots import plot_attack_metrics
+from dfdetect.attack.scoring.table2 import table2_row, write_table2
+from dfdetect.attack.tariq2022 import read_tariq2022
 from dfdetect.utils.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -17,13 +23,8 @@ log = logging.getLogger(__name__)
 def load_attack_records(source: DictConfig) -> pd.DataFrame:
     """One ``rescore.sources`` entry: ``{tariq2022: csv, provider, dataset}`` or ``{cache: sqlite, provider, dataset}``."""
     if source.get("tariq2022"):
-        from dfdetect.attack.tariq2022 import read_tariq2022
-
         records, report = read_tariq2022(source.tariq2022, source.provider, source.dataset)
     elif source.get("cache"):
-        from dfdetect.attack.cache import ApiCache
-        from dfdetect.attack.from_cache import attack_records_from_cache
-
         records, report = attack_records_from_cache(ApiCache(source.cache), source.provider, source.dataset)
     else:
         raise ValueError(f"rescore source needs 'tariq2022' or 'cache': {dict(source)}")
@@ -34,10 +35,6 @@ def load_attack_records(source: DictConfig) -> pd.DataFrame:
 def write_rescore_report(
     cfg: DictConfig, predictions: pd.DataFrame, accuracy: float, defense: str, run_dir: Path
 ) -> dict[str, Path]:
-    from dfdetect.evaluation.attack_metrics import after_defense, compute_attack_metrics
-    from dfdetect.evaluation.plots import plot_attack_metrics
-    from dfdetect.evaluation.table2 import table2_row, write_table2
-
     opts = cfg.rescore
     records = pd.concat([load_attack_records(s) for s in opts.sources], ignore_index=True)
     after, report = after_defense(

@@ -9,10 +9,9 @@ import threading
 
 import requests
 
-from dfdetect.attack.clients.base import Outcome
-from dfdetect.attack.providers import parse_response
+from dfdetect.attack.errors import AttackDataError
+from dfdetect.attack.providers.base import Outcome, parse_response
 from dfdetect.attack.ratelimit import parse_retry_after
-from dfdetect.attack.records import AttackDataError
 
 BODY_KEEP = 2000
 

@@ -1,5 +1,6 @@
 """Fig. 4-style grouped bar charts: the six attack metrics, one panel each, datasets on the x axis,
-one bar per provider, values in percent rounded to the nearest integer as in the paper."""
+one bar per provider (in registry order, with its label and colour), values in percent rounded to
+the nearest integer as in the paper."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dfdetect.attack.records import PROVIDER_LABELS, PROVIDERS
-from dfdetect.evaluation.attack_metrics import METRICS
+from dfdetect.attack.registry import get_provider, provider_names
+from dfdetect.attack.scoring.metrics import METRICS
 from dfdetect.utils.io import atomic_path
 
 PANEL_TITLES = {
@@ -21,7 +22,6 @@ PANEL_TITLES = {
     "DHS": "(e) DHS",
     "SIC": "(f) SIC",
 }
-PROVIDER_COLOURS = {"aws": "#ff9900", "azure": "#0078d4", "naver": "#03c75a"}
 
 
 def plot_attack_metrics(
@@ -39,7 +39,7 @@ def plot_attack_metrics(
     import matplotlib.pyplot as plt
 
     datasets = list(dict.fromkeys(metrics["dataset"]))
-    providers = [p for p in PROVIDERS if p in set(metrics["provider"])]
+    providers = [p for p in provider_names() if p in set(metrics["provider"])]
     width = 0.8 / max(len(providers), 1)
     x = np.arange(len(datasets))
     fig, axes = plt.subplots(2, 3, figsize=(4.2 * 3, 3.4 * 2), sharey=True)
@@ -61,8 +61,8 @@ def plot_attack_metrics(
                 width,
                 yerr=yerr,
                 capsize=2,
-                label=PROVIDER_LABELS[provider],
-                color=PROVIDER_COLOURS[provider],
+                label=get_provider(provider).label,
+                color=get_provider(provider).colour,
             )
             for bar, v, top, d in zip(bars, values, tops, datasets, strict=True):
                 present = (provider, d) in indexed.index

@@ -1,10 +1,12 @@
 """Table 2 of the paper: attack success rates before → after each defense, written as md/csv/tex,
 and an audit of the paper's own Table 2 against ``before × (1 − accuracy)``.
 
-A Table 2 frame has the columns of ``shared/data/paper/table2.csv`` (``TABLE2_COLUMNS``), one row
-per dataset × defense, all values in percent: ``accuracy_pct`` and, for each attack (targeted = TA,
-non-targeted = NA) and provider (aws, ms = Azure, nav = Naver), ``..._before_pct`` and
-``..._after_pct``. A provider without results is NaN and printed as "–".
+A Table 2 frame has the columns of ``shared/data/paper/table2.csv`` (``table2_columns()``), one
+row per dataset × defense, all values in percent: ``accuracy_pct`` and, for each attack (targeted =
+TA, non-targeted = NA) and provider, ``<attack>_<column>_before_pct`` and ``..._after_pct``, where
+``<column>`` is the provider's ``table2_column`` in the registry (aws, ms = Azure, nav = Naver;
+the paper's printed table has these three, ``PAPER_COLUMNS``). A provider without results is NaN
+and printed as "–".
 """
 
 from __future__ import annotations
@@ -16,16 +18,45 @@ from pathlib import Path
 
 import pandas as pd
 
+from dfdetect.attack.registry import providers
 from dfdetect.utils.io import atomic_path
 
 ATTACKS = {"targeted": "TA", "nontargeted": "NA"}
 ATTACK_TITLES = {"targeted": "Targeted attack", "nontargeted": "Non-targeted attack"}
-PROVIDER_COLUMNS = {"aws": "aws", "azure": "ms", "naver": "nav"}
-COLUMN_TITLES = {"aws": "AWS", "ms": "MS", "nav": "NAV"}
-CELLS = [f"{attack}_{p}" for attack in ATTACKS for p in PROVIDER_COLUMNS.values()]
-TABLE2_COLUMNS = ["dataset", "defense", "accuracy_pct"] + [
-    f"{c}_{w}_pct" for c in CELLS for w in ("before", "after")
-]
+LEADING_COLUMNS = ["dataset", "defense", "accuracy_pct"]
+# the provider columns of the paper's printed Table 2, whose cells the audit below reads
+PAPER_COLUMNS = ("aws", "ms", "nav")
+
+
+def _cells(columns) -> list[str]:
+    """``<attack>_<column>`` for each attack and provider column (attack names hold no ``_``)."""
+    return [f"{attack}_{column}" for attack in ATTACKS for column in columns]
+
+
+def _frame_columns(cells: list[str]) -> list[str]:
+    return LEADING_COLUMNS + [f"{c}_{w}_pct" for c in cells for w in ("before", "after")]
+
+
+PAPER_CELLS = _cells(PAPER_COLUMNS)
+
+
+def provider_columns() -> dict[str, str]:
+    """``{provider: Table 2 column}`` of the registered providers that have one, in registry order."""
+    return {p.name: p.table2_column for p in providers() if p.table2_column}
+
+
+def cells() -> list[str]:
+    """The cells of our Table 2: each attack for each provider column."""
+    return _cells(provider_columns().values())
+
+
+def table2_columns() -> list[str]:
+    return _frame_columns(cells())
+
+
+def _column_title(cell: str) -> str:
+    column = cell.split("_", 1)[1]
+    return next(p.label for p in providers() if p.table2_column == column)
 
 
 def table2_row(dataset: str, defense: str, after: pd.DataFrame, mode: str = "per_image") -> dict:
@@ -41,9 +72,9 @@ def table2_row(dataset: str, defense: str, after: pd.DataFrame, mode: str = "per
     if rows["accuracy"].nunique() != 1:
         raise ValueError(f"dataset {dataset!r}: one accuracy per defense expected")
     out = {"dataset": dataset, "defense": defense, "accuracy_pct": 100.0 * rows["accuracy"].iloc[0]}
-    for c in CELLS:
+    for c in cells():
         out[f"{c}_before_pct"] = out[f"{c}_after_pct"] = math.nan
-    for provider, column in PROVIDER_COLUMNS.items():
+    for provider, column in provider_columns().items():
         found = rows[rows["provider"] == provider]
         if found.empty:
             continue
@@ -74,10 +105,11 @@ def format_pct(value: float) -> str:
 
 def _frame(rows) -> pd.DataFrame:
     df = pd.DataFrame(list(rows))
-    missing = [c for c in TABLE2_COLUMNS if c not in df.columns]
+    columns = table2_columns()
+    missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ValueError(f"Table 2 rows miss columns {missing}")
-    return df[TABLE2_COLUMNS]
+    return df[columns]
 
 
 def _cell(row, cell: str) -> str:
@@ -89,17 +121,17 @@ def _cell(row, cell: str) -> str:
 
 def to_markdown(df: pd.DataFrame) -> str:
     head = ["Dataset", "Defense", "Acc."] + [
-        f"{ATTACK_TITLES[c.split('_')[0]].split()[0]} {COLUMN_TITLES[c.split('_')[1]]}" for c in CELLS
+        f"{ATTACK_TITLES[c.split('_')[0]].split()[0]} {_column_title(c)}" for c in cells()
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     previous = None
     for _, row in df.iterrows():
         dataset = row["dataset"] if row["dataset"] != previous else ""
         previous = row["dataset"]
-        cells = [dataset, row["defense"], f"{format_pct(row['accuracy_pct'])}%"] + [
-            _cell(row, c) for c in CELLS
+        values = [dataset, row["defense"], f"{format_pct(row['accuracy_pct'])}%"] + [
+            _cell(row, c) for c in cells()
         ]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(values) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -114,12 +146,14 @@ def to_latex(df: pd.DataFrame) -> str:
         text = _cell(row, c)
         return "--" if text == "–" else text.replace("%", "\\%").replace(" → ", "$\\rightarrow$")
 
+    all_cells = cells()
+    n = len(all_cells) // len(ATTACKS)  # provider columns per attack
     lines = [
-        "\\begin{tabular}{llr" + "c" * len(CELLS) + "}",
+        "\\begin{tabular}{llr" + "c" * len(all_cells) + "}",
         "\\toprule",
-        " & & & \\multicolumn{3}{c}{Targeted attack} & \\multicolumn{3}{c}{Non-targeted attack} \\\\",
-        "\\cmidrule(lr){4-6} \\cmidrule(lr){7-9}",
-        "Dataset & Defense & Acc. & " + " & ".join(COLUMN_TITLES[c.split("_")[1]] for c in CELLS) + " \\\\",
+        f" & & & \\multicolumn{{{n}}}{{c}}{{Targeted attack}} & \\multicolumn{{{n}}}{{c}}{{Non-targeted attack}} \\\\",
+        f"\\cmidrule(lr){{4-{3 + n}}} \\cmidrule(lr){{{4 + n}-{3 + 2 * n}}}",
+        "Dataset & Defense & Acc. & " + " & ".join(_column_title(c) for c in all_cells) + " \\\\",
         "\\midrule",
     ]
     previous = None
@@ -129,7 +163,7 @@ def to_latex(df: pd.DataFrame) -> str:
             lines.append("\\midrule")
         previous = row["dataset"]
         values = [dataset, _tex_escape(row["defense"]), f"{format_pct(row['accuracy_pct'])}\\%"]
-        lines.append(" & ".join(values + [cell(row, c) for c in CELLS]) + " \\\\")
+        lines.append(" & ".join(values + [cell(row, c) for c in all_cells]) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(lines) + "\n"
 
@@ -154,10 +188,11 @@ def write_table2(rows, out_dir: str | os.PathLike) -> dict[str, Path]:
 def read_printed_table2(path: str | os.PathLike) -> pd.DataFrame:
     """The paper's Table 2 with every value kept as the printed string."""
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = [c for c in TABLE2_COLUMNS if c not in df.columns]
+    columns = _frame_columns(PAPER_CELLS)
+    missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: missing columns {missing}")
-    return df[TABLE2_COLUMNS]
+    return df[columns]
 
 
 def _decimals(text: str) -> int:
@@ -187,7 +222,7 @@ def audit_formula(printed: pd.DataFrame) -> pd.DataFrame:
     for _, r in printed.iterrows():
         acc_text = r["accuracy_pct"]
         acc = Decimal(acc_text)
-        for cell in CELLS:
+        for cell in PAPER_CELLS:
             b_text, a_text = r[f"{cell}_before_pct"], r[f"{cell}_after_pct"]
             before, after = Decimal(b_text), Decimal(a_text)
             exact = before * (1 - acc / 100)
@@ -229,7 +264,7 @@ def implied_accuracy_range(printed: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for _, r in printed.iterrows():
         lo, hi = Decimal(0), Decimal(100)
-        for cell in CELLS:
+        for cell in PAPER_CELLS:
             b_text, a_text = r[f"{cell}_before_pct"], r[f"{cell}_after_pct"]
             before, after = Decimal(b_text), Decimal(a_text)
             if before == 0:

@@ -1,5 +1,6 @@
 """What every provider client shares: one attempt of one call gives an ``Outcome``; credentials
-come from environment variables named in the config (never from the config itself)."""
+come from environment variables named in the config (never from the config itself); a decoded
+answer becomes an ``ApiResult`` through its provider's parser (``parse_response``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dfdetect.attack.records import ApiResult
+from dfdetect.attack.errors import AttackDataError
+from dfdetect.attack.records import ApiResult, check_operation
+from dfdetect.attack.registry import get_provider
 
 # error_code of a call whose every attempt failed transiently (throttling, 5xx, timeout, malformed
 # body): a rerun sends it again, unlike a provider's client error (4xx), which is final
@@ -54,10 +57,10 @@ def credentials_from_env(env_names: Mapping[str, str], provider: str) -> dict[st
 
 class ApiClient:
     """``recognize(image)`` and ``compare(fake, real)`` each make one attempt; ``gate`` is called
-    before every HTTP request (rate limiting). Billable requests per call: ``REQUESTS_PER_CALL``."""
+    before every HTTP request (rate limiting). Billable requests per call: the provider record's
+    ``requests_per_call``."""
 
     provider: str = ""
-    has_similarity: bool = True
 
     def __init__(self, gate: Callable[[], Any] | None = None):
         self.gate = gate or (lambda: None)
@@ -74,3 +77,23 @@ class ApiClient:
 
     def close(self) -> None:
         pass
+
+
+def parse_response(provider: str, operation: str, payload, http_status: int | None = None) -> ApiResult:
+    """Parse one decoded JSON response (or error body) of ``provider``'s ``operation``.
+
+    ``operation`` is ``recognize`` (celebrity recognition) or ``compare`` (face similarity).
+    A payload that is neither a documented response nor a documented error raises
+    ``AttackDataError`` naming the provider and operation.
+    """
+    record = get_provider(provider)
+    check_operation(operation)
+    if http_status is not None and http_status >= 400:
+        code = record.error_code(payload) if isinstance(payload, dict) else None
+        return ApiResult(provider, operation, "error", error_code=code or f"HTTP{http_status}")
+    try:
+        return record.parse(operation, payload)
+    except (KeyError, TypeError, ValueError) as e:
+        if isinstance(e, AttackDataError):
+            raise
+        raise AttackDataError(f"{provider} {operation}: unexpected response shape ({e!r})") from None

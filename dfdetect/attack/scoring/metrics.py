@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 
 from dfdetect.attack.names import AliasTable, default_aliases
-from dfdetect.attack.records import PROVIDERS_WITHOUT_SIMILARITY, AttackDataError, validate_attack_records
+from dfdetect.attack.records import AttackDataError, validate_attack_records
+from dfdetect.attack.registry import get_provider
 from dfdetect.data.manifest import store_image_key
 
 RATE_METRICS = ("TA", "NA", "DHF", "DHC", "DHS")
@@ -69,7 +70,7 @@ def _aggregate(scored: pd.DataFrame) -> pd.DataFrame:
         row["n_SIC"] = int(g.groupby("target_id")["TA"].any().sum())
         row["SIC"] = row["n_SIC"] / row["n_targets"]
         row["n_not_NA_sim_answered"] = int((~g["NA"] & g["sim_answered"]).sum())
-        if provider in PROVIDERS_WITHOUT_SIMILARITY:
+        if not get_provider(provider).has_similarity:
             row["DHS"] = np.nan
         rows.append(row)
     return pd.DataFrame(rows)
