@@ -47,8 +47,12 @@ def imported(path: Path, known: set[str]) -> set[str]:
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            # `from pkg import sub` imports the submodule when there is one
-            names = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
+            # `from pkg import sub` imports the submodule; `from pkg import name`, pkg itself (a
+            # parent package's __init__ runs for every submodule and is not counted as an edge)
+            names = [
+                f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in known else node.module
+                for a in node.names
+            ]
         else:
             continue
         for name in names:
