@@ -91,7 +91,12 @@ def test_callbacks_option_instantiates(option, train_cfg):
     assert all(isinstance(cb, pl.Callback) for cb in callbacks)
     if option == "default":
         kinds = {type(cb).__name__ for cb in callbacks}
-        assert {"ModelCheckpoint", "EarlyStopping", "LearningRateMonitor"} <= kinds
+        assert {"FiniteModelCheckpoint", "EarlyStopping", "LearningRateMonitor"} <= kinds
+        assert all(
+            isinstance(cb, pl.callbacks.ModelCheckpoint)
+            for cb in callbacks
+            if "Checkpoint" in type(cb).__name__
+        )
         monitors = {cb.monitor for cb in callbacks if isinstance(cb, pl.callbacks.ModelCheckpoint)}
         assert monitors == {"val/auc", None}
 
