@@ -23,8 +23,8 @@ from dfdetect.preprocess.adapters import scan
 from dfdetect.preprocess.runner import run_preprocess
 from dfdetect.preprocess.settings import ClipSettings
 from dfdetect.preprocess.store import StoreSettingsError
-from dfdetect.preprocess.testing import BlobDetector, synthetic_frame, write_image, write_video
 from tests.conftest import ROOT, compose_config
+from tests.preprocess_fakes import BlobDetector, synthetic_frame, write_image, write_video
 
 SETTINGS = ClipSettings(clips_per_video=3, size=48)
 TWO_FACES = ((0.3, 0.5, 0.2), (0.75, 0.5, 0.12))
@@ -168,12 +168,19 @@ def preprocess_cmd(raw: Path, store: Path, *extra: str, delay: float = 0.0) -> l
         f"data.store_dir={store}",
         "data.sampling.clips_per_video=3",
         "face.size=48",
-        "detector._target_=dfdetect.preprocess.testing.BlobDetector",
+        "detector._target_=tests.preprocess_fakes.BlobDetector",
         f"+detector.delay={delay}",
         "progress=false",
         f"hydra.run.dir={store.parent / 'hydra'}",
         *extra,
     ]
+
+
+# the stand-in detector lives in tests/, importable from the repository root
+SCRIPT_ENV = {
+    **os.environ,
+    "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+}
 
 
 def records_snapshot(store: Path) -> dict[str, tuple[int, str]]:
@@ -195,7 +202,12 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_manifest(tmp_path, workers):
     # 6 detector calls per video at 0.1 s: about 0.6 s per video
     cmd = preprocess_cmd(raw, store, f"workers={workers}", delay=0.1)
     proc = subprocess.Popen(
-        cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        cmd,
+        cwd=ROOT,
+        env=SCRIPT_ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         deadline = time.time() + 120
@@ -214,7 +226,11 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_manifest(tmp_path, workers):
     assert 2 <= len(before) < 6 and not (store / "manifest.parquet").exists()
 
     rerun = subprocess.run(
-        preprocess_cmd(raw, store, "workers=1", delay=0.1), cwd=ROOT, capture_output=True, text=True
+        preprocess_cmd(raw, store, "workers=1", delay=0.1),
+        cwd=ROOT,
+        env=SCRIPT_ENV,
+        capture_output=True,
+        text=True,
     )
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert f"{len(before)} were already done" in rerun.stdout
@@ -238,7 +254,11 @@ def test_script_exits_nonzero_only_when_nothing_was_processed(tmp_path):
     (raw / "fake/empty.mp4").write_bytes(b"")
     write_video(raw / "real/no_face.avi", n_frames=10, discs=())
     result = subprocess.run(
-        preprocess_cmd(raw, tmp_path / "store", "workers=1"), cwd=ROOT, capture_output=True, text=True
+        preprocess_cmd(raw, tmp_path / "store", "workers=1"),
+        cwd=ROOT,
+        env=SCRIPT_ENV,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 1
     assert "no source file gave a clip" in result.stderr
