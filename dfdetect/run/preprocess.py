@@ -1,4 +1,5 @@
-"""From a composed ``conf/preprocess.yaml`` to a finished clip store (used by scripts/preprocess.py)."""
+"""From a composed ``conf/preprocess.yaml`` to a finished clip store (the pipeline behind
+scripts/preprocess.py)."""
 
 from __future__ import annotations
 
