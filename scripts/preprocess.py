@@ -1,8 +1,8 @@
 """Turn a dataset on disk into a clip store of MTCNN-aligned 240x240 face clips:
 
-    python scripts/preprocess.py data=<name> [data.raw_dir=<raw data>] [data.store_dir=<store>]
+    python scripts/preprocess.py data=<name> [data.raw_dir=<raw data>] [data.store=<store>]
 
-then ``python train.py data=<name> [data.store_dir=<store>]``. Resumable: a rerun (also after a
+then ``python train.py data=<name> [data.store=<store>]``. Resumable: a rerun (also after a
 kill) skips finished files. Exits non-zero only when no file gave a clip. See docs/preprocessing.md.
 """
 

@@ -16,6 +16,9 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig
 
 from dfdetect.data.manifest import read_manifest
 from dfdetect.preprocess import media
@@ -23,10 +26,13 @@ from dfdetect.preprocess.adapters import scan
 from dfdetect.preprocess.runner import run_preprocess
 from dfdetect.preprocess.settings import ClipSettings
 from dfdetect.preprocess.store import StoreSettingsError
-from tests.conftest import ROOT, compose_config
+from dfdetect.run.preprocess import settings_from_config
+from tests.conftest import CONF_DIR, ROOT, compose_config
 from tests.preprocess_fakes import BlobDetector, synthetic_frame, write_image, write_video
 
 SETTINGS = ClipSettings(clips_per_video=3, size=48)
+# the data configs that scripts/preprocess.py accepts (each has a conf/preprocess/<name>.yaml)
+RAW_DATA_CONFIGS = "ffpp_mini ffpp celebdf voxcelebth celebfom celebblend fcelebdf folder".split()
 TWO_FACES = ((0.3, 0.5, 0.2), (0.75, 0.5, 0.12))
 
 
@@ -165,7 +171,7 @@ def preprocess_cmd(raw: Path, store: Path, *extra: str, delay: float = 0.0) -> l
         str(ROOT / "scripts/preprocess.py"),
         "data=folder",
         f"data.raw_dir={raw}",
-        f"data.store_dir={store}",
+        f"data.store={store}",
         "data.sampling.clips_per_video=3",
         "face.size=48",
         "detector._target_=tests.preprocess_fakes.BlobDetector",
@@ -267,18 +273,47 @@ def test_script_exits_nonzero_only_when_nothing_was_processed(tmp_path):
     assert sorted(status["status"]) == ["failed", "skipped"]
 
 
-@pytest.mark.parametrize(
-    "name", ["ffpp_mini", "ffpp", "celebdf", "voxcelebth", "celebfom", "celebblend", "fcelebdf", "folder"]
-)
+@pytest.mark.parametrize("name", RAW_DATA_CONFIGS)
 def test_data_configs_compose_for_training(tmp_path, name):
     import hydra
 
-    cfg = compose_config("train.yaml", [f"data={name}", f"data.store_dir={tmp_path / 'store'}"], tmp_path)
+    cfg = compose_config("train.yaml", [f"data={name}", f"data.store={tmp_path / 'store'}"], tmp_path)
+    assert not {"raw_dir", "adapter", "sampling"} & set(cfg.data)  # preprocessing keys stay apart
     datamodule = hydra.utils.instantiate(cfg.data)
     assert datamodule.store_dir == tmp_path / "store"
-    assert datamodule.adapter["name"] == name
     with pytest.raises(hydra.errors.InstantiationException, match="unexpected keyword argument 'stor_dir'"):
         hydra.utils.instantiate(cfg.data, stor_dir="typo")
+
+
+def test_each_preprocess_option_belongs_to_a_data_config():
+    options = {p.stem for p in (CONF_DIR / "preprocess").glob("*.yaml")} - {"default"}
+    assert options == set(RAW_DATA_CONFIGS)
+    assert all((CONF_DIR / "data" / f"{name}.yaml").is_file() for name in options)
+
+
+def preprocess_config(*overrides: str) -> DictConfig:
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        return compose(config_name="preprocess.yaml", overrides=list(overrides))
+
+
+@pytest.mark.parametrize("name", RAW_DATA_CONFIGS)
+def test_data_configs_compose_for_preprocessing(tmp_path, name):
+    cfg = preprocess_config(f"data={name}", f"paths.root_dir={tmp_path}")
+    train = compose_config("train.yaml", [f"data={name}"], tmp_path)
+    assert cfg.data.adapter.name == name
+    assert cfg.data.store == train.data.store  # preprocessing writes the store that train.py reads
+    assert settings_from_config(cfg).clips_per_video == 16
+    moved = preprocess_config(f"data={name}", "data.raw_dir=raw", f"data.store={tmp_path}")
+    assert (moved.data.raw_dir, moved.data.store) == ("raw", str(tmp_path))
+
+
+@pytest.mark.parametrize("name", ["demo", "store"])
+def test_data_configs_without_raw_files_cannot_be_preprocessed(name):
+    import hydra
+
+    with pytest.raises(hydra.errors.MissingConfigException, match=f"Could not find 'preprocess/{name}'"):
+        preprocess_config(f"data={name}")
 
 
 def test_training_datamodule_reads_a_preprocessed_store(tmp_path):
@@ -289,7 +324,7 @@ def test_training_datamodule_reads_a_preprocessed_store(tmp_path):
     run(raw, store)
     cfg = compose_config(
         "train.yaml",
-        ["data=folder", f"data.store_dir={store}", "data.image_size=48", "data.num_workers=0"],
+        ["data=folder", f"data.store={store}", "data.image_size=48", "data.num_workers=0"],
         tmp_path,
     )
     datamodule = hydra.utils.instantiate(cfg.data)
