@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import itertools
 import json
-import os
 import re
 import shlex
 import subprocess
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from tests.conftest import CONF_DIR, ROOT
+from tests.conftest import CONF_DIR, ROOT, repo_env
 
 # <name> after these keys: a real option of that config group
 GROUP_EXAMPLES = {
@@ -184,10 +183,7 @@ HELP_WEIGHT = 40
 def run_scripts(jobs: list[tuple[str, tuple[str, ...]]]) -> list[dict]:
     """Run each (script, args) with tests/script_runner.py in two parallel processes: one takes
     the --help jobs and fewer of the others."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
+    env = repo_env()
     helps = [i for i, (_, args) in enumerate(jobs) if args == ("--help",)]
     others = [i for i in range(len(jobs)) if i not in set(helps)]
     cut = max(0, (len(others) - HELP_WEIGHT * bool(helps)) // 2)

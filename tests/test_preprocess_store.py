@@ -27,7 +27,7 @@ from dfdetect.preprocess.runner import run_preprocess
 from dfdetect.preprocess.settings import ClipSettings
 from dfdetect.preprocess.store import StoreSettingsError
 from dfdetect.run.preprocess import settings_from_config
-from tests.conftest import CONF_DIR, ROOT, compose_config
+from tests.conftest import CONF_DIR, ROOT, compose_config, repo_env
 from tests.preprocess_fakes import BlobDetector, synthetic_frame, write_image, write_video
 
 SETTINGS = ClipSettings(clips_per_video=3, size=48)
@@ -183,10 +183,7 @@ def preprocess_cmd(raw: Path, store: Path, *extra: str, delay: float = 0.0) -> l
 
 
 # the stand-in detector lives in tests/, importable from the repository root
-SCRIPT_ENV = {
-    **os.environ,
-    "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-}
+SCRIPT_ENV = repo_env()
 
 
 def records_snapshot(store: Path) -> dict[str, tuple[int, str]]:
