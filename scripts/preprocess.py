@@ -1,8 +1,8 @@
 """Turn a dataset on disk into a clip store of MTCNN-aligned 240x240 face clips:
 
-    python scripts/preprocess.py data=<name> [data.raw_dir=<raw data>] [data.store_dir=<store>]
+    python scripts/preprocess.py data=<name> [data.raw_dir=<raw data>] [data.store=<store>]
 
-then ``python train.py data=<name> [data.store_dir=<store>]``. Resumable: a rerun (also after a
+then ``python train.py data=<name> [data.store=<store>]``. Resumable: a rerun (also after a
 kill) skips finished files. Exits non-zero only when no file gave a clip. See docs/preprocessing.md.
 """
 
@@ -15,6 +15,7 @@ os.environ.setdefault("DFDETECT_ROOT", str(Path(__file__).resolve().parents[1]))
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
+from dfdetect.run.preprocess import preprocess_from_config  # noqa: E402
 from dfdetect.utils.config import register_resolvers  # noqa: E402
 
 register_resolvers()
@@ -22,8 +23,6 @@ register_resolvers()
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="preprocess.yaml")
 def main(cfg: DictConfig) -> None:
-    from dfdetect.preprocess.cli import preprocess_from_config
-
     summary = preprocess_from_config(cfg)
     print("\n".join(summary.lines()), flush=True)
     if summary.ok == 0:

@@ -18,6 +18,15 @@ SHARED = ROOT.parent / "shared"
 register_resolvers()
 
 
+def repo_env() -> dict[str, str]:
+    """The environment for a subprocess that imports ``tests.*`` (stand-ins, runners): this one,
+    with the repository root first on PYTHONPATH."""
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+
+
 def tiny_data_overrides(data_root: Path) -> list[str]:
     """The demo data shrunk to a few seconds of CPU work."""
     return [

@@ -396,7 +396,7 @@ def test_naver_similarity_is_unavailable_not_zero(tmp_path, creds):
 
 
 def test_crops_go_through_the_preprocessing_face_pipeline(tmp_path, creds):
-    from dfdetect.preprocess.testing import write_image
+    from tests.preprocess_fakes import write_image
 
     folder = tmp_path / "imgs"
     write_image(folder / "fake.png", size=(160, 120), seed=1)
@@ -415,7 +415,7 @@ def test_crops_go_through_the_preprocessing_face_pipeline(tmp_path, creds):
             "attack.crop=true",
             "attack.face.size=64",
             "~attack.detector",
-            "+attack.detector._target_=dfdetect.preprocess.testing.BlobDetector",
+            "+attack.detector._target_=tests.preprocess_fakes.BlobDetector",
         )
         code, summary = run_attack(cfg)
     assert code == EXIT_OK and summary["sent"] == 2 and summary["crop"] == "mtcnn-64-m0.3-align"

@@ -38,6 +38,7 @@ def test_every_group_has_options():
         "debug",
         "hydra",
         "ensemble",
+        "preprocess",
     ):
         assert options(group), f"conf/{group}/ is empty"
     assert {"default", "cpu", "gpu", "ddp", "ddp_sim"} <= set(options("trainer"))

@@ -16,6 +16,9 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig
 
 from dfdetect.data.manifest import read_manifest
 from dfdetect.preprocess import media
@@ -23,10 +26,13 @@ from dfdetect.preprocess.adapters import scan
 from dfdetect.preprocess.runner import run_preprocess
 from dfdetect.preprocess.settings import ClipSettings
 from dfdetect.preprocess.store import StoreSettingsError
-from dfdetect.preprocess.testing import BlobDetector, synthetic_frame, write_image, write_video
-from tests.conftest import ROOT, compose_config
+from dfdetect.run.preprocess import settings_from_config
+from tests.conftest import CONF_DIR, ROOT, compose_config, repo_env
+from tests.preprocess_fakes import BlobDetector, synthetic_frame, write_image, write_video
 
 SETTINGS = ClipSettings(clips_per_video=3, size=48)
+# the data configs that scripts/preprocess.py accepts (each has a conf/preprocess/<name>.yaml)
+RAW_DATA_CONFIGS = "ffpp_mini ffpp celebdf voxcelebth celebfom celebblend fcelebdf folder".split()
 TWO_FACES = ((0.3, 0.5, 0.2), (0.75, 0.5, 0.12))
 
 
@@ -165,15 +171,19 @@ def preprocess_cmd(raw: Path, store: Path, *extra: str, delay: float = 0.0) -> l
         str(ROOT / "scripts/preprocess.py"),
         "data=folder",
         f"data.raw_dir={raw}",
-        f"data.store_dir={store}",
+        f"data.store={store}",
         "data.sampling.clips_per_video=3",
         "face.size=48",
-        "detector._target_=dfdetect.preprocess.testing.BlobDetector",
+        "detector._target_=tests.preprocess_fakes.BlobDetector",
         f"+detector.delay={delay}",
         "progress=false",
         f"hydra.run.dir={store.parent / 'hydra'}",
         *extra,
     ]
+
+
+# the stand-in detector lives in tests/, importable from the repository root
+SCRIPT_ENV = repo_env()
 
 
 def records_snapshot(store: Path) -> dict[str, tuple[int, str]]:
@@ -195,7 +205,12 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_manifest(tmp_path, workers):
     # 6 detector calls per video at 0.1 s: about 0.6 s per video
     cmd = preprocess_cmd(raw, store, f"workers={workers}", delay=0.1)
     proc = subprocess.Popen(
-        cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        cmd,
+        cwd=ROOT,
+        env=SCRIPT_ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         deadline = time.time() + 120
@@ -214,7 +229,11 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_manifest(tmp_path, workers):
     assert 2 <= len(before) < 6 and not (store / "manifest.parquet").exists()
 
     rerun = subprocess.run(
-        preprocess_cmd(raw, store, "workers=1", delay=0.1), cwd=ROOT, capture_output=True, text=True
+        preprocess_cmd(raw, store, "workers=1", delay=0.1),
+        cwd=ROOT,
+        env=SCRIPT_ENV,
+        capture_output=True,
+        text=True,
     )
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert f"{len(before)} were already done" in rerun.stdout
@@ -238,7 +257,11 @@ def test_script_exits_nonzero_only_when_nothing_was_processed(tmp_path):
     (raw / "fake/empty.mp4").write_bytes(b"")
     write_video(raw / "real/no_face.avi", n_frames=10, discs=())
     result = subprocess.run(
-        preprocess_cmd(raw, tmp_path / "store", "workers=1"), cwd=ROOT, capture_output=True, text=True
+        preprocess_cmd(raw, tmp_path / "store", "workers=1"),
+        cwd=ROOT,
+        env=SCRIPT_ENV,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 1
     assert "no source file gave a clip" in result.stderr
@@ -247,18 +270,47 @@ def test_script_exits_nonzero_only_when_nothing_was_processed(tmp_path):
     assert sorted(status["status"]) == ["failed", "skipped"]
 
 
-@pytest.mark.parametrize(
-    "name", ["ffpp_mini", "ffpp", "celebdf", "voxcelebth", "celebfom", "celebblend", "fcelebdf", "folder"]
-)
+@pytest.mark.parametrize("name", RAW_DATA_CONFIGS)
 def test_data_configs_compose_for_training(tmp_path, name):
     import hydra
 
-    cfg = compose_config("train.yaml", [f"data={name}", f"data.store_dir={tmp_path / 'store'}"], tmp_path)
+    cfg = compose_config("train.yaml", [f"data={name}", f"data.store={tmp_path / 'store'}"], tmp_path)
+    assert not {"raw_dir", "adapter", "sampling"} & set(cfg.data)  # preprocessing keys stay apart
     datamodule = hydra.utils.instantiate(cfg.data)
     assert datamodule.store_dir == tmp_path / "store"
-    assert datamodule.adapter["name"] == name
     with pytest.raises(hydra.errors.InstantiationException, match="unexpected keyword argument 'stor_dir'"):
         hydra.utils.instantiate(cfg.data, stor_dir="typo")
+
+
+def test_each_preprocess_option_belongs_to_a_data_config():
+    options = {p.stem for p in (CONF_DIR / "preprocess").glob("*.yaml")} - {"default"}
+    assert options == set(RAW_DATA_CONFIGS)
+    assert all((CONF_DIR / "data" / f"{name}.yaml").is_file() for name in options)
+
+
+def preprocess_config(*overrides: str) -> DictConfig:
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        return compose(config_name="preprocess.yaml", overrides=list(overrides))
+
+
+@pytest.mark.parametrize("name", RAW_DATA_CONFIGS)
+def test_data_configs_compose_for_preprocessing(tmp_path, name):
+    cfg = preprocess_config(f"data={name}", f"paths.root_dir={tmp_path}")
+    train = compose_config("train.yaml", [f"data={name}"], tmp_path)
+    assert cfg.data.adapter.name == name
+    assert cfg.data.store == train.data.store  # preprocessing writes the store that train.py reads
+    assert settings_from_config(cfg).clips_per_video == 16
+    moved = preprocess_config(f"data={name}", "data.raw_dir=raw", f"data.store={tmp_path}")
+    assert (moved.data.raw_dir, moved.data.store) == ("raw", str(tmp_path))
+
+
+@pytest.mark.parametrize("name", ["demo", "store"])
+def test_data_configs_without_raw_files_cannot_be_preprocessed(name):
+    import hydra
+
+    with pytest.raises(hydra.errors.MissingConfigException, match=f"Could not find 'preprocess/{name}'"):
+        preprocess_config(f"data={name}")
 
 
 def test_training_datamodule_reads_a_preprocessed_store(tmp_path):
@@ -269,7 +321,7 @@ def test_training_datamodule_reads_a_preprocessed_store(tmp_path):
     run(raw, store)
     cfg = compose_config(
         "train.yaml",
-        ["data=folder", f"data.store_dir={store}", "data.image_size=48", "data.num_workers=0"],
+        ["data=folder", f"data.store={store}", "data.image_size=48", "data.num_workers=0"],
         tmp_path,
     )
     datamodule = hydra.utils.instantiate(cfg.data)

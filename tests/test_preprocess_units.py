@@ -14,8 +14,8 @@ from dfdetect.preprocess.media import MediaError, iter_frames, probe_video, read
 from dfdetect.preprocess.mtcnn_cascade import AreaSampler, levels_to_skip, pyramid_scales
 from dfdetect.preprocess.sampling import plan_clip_starts, top_up_starts
 from dfdetect.preprocess.settings import ClipSettings
-from dfdetect.preprocess.testing import write_video
 from dfdetect.preprocess.track import build_track
+from tests.preprocess_fakes import write_video
 
 
 def test_clip_starts_spread_evenly_without_overlap():

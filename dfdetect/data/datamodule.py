@@ -69,15 +69,8 @@ class ClipDataModule(pl.LightningDataModule):
         format: str = "store",
         litdata_uri: str | os.PathLike | None = None,
         litdata_storage_options: Mapping[str, Any] | None = None,
-        # read by scripts/preprocess.py from the same data config; the datamodule reads the finished
-        # store (``store``), so these are accepted and only the adapter is kept, for reference
-        raw_dir: str | os.PathLike | None = None,
-        store_dir: str | os.PathLike | None = None,
-        adapter: Mapping | None = None,
-        sampling: Mapping | None = None,
     ):
         super().__init__()
-        self.adapter = adapter
         self.store = store
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size

@@ -4,6 +4,5 @@ resumable clip store (store.py describes its layout), with one adapter per datas
 media (decoding) -> sampling (clip starts) -> mtcnn_detector / mtcnn_cascade (faces; faces.py is
 the light interface) -> track (one face per clip) -> align (crop warp) -> pipeline (one file) ->
 store (atomic per-file commits) -> tables (manifest, status) -> runner (workers, progress,
-summary); adapters/ (dataset layouts), cli (from the Hydra config), testing (synthetic media and
-a stand-in detector for tests).
+summary); adapters/ (dataset layouts). dfdetect.run.preprocess runs it from the Hydra config.
 """

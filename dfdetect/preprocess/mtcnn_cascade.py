@@ -161,12 +161,6 @@ class MTCNNCascade:
         self.thresholds = tuple(float(t) for t in thresholds)
         self.factor = float(factor)
 
-    @classmethod
-    def from_facenet(cls, thresholds=(0.6, 0.7, 0.7), factor: float = 0.709) -> MTCNNCascade:
-        from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
-
-        return cls(PNet(), RNet(), ONet(), thresholds, factor)
-
     def _proposals(self, sampler: AreaSampler, minsize: float, skip_levels: int) -> torch.Tensor:
         h, w = sampler.height, sampler.width
         found = []

@@ -56,7 +56,7 @@ class ClipStoreWriter:
             if meta.get("fingerprint") != fingerprint:
                 raise StoreSettingsError(
                     f"{self.root} was made with other preprocessing settings ({meta.get('settings')}); "
-                    "use another data.store_dir, or preprocess.overwrite=true to start it afresh"
+                    "use another data.store, or overwrite=true to start it afresh"
                 )
         if overwrite:
             for part in (self.frames_dir, self.records_dir, self.tmp_dir):

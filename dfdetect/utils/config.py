@@ -1,10 +1,9 @@
-"""Hydra helpers: resolvers, instantiation of callback/logger groups, config printing."""
+"""Hydra helpers: resolvers, instantiation of callback/logger groups."""
 
 from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -29,11 +28,3 @@ def instantiate_group(cfg: DictConfig | None, kind: str) -> list:
             log.info("instantiating %s %s <%s>", kind, name, conf._target_)
             objects.append(hydra.utils.instantiate(conf))
     return objects
-
-
-def print_config(cfg: DictConfig, save_to: Path | None = None) -> None:
-    """Print the composed config as YAML (resolved where possible) and save it."""
-    text = OmegaConf.to_yaml(cfg, resolve=False)
-    print(text)
-    if save_to is not None:
-        save_to.write_text(text)

@@ -1,6 +1,6 @@
-"""Synthetic media and a matching stand-in detector, for testing the preprocessing without faces
-or torch: frames show bright discs ("faces") on a dark, noisy background, and ``BlobDetector``
-finds them (one box per disc, landmarks placed like a level face's)."""
+"""Synthetic media and a matching stand-in detector, for testing the preprocessing (and the attack's
+face crops) without faces or torch: frames show bright discs ("faces") on a dark, noisy background,
+and ``BlobDetector`` finds them (one box per disc, landmarks placed like a level face's)."""
 
 from __future__ import annotations
 

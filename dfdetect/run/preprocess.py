@@ -1,4 +1,6 @@
-"""From a composed ``conf/preprocess.yaml`` to a finished clip store (used by scripts/preprocess.py)."""
+"""From a composed ``conf/preprocess.yaml`` to a finished clip store (the pipeline behind
+scripts/preprocess.py). ``data`` there is the data config (``data.store``: where the store goes)
+merged with its ``conf/preprocess/<name>.yaml`` (``raw_dir``, ``adapter``, ``sampling``)."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ def settings_from_config(cfg: DictConfig) -> ClipSettings:
 
 def preprocess_from_config(cfg: DictConfig) -> RunSummary:
     data = cfg.data
-    for key in ("raw_dir", "store_dir", "adapter"):
+    for key in ("raw_dir", "store", "adapter"):
         if data.get(key) is None:
             raise AdapterError(f"data.{key} is not set: this data config cannot be preprocessed without it")
     adapter = OmegaConf.to_container(data.adapter, resolve=True)
@@ -29,7 +31,7 @@ def preprocess_from_config(cfg: DictConfig) -> RunSummary:
     log.info("adapter %s found %d source files in %s", name, len(items), data.raw_dir)
     return run_preprocess(
         items,
-        store_dir=str(data.store_dir),
+        store_dir=str(data.store),
         settings=settings_from_config(cfg),
         detector=OmegaConf.to_container(cfg.detector, resolve=True),
         workers=int(cfg.workers),
