@@ -37,7 +37,7 @@ def load_pairs(cfg: DictConfig):
     data = cfg.get("data")
     if data is None:
         raise AttackDataError("no input: pass attack.pairs_csv=<csv> or data=<name> (a clip store)")
-    store = data.get("store_dir") or data.get("store")
+    store = data.get("store")
     if isinstance(store, DictConfig):  # e.g. the demo: a partial that builds the store
         store = hydra.utils.instantiate(store)()
     pairs, orphans = pairs_from_store(store, int(a.images_per_video))
