@@ -34,6 +34,14 @@ def azure_overrides(url: str) -> list[str]:
     ]
 
 
+def run_script(tmp_path, run: str, env: dict, *overrides: str) -> tuple[int, str, str]:
+    """scripts/attack.py as a user runs it: (exit status, stdout, stdout + stderr)."""
+    done = subprocess.run(
+        attack_cmd(tmp_path, run, *overrides), env=env, capture_output=True, text=True, timeout=120
+    )
+    return done.returncode, done.stdout, done.stdout + done.stderr
+
+
 def cache_rows(path) -> tuple[list[str], list[str]]:
     """(every api_calls row as text, every decompressed raw JSON)."""
     with sqlite3.connect(path) as conn:
@@ -54,15 +62,10 @@ def test_wrong_azure_key_fails_caches_nothing_and_a_rerun_with_the_right_key_sen
     world.echo_key = True  # "Access denied due to invalid subscription key <key>."
     with serve(AzureHandler, world) as url:
         common = [*azure_overrides(url), f"attack.pairs_csv={pairs_csv}"]
-        failed = subprocess.run(
-            attack_cmd(tmp_path, "wrong", *common),
-            env=naver_env(AZURE_VISION_KEY=WRONG, AZURE_FACE_KEY=WRONG),
-            capture_output=True,
-            text=True,
-            timeout=120,
+        code, _, out = run_script(
+            tmp_path, "wrong", naver_env(AZURE_VISION_KEY=WRONG, AZURE_FACE_KEY=WRONG), *common
         )
-        out = failed.stdout + failed.stderr
-        assert failed.returncode == EXIT_FAILED, out
+        assert code == EXIT_FAILED, out
         assert "azure: authentication failed (no call answered): HTTP401" in out
         assert "invalid subscription key ***" in out and "check AZURE_VISION_KEY" in out
         assert "not cached, not billed" in out and "0.0000 USD" in out
@@ -76,15 +79,11 @@ def test_wrong_azure_key_fails_caches_nothing_and_a_rerun_with_the_right_key_sen
             assert WRONG.encode() not in path.read_bytes(), path
         assert WRONG not in out
 
-        fixed = subprocess.run(
-            attack_cmd(tmp_path, "fixed", *common),
-            env=naver_env(AZURE_VISION_KEY=AZURE_KEY, AZURE_FACE_KEY=AZURE_KEY),
-            capture_output=True,
-            text=True,
-            timeout=120,
+        code, stdout, out = run_script(
+            tmp_path, "fixed", naver_env(AZURE_VISION_KEY=AZURE_KEY, AZURE_FACE_KEY=AZURE_KEY), *common
         )
-    assert fixed.returncode == EXIT_OK, fixed.stdout + fixed.stderr
-    assert "azure: 6 calls answered {'ok': 6}" in fixed.stdout
+    assert code == EXIT_OK, out
+    assert "azure: 6 calls answered {'ok': 6}" in stdout
     with ApiCache(tmp_path / "api.sqlite") as cache:
         calls = cache.calls("azure")
     assert len(calls) == 6 and calls["status"].eq("ok").all()
@@ -262,18 +261,8 @@ def test_dry_run_resolves_the_aws_chain_offline(tmp_path, monkeypatch, capsys, n
 
 def test_literal_dry_run_exits_non_zero_naming_a_missing_key(tmp_path):
     pairs_csv, _ = write_pairs(tmp_path / "imgs", 1)
-    done = subprocess.run(
-        attack_cmd(
-            tmp_path,
-            "dry",
-            *azure_overrides("http://127.0.0.1:9"),
-            f"attack.pairs_csv={pairs_csv}",
-            "--dry-run",
-        ),
-        env=naver_env(AZURE_FACE_KEY=AZURE_KEY),  # AZURE_VISION_KEY not set
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == EXIT_INPUT, done.stdout + done.stderr
-    assert "missing: AZURE_VISION_KEY (for recognize)" in done.stdout and "AZURE_FACE_KEY" not in done.stdout
+    env = naver_env(AZURE_FACE_KEY=AZURE_KEY)  # AZURE_VISION_KEY not set
+    overrides = [*azure_overrides("http://127.0.0.1:9"), f"attack.pairs_csv={pairs_csv}", "--dry-run"]
+    code, stdout, out = run_script(tmp_path, "dry", env, *overrides)
+    assert code == EXIT_INPUT, out
+    assert "missing: AZURE_VISION_KEY (for recognize)" in stdout and "AZURE_FACE_KEY" not in stdout

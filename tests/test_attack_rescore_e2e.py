@@ -19,6 +19,13 @@ from tests.conftest import SHARED, compose_config, requires_shared, tiny_data_ov
 from tests.test_attack_clients import AZURE_KEY, FAST
 
 
+def rescore_config(run_dir, data: list[str], ckpt, sources: list[str]):
+    """``evaluate.py ckpt_path=<ckpt> 'rescore.sources=[...]'`` on the tiny demo data."""
+    run_dir.mkdir()
+    overrides = [*data, f"ckpt_path={ckpt}", f"rescore.sources=[{','.join(sources)}]"]
+    return compose_config("eval.yaml", overrides, run_dir)
+
+
 def test_client_cache_is_rescored_after_the_detector(train_cfg, tmp_path, monkeypatch):
     monkeypatch.setenv("AZURE_VISION_KEY", AZURE_KEY)
     monkeypatch.setenv("AZURE_FACE_KEY", AZURE_KEY)
@@ -56,15 +63,8 @@ def test_client_cache_is_rescored_after_the_detector(train_cfg, tmp_path, monkey
         code, summary = run_attack(attack_cfg)
     assert code == EXIT_OK, summary
 
-    (tmp_path / "eval").mkdir()
-    eval_cfg = compose_config(
-        "eval.yaml",
-        [
-            *data,
-            f"ckpt_path={ckpt}",
-            f"rescore.sources=[{{cache: '{cache}', provider: azure, dataset: demo}}]",
-        ],
-        tmp_path / "eval",
+    eval_cfg = rescore_config(
+        tmp_path / "eval", data, ckpt, [f"{{cache: '{cache}', provider: azure, dataset: demo}}"]
     )
     metrics, out = evaluate(eval_cfg)
     run_dir = out["run_dir"]
@@ -99,15 +99,8 @@ def test_rescoring_results_of_other_data_says_so(train_cfg, tmp_path, caplog):
         f"{{tariq2022: '{TARIQ / 'Results_FOM.csv'}', provider: azure, dataset: CelebFOM}}",
         f"{{tariq2022: '{TARIQ / 'AWS_Results_CelebDPR.csv'}', provider: aws, dataset: FCelebDF}}",
     ]
-    (tmp_path / "eval").mkdir()
-    eval_cfg = compose_config(
-        "eval.yaml",
-        [
-            *tiny_data_overrides(objects["cfg"].data.store.root),
-            f"ckpt_path={ckpt}",
-            f"rescore.sources=[{','.join(sources)}]",
-        ],
-        tmp_path / "eval",
+    eval_cfg = rescore_config(
+        tmp_path / "eval", tiny_data_overrides(objects["cfg"].data.store.root), ckpt, sources
     )
     with caplog.at_level(logging.INFO):
         metrics, out = evaluate(eval_cfg)
