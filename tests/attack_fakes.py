@@ -3,7 +3,9 @@ provider's reference: Naver CFR, Azure Computer Vision v3.2 + Face, and an AWS f
 RecognizeCelebrities itself (moto has no such operation) and passes CompareFaces on to moto's
 ``ThreadedMotoServer``. Each counts requests per (operation, image sha256) and injects faults
 scripted per image: ``429`` (with Retry-After), ``500``, ``timeout``, ``malformed`` (a 200 body that
-is not JSON)."""
+is not JSON), ``400`` (a client error: the image is refused). A wrong key gets 401 (Azure, Naver) or
+``UnrecognizedClientException`` (the AWS front, when ``aws_access_key`` is set); with ``echo_key``
+the error messages repeat the key received, as some providers do."""
 
 from __future__ import annotations
 
@@ -37,6 +39,8 @@ class FakeWorld:
         self.counts: Counter = Counter()
         self.headers_seen: list[dict] = []
         self.keys = dict(keys or {})
+        self.aws_access_key: str | None = None  # the AWS front checks the signature's key id
+        self.echo_key = False  # error messages repeat the key the request carried
         self.retry_after = retry_after
         self.hang_s = hang_s
         self.delay_s = 0.0
@@ -91,11 +95,13 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass
 
-    def play(self, fault: str | None, throttle_body, error_body) -> bool:
+    def play(self, fault: str | None, throttle_body, error_body, bad_request_body=None) -> bool:
         """Answer with the fault (True) or let the handler answer (False)."""
         if fault is None:
             return False
-        if fault == "429":
+        if fault == "400":
+            self.reply(400, bad_request_body or {"message": f"invalid image{self.echo()}"})
+        elif fault == "429":
             self.reply(429, throttle_body, {"Retry-After": self.world.retry_after})
         elif fault == "500":
             self.reply(500, error_body)
@@ -112,13 +118,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.world.headers_seen.append(dict(self.headers))
         return all(self.headers.get(h) == v for h, v in self.world.keys.items())
 
+    def echo(self) -> str:
+        """`` <key>`` (the credential header values received) when the world echoes keys."""
+        if not self.world.echo_key:
+            return ""
+        sent = [self.headers.get(h, "") for h in self.world.keys] or [self.headers.get("Authorization", "")]
+        return " " + " ".join(sent)
+
 
 # ------------------------------------------------------------------------------------------- Naver
 class NaverHandler(_Handler):
     def do_POST(self):
         body = self.body()
         if not self.keys_ok():
-            return self.reply(401, {"errorCode": "024", "errorMessage": "Authentication failed"})
+            return self.reply(
+                401, {"errorCode": "024", "errorMessage": f"Authentication failed{self.echo()}"}
+            )
         message = BytesParser().parsebytes(
             f"Content-Type: {self.headers['Content-Type']}\r\n\r\n".encode() + body
         )
@@ -138,6 +153,7 @@ class NaverHandler(_Handler):
             fault,
             {"error": {"errorCode": "429", "message": "Too Many Requests"}},
             {"errorCode": "500", "errorMessage": "Internal error"},
+            {"errorCode": "ER03", "errorMessage": f"invalid image{self.echo()}"},
         ):
             return None
         size = {"width": 240, "height": 240}
@@ -159,12 +175,14 @@ class AzureHandler(_Handler):
         body = self.body()
         path = urlsplit(self.path).path
         if not self.keys_ok():
-            return self.reply(
-                401, {"error": {"code": "401", "message": "Access denied due to invalid subscription key."}}
-            )
+            message = f"Access denied due to invalid subscription key{self.echo()}."
+            return self.reply(401, {"error": {"code": "401", "message": message}})
+        bad_image = {
+            "error": {"code": "InvalidImage", "message": f"Input data is not a valid image{self.echo()}"}
+        }
         if path.endswith("/models/celebrities/analyze"):
             key = sha(body)
-            if self.play(self.world.hit("recognize", key), _AZ_THROTTLE, _AZ_500):
+            if self.play(self.world.hit("recognize", key), _AZ_THROTTLE, _AZ_500, bad_image):
                 return None
             if key in self.world.no_face:
                 celebrities = []
@@ -182,7 +200,7 @@ class AzureHandler(_Handler):
             )
         if path.endswith("/detect"):
             key = sha(body)
-            if self.play(self.world.hit("detect", key), _AZ_THROTTLE, _AZ_500):
+            if self.play(self.world.hit("detect", key), _AZ_THROTTLE, _AZ_500, bad_image):
                 return None
             if key in self.world.no_face:
                 return self.reply(200, [])
@@ -212,6 +230,10 @@ class AwsFrontHandler(_Handler):
         request = json.loads(body or b"{}")
         throttle = {"__type": "ThrottlingException", "message": "Rate exceeded"}
         internal = {"__type": "InternalServerError", "message": "Internal server error"}
+        key_id = self.world.aws_access_key
+        if key_id and f"Credential={key_id}/" not in self.headers.get("Authorization", ""):
+            message = f"The security token included in the request is invalid.{self.echo()}"
+            return self.reply(400, {"__type": "UnrecognizedClientException", "message": message})
         if target.endswith(".RecognizeCelebrities"):
             key = sha(base64.b64decode(request["Image"]["Bytes"]))
             if self.play(self.world.hit("recognize", key), throttle, internal):

@@ -280,20 +280,22 @@ def test_run_caches_every_call_once_and_retries_only_transient_errors(tmp_path, 
     assert max(world.counts.values()) == 4 and world.counts[("recognize", f0)] == 1
 
 
-def test_client_errors_are_not_retried_and_keep_the_provider_code(tmp_path, creds, monkeypatch):
+def test_client_errors_are_not_retried_and_keep_the_provider_code(tmp_path, creds):
+    # a refused image (HTTP 400); refused credentials (401 / 403) are never cached:
+    # tests/test_attack_failures.py
     pairs_csv, shas = write_pairs(tmp_path / "imgs", 1)
     world = FakeWorld(keys=NAVER_KEYS)
-    monkeypatch.setenv("NAVER_CLIENT_SECRET", "revoked")
+    for image in shas[0]:
+        world.faults[("recognize", image)] = ["400"]
     with serve(NaverHandler, world) as url:
         run_attack(attack_cfg(tmp_path, "naver", url, pairs_csv))
-        assert sum(world.counts.values()) == 0 and len(world.headers_seen) == 2  # one request per image
+        assert sum(world.counts.values()) == 2 and len(world.headers_seen) == 2  # one request per image
         with ApiCache(tmp_path / "api.sqlite") as cache:
             calls = cache.calls("naver")
-        assert calls["status"].eq("error").all() and calls["error_code"].eq("024").all()
+        assert calls["status"].eq("error").all() and calls["error_code"].eq("ER03").all()
         assert calls["attempts"].eq(1).all()
         run_attack(attack_cfg(tmp_path, "naver", url, pairs_csv))
         assert len(world.headers_seen) == 2  # kept: a rerun does not resend client errors
-        monkeypatch.setenv("NAVER_CLIENT_SECRET", NAVER_KEYS["X-NCP-APIGW-API-KEY"])
         run_attack(attack_cfg(tmp_path, "naver", url, pairs_csv, "attack.retry_client_errors=true"))
         assert len(world.headers_seen) == 4
         with ApiCache(tmp_path / "api.sqlite") as cache:

@@ -240,6 +240,21 @@ def test_join_reports_and_strict_mode_names_missing_keys():
     assert np.isnan(formula_only.iloc[0]["SIC_after_formula"])
 
 
+def test_join_report_of_thousands_of_unjoined_keys_stays_short():
+    """As seen (issue 20, item 7): all 7,078 missing keys on one ~300 KB log line."""
+    records, predictions, _ = joint_data(7078, 0.5, 0.5, 0.5, 0.1, seed=3)
+    other = predictions.assign(video_id="demo/" + predictions["video_id"], dataset="demo")
+    out, report = after_defense(records, other, accuracy=0.93)
+    assert (report.n_joined, report.n_unjoined, len(report.missing_keys)) == (0, 7078, 7078)
+    text = report.summary()
+    assert len(text) < 400 and str(report) == repr(report) == text
+    assert "0 of 7078 attack images joined" in text and "'S/fake/2' and 7075 more" in text
+    assert "aws/S: 0 of 7078" in text and "'S/fake/3'" not in text
+    assert out.iloc[0]["n_joined"] == 0 and np.isnan(out.iloc[0]["TA_after_per_image"])
+    with pytest.raises(AttackDataError, match=r"^7078 attack image key\(s\) .*'S/fake/4' and 7073 more$"):
+        after_defense(records, other, strict=True)
+
+
 def test_video_clips_are_averaged_per_key():
     records = make_records([{"target": "A", "fake_name": "A", "fake_conf": 95.0, "target_name": "A"}])
     predictions = pd.DataFrame(

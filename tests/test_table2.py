@@ -18,6 +18,7 @@ from dfdetect.attack.scoring.table2 import (
     implied_accuracy_range,
     read_printed_table2,
     round_like,
+    table2_columns,
     table2_row,
     write_table2,
 )
@@ -191,3 +192,32 @@ def test_fig4_plot_is_written(tmp_path):
     path = plot_attack_metrics(metrics, tmp_path / "fig4.png", title="demo")
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_printed_tables_say_when_no_image_has_a_detector_score_and_where_the_accuracy_comes_from(tmp_path):
+    """As seen (issue 20, item 7): `51.9% → –%` in the per-image row, and the formula row applying
+    the demo data's accuracy to CelebFOM without a word."""
+    records, _ = _synthetic_after(predictions=False)
+    records = records.assign(dataset="CelebFOM")
+    other = pd.DataFrame({"video_id": [f"demo/{i}" for i in range(20)], "label": 1, "prob": 0.9})
+    after, report = after_defense(records, other, accuracy=0.93)
+    assert report.n_joined == 0 and int(after["n_joined"].iloc[0]) == 0
+    per_image = table2_row("CelebFOM", "Meso4 (per image)", after, "per_image", accuracy_on="demo")
+    formula = table2_row("CelebFOM", "Meso4 (before x (1-acc))", after, "formula", accuracy_on="demo")
+    paths = write_table2([per_image, formula], tmp_path)
+    md = paths["md"].read_text(encoding="utf-8")
+    before = format_pct(100 * after["TA_before"].iloc[0])
+    assert f"{before}% → no detector scores for these images" in md and "→ –%" not in md
+    assert "93.0% (on demo)" in md
+    assert "Warning: the accuracy 93.0% was measured on demo, not on CelebFOM" in md
+    assert "CelebFOM (AWS), per image: no detector scores for these images" in md
+    tex = paths["tex"].read_text(encoding="utf-8")
+    assert "no detector scores for these images" in tex and "% Warning: the accuracy 93.0" in tex
+    table = pd.read_csv(paths["csv"])
+    assert list(table.columns) == table2_columns()  # the paper's columns, nothing added
+    assert np.isnan(table["targeted_aws_after_pct"].iloc[0])
+
+    # accuracy measured on the attacked dataset (names compared case- and punctuation-blind): no warning
+    same = table2_row("CelebFOM", "Meso4 (before x (1-acc))", after, "formula", accuracy_on="celeb_fom")
+    md = write_table2([same], tmp_path)["md"].read_text(encoding="utf-8")
+    assert "93.0% (on celeb_fom)" in md and "Warning" not in md

@@ -50,3 +50,13 @@ class CostMeter:
                 )
             self.requests += n
             self.spent += price
+
+    def refund(self, n: int = 1) -> None:
+        """Take back the last ``n`` requests charged: a call the provider refused for its credentials
+        (HTTP 401 / 403) is not billed."""
+        with self._lock:
+            n = min(int(n), self.requests)
+            self.requests -= n
+            self.spent = max(
+                0.0, self.spent - tier_cost(n, self.tiers, self.calls_this_month + self.requests)
+            )

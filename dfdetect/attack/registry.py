@@ -14,7 +14,7 @@ Adding a provider: docs/attack_clients.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -30,6 +30,11 @@ def no_call_params(client_settings: Mapping) -> dict:
     return {}
 
 
+def no_credentials(client_settings: Mapping) -> dict:
+    """A provider that needs no credential variables."""
+    return {}
+
+
 @dataclass(frozen=True)
 class Provider:
     """One provider. ``client_class(gate=..., **settings)`` builds its client from the ``client``
@@ -41,7 +46,15 @@ class Provider:
     API answering 0–100, 100 for 0–1). ``table2_column`` names its cells in Table 2 (None: not in
     Table 2); ``label`` titles that column and its bars in Fig. 4-style charts, drawn in ``colour``.
     ``compare_params(client_settings)`` are the parameters that change a ``compare`` answer
-    (cached with it, so calls made with other settings are not mistaken for it)."""
+    (cached with it, so calls made with other settings are not mistaken for it).
+
+    Credentials: ``credential_env(client_settings)`` gives, per operation, the environment variables
+    its calls authenticate with (named in the config, e.g. ``vision_key_env``): a dry run checks
+    they are set, logs and cached answers are scrubbed of their values, and an authentication
+    failure names them. ``missing_credentials(client_settings, operations)``, when given, replaces
+    that check (AWS: boto3's credential chain, resolved offline) and returns what is missing, in
+    words. ``auth_error_codes``: the provider's error codes that mean the credentials were refused
+    (besides HTTP 401 / 403); such answers are never cached or billed."""
 
     name: str
     label: str
@@ -53,6 +66,9 @@ class Provider:
     confidence_scale: float = 100.0
     table2_column: str | None = None
     compare_params: Callable[[Mapping], dict] = no_call_params
+    credential_env: Callable[[Mapping], Mapping[str, Sequence[str]]] = no_credentials
+    missing_credentials: Callable[[Mapping, Sequence[str]], list[str]] | None = None
+    auth_error_codes: frozenset[str] = frozenset()
 
     def __post_init__(self):
         if not self.name.isidentifier():
@@ -68,6 +84,7 @@ class Provider:
         if not self.confidence_scale > 0:
             raise ValueError(f"provider {self.name!r}: confidence_scale must be positive")
         object.__setattr__(self, "requests_per_call", MappingProxyType(dict(self.requests_per_call)))
+        object.__setattr__(self, "auth_error_codes", frozenset(self.auth_error_codes))
 
     @property
     def has_similarity(self) -> bool:

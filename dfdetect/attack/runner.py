@@ -15,13 +15,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 
 from dfdetect.attack.cache import ApiCache
 from dfdetect.attack.cost import BudgetExceeded, CostMeter, tier_cost
+from dfdetect.attack.credentials import is_auth_failure
 from dfdetect.attack.journal import CallJournal, CallKey, call_key
 from dfdetect.attack.pairs import Pair, file_sha256
 from dfdetect.attack.providers.base import TRANSIENT_PREFIX, ApiClient, is_transient_code
@@ -70,6 +71,7 @@ class Plan:
     cached: int = 0
     client_errors_kept: int = 0
     transient_errors_resent: int = 0
+    auth_errors_resent: int = 0
     in_flight_skipped: list[Task] = field(default_factory=list)
     in_flight_resent: int = 0
     requests: int = 0
@@ -92,6 +94,11 @@ class Plan:
         if self.transient_errors_resent:
             out.append(
                 f"  {self.transient_errors_resent} calls that failed transiently before are sent again"
+            )
+        if self.auth_errors_resent:
+            out.append(
+                f"  {self.auth_errors_resent} calls whose credentials were refused before (HTTP 401 / 403)"
+                " are sent again"
             )
         if self.client_errors_kept:
             out.append(
@@ -170,6 +177,8 @@ def plan_run(cache: ApiCache, journal: CallJournal, tasks: list[Task], opts: Run
         if status == "error":
             if is_transient_code(code):
                 plan.transient_errors_resent += 1
+            elif is_auth_failure(opts.provider, None, code):  # cached by an older version
+                plan.auth_errors_resent += 1
             elif not opts.retry_client_errors:
                 plan.cached += 1
                 plan.client_errors_kept += 1
@@ -188,15 +197,27 @@ def plan_run(cache: ApiCache, journal: CallJournal, tasks: list[Task], opts: Run
 
 @dataclass
 class RunStats:
+    """What a run did. ``sent``: calls answered and cached (``statuses``, and the error codes of
+    those that ended in an error); ``refused``: calls whose credentials the provider refused (not
+    cached, not billed; ``refused_operations``, the provider's ``auth_message``)."""
+
     sent: int = 0
     statuses: Counter = field(default_factory=Counter)
+    error_codes: Counter = field(default_factory=Counter)
     requests: int = 0
     spent_usd: float = 0.0
     stopped: str = ""
+    refused: int = 0
+    refused_operations: Counter = field(default_factory=Counter)
+    auth_message: str = ""
 
 
 class Executor:
-    """Sends the planned calls; ``image_bytes(path, sha)`` gives what is uploaded."""
+    """Sends the planned calls; ``image_bytes(path, sha)`` gives what is uploaded; ``redact``
+    scrubs secrets from raw responses, error codes and messages before they are stored.
+
+    A call the provider refuses for its credentials (HTTP 401 / 403) is not cached (a rerun with
+    the right key sends it) and not billed, and stops the run: no further call starts."""
 
     def __init__(
         self,
@@ -207,11 +228,13 @@ class Executor:
         opts: RunOptions,
         image_bytes: Callable[[Path, str], bytes],
         sleep: Callable[[float], None] = time.sleep,
+        redact: Callable = lambda value: value,
     ):
         self.client, self.cache, self.journal, self.meter = client, cache, journal, meter
         self.opts = opts
         self.image_bytes = image_bytes
         self.sleep = sleep
+        self.redact = redact
         self.stop = threading.Event()
         self.stats = RunStats()
         self._lock = threading.Lock()
@@ -223,12 +246,14 @@ class Executor:
         return self.client.compare(image, self.image_bytes(task.ref_path, task.ref_sha256))
 
     def _record(self, task: Task, result: ApiResult, outcome, latency: float, attempts: int) -> None:
+        if result.error_code is not None:
+            result = replace(result, error_code=self.redact(result.error_code))
         self.cache.record_call(
             result,
             task.image_sha256,
             task.ref_sha256,
             dict(task.params),
-            raw=outcome.raw,
+            raw=self.redact(outcome.raw),
             latency_s=round(latency, 4),
             attempts=attempts,
         )
@@ -236,6 +261,22 @@ class Executor:
         with self._lock:
             self.stats.sent += 1
             self.stats.statuses[result.status] += 1
+            if result.status == "error":
+                self.stats.error_codes[str(result.error_code)] += 1
+
+    def _refused(self, task: Task, outcome, per_call: int) -> None:
+        """Credentials refused: nothing cached or billed, the journal row dropped, the run stopped."""
+        self.meter.refund(per_call)
+        self.journal.finish(task.key)
+        self.stop.set()
+        with self._lock:
+            self.stats.refused += 1
+            self.stats.refused_operations[task.operation] += 1
+            if not self.stats.auth_message:
+                status = outcome.code or (outcome.result.error_code if outcome.result else "")
+                self.stats.auth_message = self.redact(
+                    ": ".join(str(s) for s in (status, outcome.message) if s) or "refused"
+                )
 
     def run_task(self, task: Task) -> None:
         if self.stop.is_set():
@@ -259,6 +300,9 @@ class Executor:
             t0 = time.perf_counter()
             outcome = self._attempt(task)
             latency = time.perf_counter() - t0
+            if outcome.auth_failed:
+                self._refused(task, outcome, per_call)
+                return
             if not outcome.transient:
                 self._record(task, outcome.result, outcome, latency, attempts)
                 return

@@ -1,6 +1,7 @@
 """From a composed ``conf/attack.yaml`` to a finished (or safely stopped) measurement; used by
 scripts/attack.py. Exit codes: 0 done (or dry run), 2 missing credentials / bad input,
-3 stopped by the cost guard."""
+3 stopped by the cost guard, 4 failed: the provider refused the credentials, or no call sent got
+an answer."""
 
 from __future__ import annotations
 
@@ -12,13 +13,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from dfdetect.attack.cache import ApiCache
 from dfdetect.attack.cost import CostMeter
+from dfdetect.attack.credentials import auth_hint, credential_variables, missing_credentials
 from dfdetect.attack.crop import FaceCropper, crop_tag
 from dfdetect.attack.errors import AttackDataError
 from dfdetect.attack.journal import CallJournal
 from dfdetect.attack.pairs import pairs_from_csv, pairs_from_store
 from dfdetect.attack.providers.base import CredentialsError
 from dfdetect.attack.ratelimit import Backoff, RateLimiter
-from dfdetect.attack.redact import SecretScrubber
+from dfdetect.attack.redact import Redactor, SecretScrubber, env_secrets
 from dfdetect.attack.registry import build_client, get_provider
 from dfdetect.attack.runner import Executor, RunOptions, build_tasks, hash_images, plan_run, register_images
 from dfdetect.preprocess.settings import ClipSettings
@@ -26,7 +28,7 @@ from dfdetect.utils.io import write_json
 
 log = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_INPUT, EXIT_BUDGET = 0, 2, 3
+EXIT_OK, EXIT_INPUT, EXIT_BUDGET, EXIT_FAILED = 0, 2, 3, 4
 
 
 def load_pairs(cfg: DictConfig):
@@ -109,9 +111,8 @@ def run_attack(cfg: DictConfig) -> tuple[int, dict]:
                 similarity="available" if record.has_similarity else "unavailable",
             )
             if a.dry_run:
-                print("dry run: nothing sent", flush=True)
                 summary["dry_run"] = True
-                return EXIT_OK, summary
+                return _dry_run_credentials(cfg, plan, provider_cfg, summary), summary
             if opts.max_cost is not None and plan.cost_usd > opts.max_cost:
                 msg = (
                     f"estimated cost {plan.cost_usd:.4f} USD exceeds attack.max_cost={opts.max_cost:.2f}:"
@@ -123,6 +124,60 @@ def run_attack(cfg: DictConfig) -> tuple[int, dict]:
             return _send(cfg, plan, opts, provider_cfg, settings, cache, journal, summary)
         finally:
             journal.close()
+
+
+def _dry_run_credentials(cfg, plan, provider_cfg, summary: dict) -> int:
+    """The dry run's check that the credentials the planned calls need are set (offline)."""
+    provider = cfg.attack.provider
+    operations = sorted({t.operation for t in plan.to_send})
+    missing = []
+    if cfg.attack.get("check_credentials", True):
+        missing = missing_credentials(provider, provider_cfg.client, operations)
+    if missing:
+        summary["missing_credentials"] = missing
+        print(f"dry run: nothing sent; {provider} needs credentials that are not set:", flush=True)
+        for what in missing:
+            print(f"  missing: {what}", flush=True)
+        return EXIT_INPUT
+    if operations and cfg.attack.get("check_credentials", True):
+        names = credential_variables(provider, provider_cfg.client, operations)
+        print(f"  credentials: set ({', '.join(names) or 'none needed'})", flush=True)
+    print("dry run: nothing sent", flush=True)
+    return EXIT_OK
+
+
+def _outcome_lines(provider: str, stats, n_to_send: int, settings) -> tuple[int, list[str]]:
+    """(exit code, what to print) after the calls: refused credentials and runs in which no call
+    got an answer fail (exit 4) with one clear line each."""
+    answered = stats.statuses.get("ok", 0) + stats.statuses.get("no_face", 0)
+    failed = stats.statuses.get("error", 0)
+    codes = ", ".join(f"{n} × {code}" for code, n in stats.error_codes.most_common(5))
+    lines = []
+    if stats.refused:
+        hint = auth_hint(provider, settings, stats.refused_operations)
+        lead = "no call answered" if not answered else f"{answered} calls answered before"
+        lines.append(
+            f"{provider}: authentication failed ({lead}): {stats.auth_message}"
+            f" ({', '.join(sorted(stats.refused_operations))}) — {hint}"
+        )
+        not_sent = n_to_send - stats.sent - stats.refused
+        lines.append(
+            f"  stopped: {stats.refused} calls refused (not cached, not billed), {not_sent} not sent;"
+            " a rerun with the right credentials sends them"
+        )
+        return EXIT_FAILED, lines
+    if failed and not answered:
+        transient = sum(n for code, n in stats.error_codes.items() if code.startswith("transient:"))
+        advice = []
+        if transient:
+            advice.append("transient failures are sent again by a rerun")
+        if failed > transient:
+            advice.append("client errors are kept (attack.retry_client_errors=true sends them again)")
+        lines.append(f"all {failed} calls failed: {codes} ({provider}); {'; '.join(advice)}")
+        return EXIT_FAILED, lines
+    if failed:
+        lines.append(f"  {failed} of {stats.sent} calls failed: {codes}")
+    return EXIT_OK, lines
 
 
 def _send(cfg, plan, opts, provider_cfg, settings, cache, journal, summary) -> tuple[int, dict]:
@@ -164,24 +219,36 @@ def _send(cfg, plan, opts, provider_cfg, settings, cache, journal, summary) -> t
         summary["stopped"] = str(e)
         return EXIT_INPUT, summary
     meter = CostMeter(opts.price_tiers, opts.max_cost, opts.calls_this_month)
-    with SecretScrubber(client.secrets()):
+    secrets = client.secrets() + env_secrets(credential_variables(opts.provider, provider_cfg.client))
+    redact = Redactor(secrets)
+    with SecretScrubber(secrets):
         try:
-            stats = Executor(client, cache, journal, meter, opts, image_bytes).run(to_send)
+            stats = Executor(client, cache, journal, meter, opts, image_bytes, redact=redact).run(to_send)
         finally:
             client.close()
     summary.update(
-        sent=stats.sent, statuses=dict(stats.statuses), requests=stats.requests, spent_usd=stats.spent_usd
+        sent=stats.sent,
+        statuses=dict(stats.statuses),
+        error_codes=dict(stats.error_codes),
+        refused=stats.refused,
+        requests=stats.requests,
+        spent_usd=stats.spent_usd,
     )
     print(
         f"{opts.provider}: {stats.sent} calls answered {dict(stats.statuses)};"
         f" {stats.requests} requests, {stats.spent_usd:.4f} USD",
         flush=True,
     )
+    code, lines = _outcome_lines(opts.provider, stats, len(to_send), provider_cfg.client)
+    for line in lines:
+        print(redact.text(line), flush=True)
+    if code != EXIT_OK:
+        summary["failed"] = redact.text(lines[0])
     if stats.stopped:
         print(f"stopped: {stats.stopped}", flush=True)
         summary["stopped"] = stats.stopped
         return EXIT_BUDGET, summary
-    return EXIT_OK, summary
+    return code, summary
 
 
 def _progress(items, enabled: bool, desc: str):

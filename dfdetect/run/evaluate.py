@@ -88,7 +88,8 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         if cfg.get("rescore") and cfg.rescore.get("sources"):
             defense = cfg.rescore.get("defense_name") or defense_name(cfg)
             accuracy = metrics.get("test/acc")
-            write_rescore_report(cfg, pd.read_parquet(predictions_path), accuracy, defense, run_dir)
+            predictions = pd.read_parquet(predictions_path)
+            write_rescore_report(cfg, predictions, accuracy, defense, run_dir, split=cfg.split)
         write_metrics(run_dir, metrics)
         announce_run_dir(run_dir)
     return metrics, {"model": model, "datamodule": datamodule, "trainer": trainer, "run_dir": run_dir}

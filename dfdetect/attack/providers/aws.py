@@ -17,12 +17,32 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from dfdetect.attack.credentials import error_message, is_auth_failure
 from dfdetect.attack.errors import AttackDataError
 from dfdetect.attack.providers.base import ApiClient, CredentialsError, Outcome, parse_response
 from dfdetect.attack.ratelimit import parse_retry_after
 from dfdetect.attack.records import ApiResult
 from dfdetect.attack.registry import Provider, register_provider
 
+# the credentials were refused (wrong, expired or unauthorised keys): never cached, never billed
+AUTH_ERRORS = frozenset(
+    {
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "IncompleteSignature",
+        "SignatureDoesNotMatch",
+        "AccessDeniedException",
+        "ExpiredTokenException",
+        "InvalidClientTokenId",
+        "MissingAuthenticationTokenException",
+        "MissingAuthenticationToken",
+        "AuthFailure",
+    }
+)
+# what boto3's standard chain reads (docs/attack_clients.md), named when credentials are missing
+CHAIN_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
+# the providers of boto3's chain that fetch credentials over the network
+NETWORK_PROVIDERS = ("container-role", "iam-role")
 THROTTLING = {
     "ThrottlingException",
     "ProvisionedThroughputExceededException",
@@ -120,7 +140,10 @@ class AwsClient(ApiClient):
             if status == 429 or status >= 500 or code in THROTTLING:
                 retry_after = parse_retry_after((meta.get("HTTPHeaders") or {}).get("retry-after"))
                 return Outcome.retry(code, raw, retry_after)
-            return Outcome(parse_response("aws", operation, {"Error": raw["Error"]}), raw=raw)
+            result = parse_response("aws", operation, {"Error": raw["Error"]})
+            if is_auth_failure("aws", status, code):
+                return Outcome(result, raw=raw, auth_failed=True, code=code, message=error_message(raw))
+            return Outcome(result, raw=raw)
         raw = {k: v for k, v in response.items() if k != "ResponseMetadata"}
         try:
             return Outcome(parse_response("aws", operation, raw), raw=raw)
@@ -181,6 +204,40 @@ def compare_params(client_settings: Mapping) -> dict:
     return {"SimilarityThreshold": float(client_settings["similarity_threshold"])}
 
 
+def credential_env(client_settings: Mapping) -> dict:
+    return {operation: CHAIN_VARIABLES for operation in ("recognize", "compare")}
+
+
+def missing_credentials(client_settings: Mapping, operations) -> list[str]:
+    """Whether boto3's standard chain finds credentials, without a network call: the environment,
+    the profile and the shared files are read; the container and instance roles (fetched over the
+    network) are taken as present only when their variables say they are configured."""
+    import os
+
+    import botocore.session
+    from botocore.exceptions import BotoCoreError
+
+    if not operations:
+        return []
+    profile = client_settings.get("profile") or None
+    try:
+        resolver = botocore.session.Session(profile=profile).get_component("credential_provider")
+        for name in NETWORK_PROVIDERS:
+            resolver.remove(name)
+        found = resolver.load_credentials()
+    except BotoCoreError as e:  # e.g. a profile that does not exist
+        return [f"aws credentials: {e}"]
+    container = ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI")
+    if found is not None or any(os.environ.get(v) for v in container):
+        return []
+    return [
+        "aws credentials: boto3's chain finds none (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        " [+ AWS_SESSION_TOKEN], AWS_PROFILE or providers.aws.client.profile, or ~/.aws/credentials;"
+        " an instance role cannot be checked without a network call: attack.check_credentials=false"
+        " skips this check)"
+    ]
+
+
 PROVIDER = register_provider(
     Provider(
         name="aws",
@@ -193,5 +250,8 @@ PROVIDER = register_provider(
         confidence_scale=1.0,  # MatchConfidence and Similarity are 0–100
         table2_column="aws",
         compare_params=compare_params,
+        credential_env=credential_env,
+        missing_credentials=missing_credentials,
+        auth_error_codes=AUTH_ERRORS,
     )
 )

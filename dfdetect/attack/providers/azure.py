@@ -180,6 +180,14 @@ def compare_params(client_settings: Mapping) -> dict:
     return {"method": str(client_settings["similarity"])}
 
 
+def credential_env(client_settings: Mapping) -> dict:
+    """Recognition authenticates with the Computer Vision key, similarity with the Face key."""
+    return {
+        "recognize": (str(client_settings.get("vision_key_env") or "AZURE_VISION_KEY"),),
+        "compare": (str(client_settings.get("face_key_env") or "AZURE_FACE_KEY"),),
+    }
+
+
 PROVIDER = register_provider(
     Provider(
         name="azure",
@@ -192,5 +200,6 @@ PROVIDER = register_provider(
         confidence_scale=100.0,  # confidences are 0–1
         table2_column="ms",
         compare_params=compare_params,
+        credential_env=credential_env,
     )
 )

@@ -25,13 +25,17 @@ class CredentialsError(RuntimeError):
 @dataclass
 class Outcome:
     """One attempt. ``result`` is final (ok / no_face / client error); a ``transient`` outcome has
-    no result and is retried, ``code`` saying what happened."""
+    no result and is retried, ``code`` saying what happened. ``auth_failed``: the provider refused
+    the credentials (HTTP 401 / 403 or its authentication error code; ``message`` is its error
+    message): the runner stops, caches nothing and bills nothing for it."""
 
     result: ApiResult | None
     raw: Any = None
     transient: bool = False
     code: str | None = None
     retry_after_s: float | None = None
+    auth_failed: bool = False
+    message: str = ""
 
     @classmethod
     def retry(cls, code: str, raw=None, retry_after_s: float | None = None) -> Outcome:

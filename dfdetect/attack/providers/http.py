@@ -1,6 +1,7 @@
 """One HTTP request with ``requests`` turned into an ``Outcome`` (used by the Azure and Naver
-clients): 429 / 5xx / timeouts / connection errors / unparseable 200 bodies are transient, other
-4xx are final client errors carrying the provider's error code."""
+clients): 429 / 5xx / timeouts / connection errors / unparseable 200 bodies are transient, 401 /
+403 are authentication failures (refused credentials), other 4xx are final client errors carrying
+the provider's error code."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import threading
 
 import requests
 
+from dfdetect.attack.credentials import error_message, is_auth_failure
 from dfdetect.attack.errors import AttackDataError
 from dfdetect.attack.providers.base import Outcome, parse_response
 from dfdetect.attack.ratelimit import parse_retry_after
@@ -68,7 +70,11 @@ def retry_or_error(response: requests.Response, provider: str, operation: str) -
         return Outcome.retry(f"HTTP{status}", raw, parse_retry_after(response.headers.get("Retry-After")))
     if not isinstance(payload, dict):
         payload = {}
-    return Outcome(parse_response(provider, operation, payload, http_status=status), raw=raw)
+    result = parse_response(provider, operation, payload, http_status=status)
+    if is_auth_failure(provider, status, result.error_code):
+        message = error_message(payload or raw)
+        return Outcome(result, raw=raw, auth_failed=True, code=f"HTTP{status}", message=message)
+    return Outcome(result, raw=raw)
 
 
 def parsed(provider: str, operation: str, payload, raw) -> Outcome:

@@ -88,6 +88,10 @@ def parse(operation: str, payload) -> ApiResult:
     )
 
 
+def credential_env(client_settings: Mapping) -> dict:
+    return {"recognize": tuple(dict(client_settings.get("credential_headers") or DEFAULT_HEADERS).values())}
+
+
 PROVIDER = register_provider(
     Provider(
         name="naver",
@@ -99,5 +103,8 @@ PROVIDER = register_provider(
         requests_per_call={"recognize": 1},  # no compare: no face-similarity API
         confidence_scale=100.0,  # confidences are 0–1
         table2_column="nav",
+        credential_env=credential_env,
+        # the API gateway's "Authentication Failed" / "Permission Denied" (besides HTTP 401 / 403)
+        auth_error_codes=frozenset({"024", "200", "210"}),
     )
 )

@@ -142,19 +142,42 @@ def bootstrap_ci(
 
 
 # --------------------------------------------------------------------------------- after defense
-@dataclass
+# attack image keys named in a message or log line; the full list goes to a file (write_keys)
+EXAMPLE_KEYS = 3
+
+
+def example_keys(keys, n: int = EXAMPLE_KEYS) -> str:
+    """``'k1', 'k2', 'k3' and 7075 more``: a few keys of a long list, for messages."""
+    keys = list(keys)
+    shown = ", ".join(repr(k) for k in keys[:n])
+    return shown + (f" and {len(keys) - n} more" if len(keys) > n else "")
+
+
+@dataclass(repr=False)
 class JoinReport:
+    """How the attack records joined the detector's predictions: counts overall and per
+    ``(provider, dataset)`` (``by_group``: records, joined) and every missing key (``missing_keys``,
+    kept out of the printed forms: ``summary()`` and ``repr`` show counts and a few examples)."""
+
     n_records: int
     n_joined: int
     n_unjoined: int
     missing_keys: list[str] = field(default_factory=list)
+    by_group: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
 
     def summary(self) -> str:
         text = f"{self.n_joined} of {self.n_records} attack images joined to detector predictions"
         if self.n_unjoined:
-            shown = ", ".join(repr(k) for k in self.missing_keys[:5])
-            text += f"; {self.n_unjoined} without a prediction (e.g. {shown})"
+            text += (
+                f"; {self.n_unjoined} without a prediction ({len(self.missing_keys)} distinct keys,"
+                f" e.g. {example_keys(self.missing_keys)})"
+            )
+        if len(self.by_group) > 1 or self.n_unjoined:
+            groups = [f"{p}/{d}: {j} of {n}" for (p, d), (n, j) in self.by_group.items()]
+            text += " [" + "; ".join(groups) + "]"
         return text
+
+    __str__ = __repr__ = summary
 
 
 def prediction_keys(predictions: pd.DataFrame) -> pd.DataFrame:
@@ -199,14 +222,16 @@ def join_predictions(
     keyed = prediction_keys(predictions)
     joined = records.merge(keyed, on="image_key", how="left", validate="many_to_one")
     missing = joined.loc[joined["prob"].isna(), "image_key"].drop_duplicates().tolist()
+    by_group = {}
+    if {"provider", "dataset"} <= set(joined.columns):
+        counts = joined.groupby(["provider", "dataset"], sort=False)["prob"].agg(["size", "count"])
+        by_group = {group: (int(n), int(j)) for group, (n, j) in counts.iterrows()}
     report = JoinReport(
-        len(records), int(joined["prob"].notna().sum()), int(joined["prob"].isna().sum()), missing
+        len(records), int(joined["prob"].notna().sum()), int(joined["prob"].isna().sum()), missing, by_group
     )
     if strict and missing:
         raise AttackDataError(
-            f"{len(missing)} attack image key(s) have no detector prediction: "
-            + ", ".join(repr(k) for k in missing[:10])
-            + (" …" if len(missing) > 10 else "")
+            f"{len(missing)} attack image key(s) have no detector prediction: {example_keys(missing, 5)}"
         )
     joined = joined[joined["prob"].notna()]
     real = joined[joined["label"] == 0]

@@ -7,12 +7,18 @@ TA, non-targeted = NA) and provider, ``<attack>_<column>_before_pct`` and ``..._
 ``<column>`` is the provider's ``table2_column`` in the registry (aws, ms = Azure, nav = Naver;
 the paper's printed table has these three, ``PAPER_COLUMNS``). A provider without results is NaN
 and printed as "–".
+
+Printed tables (md, tex) also say what the numbers rest on: a per-image cell whose images joined no
+detector score reads "no detector scores for these images" (never a bare "–"), and an accuracy
+measured on (``accuracy_on``) is named in the Acc. column, with a warning under the table when it
+is not the attacked one: the formula rows then apply another dataset's accuracy.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -24,6 +30,7 @@ from dfdetect.utils.io import atomic_path
 ATTACKS = {"targeted": "TA", "nontargeted": "NA"}
 ATTACK_TITLES = {"targeted": "Targeted attack", "nontargeted": "Non-targeted attack"}
 LEADING_COLUMNS = ["dataset", "defense", "accuracy_pct"]
+NO_SCORES = "no detector scores for these images"
 # the provider columns of the paper's printed Table 2, whose cells the audit below reads
 PAPER_COLUMNS = ("aws", "ms", "nav")
 
@@ -59,11 +66,28 @@ def _column_title(cell: str) -> str:
     return next(p.label for p in providers() if p.table2_column == column)
 
 
-def table2_row(dataset: str, defense: str, after: pd.DataFrame, mode: str = "per_image") -> dict:
+def same_dataset(a: str, b: str) -> bool:
+    """Dataset names compared as users write them: ``CelebFOM`` = ``celebfom`` = ``celeb-fom``."""
+    return re.sub(r"[\W_]+", "", str(a)).casefold() == re.sub(r"[\W_]+", "", str(b)).casefold()
+
+
+def accuracy_elsewhere(dataset: str, accuracy_on: str | None) -> bool:
+    """True when ``accuracy_on`` (dataset names, comma-separated) is given and lacks ``dataset``."""
+    if not accuracy_on:
+        return False
+    return not any(same_dataset(dataset, name) for name in str(accuracy_on).split(","))
+
+
+def table2_row(
+    dataset: str, defense: str, after: pd.DataFrame, mode: str = "per_image", accuracy_on: str | None = None
+) -> dict:
     """One Table 2 row from ``attack_metrics.after_defense`` output for one dataset.
 
     ``mode``: ``per_image`` (attack fooled the API and the detector passed the image) or
-    ``formula`` (the paper's ``before × (1 − accuracy)``)."""
+    ``formula`` (the paper's ``before × (1 − accuracy)``). ``accuracy_on``: the dataset(s) the
+    accuracy was measured on, printed beside it (with a warning when it is not ``dataset``). Besides the Table 2 columns the
+    row holds ``accuracy_on`` and, for a per-image cell whose images joined no detector score,
+    ``<cell>_note`` (the printed tables show them; ``table2.csv`` keeps the paper's columns)."""
     if mode not in ("per_image", "formula"):
         raise ValueError(f"mode must be 'per_image' or 'formula', got {mode!r}")
     rows = after[after["dataset"] == dataset]
@@ -72,15 +96,19 @@ def table2_row(dataset: str, defense: str, after: pd.DataFrame, mode: str = "per
     if rows["accuracy"].nunique() != 1:
         raise ValueError(f"dataset {dataset!r}: one accuracy per defense expected")
     out = {"dataset": dataset, "defense": defense, "accuracy_pct": 100.0 * rows["accuracy"].iloc[0]}
+    out["accuracy_on"] = accuracy_on
     for c in cells():
         out[f"{c}_before_pct"] = out[f"{c}_after_pct"] = math.nan
     for provider, column in provider_columns().items():
         found = rows[rows["provider"] == provider]
         if found.empty:
             continue
+        unjoined = mode == "per_image" and "n_joined" in found and int(found["n_joined"].iloc[0]) == 0
         for attack, metric in ATTACKS.items():
             out[f"{attack}_{column}_before_pct"] = 100.0 * found[f"{metric}_before"].iloc[0]
             out[f"{attack}_{column}_after_pct"] = 100.0 * found[f"{metric}_after_{mode}"].iloc[0]
+            if unjoined:
+                out[f"{attack}_{column}_note"] = NO_SCORES
     return out
 
 
@@ -103,23 +131,64 @@ def format_pct(value: float) -> str:
     return _half_up(value, 0)
 
 
-def _frame(rows) -> pd.DataFrame:
+def _frame(rows, extra: bool = False) -> pd.DataFrame:
+    """The Table 2 columns of ``rows``; ``extra=True`` keeps ``accuracy_on`` and the cell notes."""
     df = pd.DataFrame(list(rows))
     columns = table2_columns()
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ValueError(f"Table 2 rows miss columns {missing}")
+    if extra:
+        columns = columns + [c for c in df.columns if c == "accuracy_on" or c.endswith("_note")]
     return df[columns]
+
+
+def _text(row, column: str) -> str:
+    value = row.get(column)
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
 
 
 def _cell(row, cell: str) -> str:
     before, after = row[f"{cell}_before_pct"], row[f"{cell}_after_pct"]
     if pd.isna(before) and pd.isna(after):
         return "–"
+    note = _text(row, f"{cell}_note")
+    if note and pd.isna(after):
+        return f"{format_pct(before)}% → {note}"
     return f"{format_pct(before)}% → {format_pct(after)}%"
 
 
-def to_markdown(df: pd.DataFrame) -> str:
+def _accuracy(row) -> str:
+    text = f"{format_pct(row['accuracy_pct'])}%"
+    on = _text(row, "accuracy_on")
+    return f"{text} (on {on})" if on else text
+
+
+def table_notes(df: pd.DataFrame) -> list[str]:
+    """What the reader must know about the numbers: datasets whose accuracy comes from another
+    dataset, and per-image cells with no detector score."""
+    notes, elsewhere, unscored = [], {}, {}
+    for _, row in df.iterrows():
+        on = _text(row, "accuracy_on")
+        if accuracy_elsewhere(row["dataset"], on):
+            elsewhere.setdefault((on, format_pct(row["accuracy_pct"])), {})[row["dataset"]] = None
+        for c in cells():
+            if _text(row, f"{c}_note") and pd.isna(row[f"{c}_after_pct"]):
+                unscored.setdefault(row["dataset"], {})[_column_title(c)] = None
+    for (on, acc), datasets in elsewhere.items():
+        names = ", ".join(datasets)
+        notes.append(
+            f"Warning: the accuracy {acc}% was measured on {on}, not on {names}: the before × (1 − acc.)"
+            f" rows of {names} apply another dataset's accuracy and do not measure this defense there."
+        )
+    for dataset, providers_ in unscored.items():
+        notes.append(
+            f"{dataset} ({', '.join(providers_)}), per image: {NO_SCORES} (none joined a prediction)."
+        )
+    return notes
+
+
+def to_markdown(df: pd.DataFrame, notes=()) -> str:
     head = ["Dataset", "Defense", "Acc."] + [
         f"{ATTACK_TITLES[c.split('_')[0]].split()[0]} {_column_title(c)}" for c in cells()
     ]
@@ -128,10 +197,11 @@ def to_markdown(df: pd.DataFrame) -> str:
     for _, row in df.iterrows():
         dataset = row["dataset"] if row["dataset"] != previous else ""
         previous = row["dataset"]
-        values = [dataset, row["defense"], f"{format_pct(row['accuracy_pct'])}%"] + [
-            _cell(row, c) for c in cells()
-        ]
+        values = [dataset, row["defense"], _accuracy(row)] + [_cell(row, c) for c in cells()]
         lines.append("| " + " | ".join(values) + " |")
+    all_notes = table_notes(df) + list(notes)
+    if all_notes:
+        lines += [""] + [f"* {note}" for note in all_notes]
     return "\n".join(lines) + "\n"
 
 
@@ -141,7 +211,7 @@ def _tex_escape(text: str) -> str:
     return text
 
 
-def to_latex(df: pd.DataFrame) -> str:
+def to_latex(df: pd.DataFrame, notes=()) -> str:
     def cell(row, c):
         text = _cell(row, c)
         return "--" if text == "–" else text.replace("%", "\\%").replace(" → ", "$\\rightarrow$")
@@ -162,25 +232,27 @@ def to_latex(df: pd.DataFrame) -> str:
         if previous is not None and row["dataset"] != previous:
             lines.append("\\midrule")
         previous = row["dataset"]
-        values = [dataset, _tex_escape(row["defense"]), f"{format_pct(row['accuracy_pct'])}\\%"]
+        values = [dataset, _tex_escape(row["defense"]), _tex_escape(_accuracy(row))]
         lines.append(" & ".join(values + [cell(row, c) for c in all_cells]) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}"]
+    lines += [f"% {note}" for note in table_notes(df) + list(notes)]
     return "\n".join(lines) + "\n"
 
 
-def write_table2(rows, out_dir: str | os.PathLike) -> dict[str, Path]:
+def write_table2(rows, out_dir: str | os.PathLike, notes=()) -> dict[str, Path]:
     """Write ``table2.csv`` (full precision, percent), ``table2.md`` and ``table2.tex`` (printed as in
-    the paper: ``11.3% → 1.16%``). ``rows``: dicts from ``table2_row`` or a Table 2 frame."""
-    df = rows if isinstance(rows, pd.DataFrame) else _frame(rows)
-    df = _frame(df.to_dict("records"))
+    the paper: ``11.3% → 1.16%``, with the notes of ``table_notes`` and ``notes`` under the table).
+    ``rows``: dicts from ``table2_row`` or a Table 2 frame."""
+    records = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else list(rows)
+    printed = _frame(records, extra=True)
     out_dir = Path(out_dir)
     paths = {kind: out_dir / f"table2.{kind}" for kind in ("csv", "md", "tex")}
     with atomic_path(paths["csv"]) as tmp:
-        df.to_csv(tmp, index=False, float_format="%.6g")
+        _frame(records).to_csv(tmp, index=False, float_format="%.6g")
     with atomic_path(paths["md"]) as tmp:
-        tmp.write_text(to_markdown(df), encoding="utf-8")
+        tmp.write_text(to_markdown(printed, notes), encoding="utf-8")
     with atomic_path(paths["tex"]) as tmp:
-        tmp.write_text(to_latex(df), encoding="utf-8")
+        tmp.write_text(to_latex(printed, notes), encoding="utf-8")
     return paths
 
 
