@@ -41,7 +41,7 @@ class MediaTooLarge(MediaError):
     def __init__(self, width: int, height: int, cap: int, what: str = ""):
         self.width, self.height, self.cap = width, height, cap
         super().__init__(
-            f"too large: {width}x{height} pixels{what} ({width * height / 1e6:.1f} MP), over the cap of "
+            f"too large: {width}x{height} pixels{what} ({width * height / 1e6:.3g} MP), over the cap of "
             f"{cap / 1e6:g} MP (max_image_pixels)"
         )
 

@@ -47,12 +47,16 @@ class ClipSettings:
     min_clips: int = 1
 
     def __post_init__(self):
-        if self.clips_per_video < 1 or self.frames_per_clip < 1 or self.keyframes < 1:
-            raise SettingsError(f"clip counts must be positive: {self}")
+        counts = ("clips_per_video", "frames_per_clip", "keyframes")
+        if any(getattr(self, name) < 1 for name in counts):
+            got = ", ".join(f"{config_key('clips', n)}={getattr(self, n)}" for n in counts)
+            raise SettingsError(f"clip counts must be positive, got {got}")
         if not 0.0 < self.spread <= 1.0:
-            raise SettingsError(f"spread must be in (0, 1], got {self.spread}")
+            raise SettingsError(f"data.sampling.spread must be in (0, 1], got {self.spread}")
         if self.size < 16 or self.margin < 0:
-            raise SettingsError(f"size must be >= 16 and margin >= 0: {self}")
+            raise SettingsError(
+                f"face.size must be >= 16 and face.margin >= 0, got {self.size} and {self.margin}"
+            )
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> ClipSettings:

@@ -31,7 +31,9 @@ def _required(data: DictConfig, key: str):
     value = None if OmegaConf.is_missing(data, key) else data.get(key)
     if value is None:
         hint = f"data.{key}=<{'raw dataset folder' if key == 'raw_dir' else key}>"
-        raise RawDataError(f"data.{key} is not set: this data config cannot be preprocessed without it ({hint})")
+        raise RawDataError(
+            f"data.{key} is not set: this data config cannot be preprocessed without it ({hint})"
+        )
     return value
 
 
