@@ -3,7 +3,9 @@
     python scripts/preprocess.py data=<name> [data.raw_dir=<raw data>] [data.store=<store>]
 
 then ``python train.py data=<name> [data.store=<store>]``. Resumable: a rerun (also after a
-kill) skips finished files. Exits non-zero only when no file gave a clip. See docs/preprocessing.md.
+kill) skips finished files. Exits non-zero when no file gave a clip, and on an error the user can
+mend (a missing raw folder, settings that differ from the existing store's), reported as one line
+(``HYDRA_FULL_ERROR=1`` shows the traceback). See docs/preprocessing.md.
 """
 
 import os
@@ -17,13 +19,15 @@ from omegaconf import DictConfig  # noqa: E402
 
 from dfdetect.run.preprocess import preprocess_from_config  # noqa: E402
 from dfdetect.utils.config import register_resolvers  # noqa: E402
+from dfdetect.utils.errors import one_line_errors  # noqa: E402
 
 register_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="preprocess.yaml")
 def main(cfg: DictConfig) -> None:
-    summary = preprocess_from_config(cfg)
+    with one_line_errors("preprocess"):
+        summary = preprocess_from_config(cfg)
     print("\n".join(summary.lines()), flush=True)
     if summary.ok == 0:
         print("preprocess: no source file gave a clip; see status.parquet for the reasons", file=sys.stderr)

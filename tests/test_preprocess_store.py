@@ -78,7 +78,7 @@ def status_of(store: Path) -> dict[str, tuple[str, str]]:
 
 
 def test_bad_input_gets_a_status_and_the_rest_is_processed(messy_tree, tmp_path, monkeypatch):
-    monkeypatch.setattr(media, "MAX_IMAGE_PIXELS", 100_000)
+    monkeypatch.setattr(media, "REDUCE_ABOVE_PIXELS", 100_000)
     store = tmp_path / "store"
     summary = run(messy_tree, store)
     status = status_of(store)

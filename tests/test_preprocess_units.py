@@ -150,7 +150,7 @@ def test_still_decoding_converts_every_format(tmp_path):
     assert np.array_equal(read_still(deep).bgr, rgb)
     big = tmp_path / "big.jpg"
     cv2.imwrite(str(big), np.zeros((400, 600, 3), np.uint8))
-    reduced = read_still(big, max_pixels=50_000)
+    reduced = read_still(big, reduce_above=50_000)
     assert reduced.scale == 4 and reduced.bgr.shape == (100, 150, 3) and "1/4" in reduced.note
 
 

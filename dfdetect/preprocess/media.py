@@ -2,6 +2,10 @@
 
 Frames come back as OpenCV BGR ``uint8 (H, W, 3)`` arrays; nothing converts a full frame to RGB
 (detection runs on small RGB copies, crops are warped from the BGR frame).
+
+Sizes are checked before anything is decoded: a still whose header (read by PIL, which decodes
+nothing on open) or a video whose stream header announces more than ``max_pixels`` pixels per
+image raises ``MediaTooLarge`` (a decompression bomb would otherwise be decoded whole).
 """
 
 from __future__ import annotations
@@ -19,14 +23,33 @@ VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
 )
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
-# Larger stills are decoded at 1/2, 1/4 or 1/8 resolution (faces stay far above the crop size).
-MAX_IMAGE_PIXELS = 40_000_000
+# Stills and video frames over this many pixels are refused unread (preprocess max_image_pixels).
+MAX_IMAGE_PIXELS = 100_000_000
+# Stills over this are decoded at 1/2, 1/4 or 1/8 resolution (faces stay far above the crop size).
+REDUCE_ABOVE_PIXELS = 40_000_000
 # A gap longer than this between wanted frames is crossed by seeking instead of decoding through.
 SEEK_MIN_GAP = 1500
 
 
 class MediaError(RuntimeError):
     """The file cannot be read as the media kind it claims to be."""
+
+
+class MediaTooLarge(MediaError):
+    """The header announces more pixels per image than the cap: nothing was decoded."""
+
+    def __init__(self, width: int, height: int, cap: int, what: str = ""):
+        self.width, self.height, self.cap = width, height, cap
+        super().__init__(
+            f"too large: {width}x{height} pixels{what} ({width * height / 1e6:.3g} MP), over the cap of "
+            f"{cap / 1e6:g} MP (max_image_pixels)"
+        )
+
+
+def check_pixels(width: int, height: int, max_pixels: int | None, what: str = "") -> None:
+    """Raise ``MediaTooLarge`` when ``width x height`` exceeds ``max_pixels`` (None: no cap)."""
+    if max_pixels is not None and width * height > max_pixels:
+        raise MediaTooLarge(width, height, max_pixels, what)
 
 
 def media_kind(path: str | os.PathLike) -> str | None:
@@ -148,20 +171,24 @@ def _image_size(path: Path) -> tuple[int, int]:
         Image.MAX_IMAGE_PIXELS = limit
 
 
-def read_still(path: str | os.PathLike, max_pixels: int | None = None) -> Still:
+def read_still(
+    path: str | os.PathLike, max_pixels: int | None = MAX_IMAGE_PIXELS, reduce_above: int | None = None
+) -> Still:
     """Decode any still as BGR uint8: grayscale, alpha, 16-bit and float images are converted, EXIF
-    orientation is applied, and very large images are decoded at a reduced resolution."""
+    orientation is applied, and very large images are decoded at a reduced resolution. A still
+    over ``max_pixels`` (None: no cap) raises ``MediaTooLarge`` before any decoding."""
     path = Path(path)
     _check_nonempty(path)
     width, height = _image_size(path)
-    max_pixels = max_pixels or MAX_IMAGE_PIXELS
+    check_pixels(width, height, max_pixels)
+    limit = reduce_above or REDUCE_ABOVE_PIXELS
     reduction, flag = 1, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH
     for factor, reduced in (
         (2, cv2.IMREAD_REDUCED_COLOR_2),
         (4, cv2.IMREAD_REDUCED_COLOR_4),
         (8, cv2.IMREAD_REDUCED_COLOR_8),
     ):
-        if width * height <= max_pixels * reduction * reduction:
+        if width * height <= limit * reduction * reduction:
             break
         reduction, flag = factor, reduced
     data = np.fromfile(path, dtype=np.uint8)

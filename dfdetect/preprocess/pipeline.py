@@ -4,6 +4,8 @@ Videos are decoded once, sequentially; clips are gathered as their frames arrive
 keyframes go through the detector ``batch_clips`` clips at a time; then the clips are cropped and
 written, so that at most a few clips of full frames are held in memory.
 Nothing here raises for bad input: every outcome is an ``ItemResult`` with a status and a reason.
+A file whose header announces more than ``max_pixels`` pixels per image is ``skipped`` unread
+(reason ``too large: ...``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,16 @@ import numpy as np
 
 from dfdetect.preprocess.align import crop_side, eye_angle, warp_face
 from dfdetect.preprocess.faces import Face, FaceDetector
-from dfdetect.preprocess.media import MediaError, count_frames, iter_frames, probe_video, read_still
+from dfdetect.preprocess.media import (
+    MAX_IMAGE_PIXELS,
+    MediaError,
+    MediaTooLarge,
+    check_pixels,
+    count_frames,
+    iter_frames,
+    probe_video,
+    read_still,
+)
 from dfdetect.preprocess.sampling import plan_clip_starts, top_up_starts
 from dfdetect.preprocess.settings import ClipSettings
 from dfdetect.preprocess.track import Track, build_track
@@ -97,9 +108,17 @@ class VideoClipper:
     face there is searched again for small faces, and once that finds one, the rest of the video
     is searched for small faces too (distant people)."""
 
-    def __init__(self, detector: FaceDetector, settings: ClipSettings, workspace: Path, rel_dir: str):
+    def __init__(
+        self,
+        detector: FaceDetector,
+        settings: ClipSettings,
+        workspace: Path,
+        rel_dir: str,
+        max_pixels: int | None = MAX_IMAGE_PIXELS,
+    ):
         self.detector = detector
         self.settings = settings
+        self.max_pixels = max_pixels
         self.writer = _Writer(settings, workspace, rel_dir)
         self.stats = {"frames_sampled": 0, "frames_with_face": 0, "detector_frames": 0, "max_faces": 0}
         self.small_faces = False
@@ -163,6 +182,10 @@ class VideoClipper:
     def run(self, path: Path) -> ItemResult:
         s = self.settings
         info = probe_video(path)
+        try:  # before any frame is decoded
+            check_pixels(info.width, info.height, self.max_pixels, " per frame")
+        except MediaTooLarge as exc:
+            return too_large(exc, info.n_frames)
         n_frames = info.n_frames
         if n_frames < s.frames_per_clip:
             n_frames = count_frames(path)  # the container's count can be missing or wrong
@@ -202,11 +225,27 @@ class VideoClipper:
         return ItemResult(OK, "; ".join(notes), clips=self.kept, stats=stats)
 
 
+def too_large(exc: MediaTooLarge, n_frames: int = 1) -> ItemResult:
+    stats = {"n_frames": n_frames, "width": exc.width, "height": exc.height, "clips": 0}
+    # kept so that a rerun with a higher cap redoes the file (ClipStoreWriter.is_done)
+    stats.update(too_large=True, pixels=exc.width * exc.height)
+    return ItemResult(SKIPPED, str(exc), stats=stats)
+
+
 def clip_still(
-    path: Path, detector: FaceDetector, settings: ClipSettings, workspace: Path, rel_dir: str
+    path: Path,
+    detector: FaceDetector,
+    settings: ClipSettings,
+    workspace: Path,
+    rel_dir: str,
+    max_pixels: int | None = MAX_IMAGE_PIXELS,
 ) -> ItemResult:
-    """A still is a clip of one frame: the largest face, aligned and cropped."""
-    still = read_still(path)
+    """A still is a clip of one frame: the largest face, aligned and cropped. A still over
+    ``max_pixels`` is skipped before it is decoded."""
+    try:
+        still = read_still(path, max_pixels=max_pixels)
+    except MediaTooLarge as exc:
+        return too_large(exc)
     h, w = still.bgr.shape[:2]
     stats = {
         "n_frames": 1,
@@ -235,15 +274,21 @@ def clip_still(
 
 
 def process_item(
-    path: Path, kind: str, detector: FaceDetector, settings: ClipSettings, workspace: Path, rel_dir: str
+    path: Path,
+    kind: str,
+    detector: FaceDetector,
+    settings: ClipSettings,
+    workspace: Path,
+    rel_dir: str,
+    max_pixels: int | None = MAX_IMAGE_PIXELS,
 ) -> ItemResult:
     """Never raises for bad input: unreadable media and unexpected errors become ``failed``."""
     t0 = time.perf_counter()
     try:
         if kind == "video":
-            result = VideoClipper(detector, settings, workspace, rel_dir).run(path)
+            result = VideoClipper(detector, settings, workspace, rel_dir, max_pixels).run(path)
         elif kind == "image":
-            result = clip_still(path, detector, settings, workspace, rel_dir)
+            result = clip_still(path, detector, settings, workspace, rel_dir, max_pixels)
         else:
             result = ItemResult(SKIPPED, f"not a video or image ({path.suffix or 'no extension'})")
     except MediaError as exc:

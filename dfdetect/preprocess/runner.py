@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from dfdetect.data.manifest import MANIFEST_NAME, write_manifest
 from dfdetect.preprocess.adapters.base import SourceItem
+from dfdetect.preprocess.media import MAX_IMAGE_PIXELS
 from dfdetect.preprocess.pipeline import FAILED, OK, SKIPPED, process_item
 from dfdetect.preprocess.settings import ClipSettings, fingerprint
 from dfdetect.preprocess.store import ClipStoreWriter
@@ -123,13 +124,23 @@ def _watch_run(run_pid: int) -> None:
 
 
 def _init_worker(
-    spec: DetectorSpec, settings: ClipSettings, store_root: str, threads: int, run_pid: int | None
+    spec: DetectorSpec,
+    settings: ClipSettings,
+    store_root: str,
+    threads: int,
+    max_pixels: int | None,
+    run_pid: int | None,
 ):
     import cv2
 
     if run_pid is not None:
         threading.Thread(target=_watch_run, args=(run_pid,), daemon=True).start()
-    _STATE.update(detector=build_detector(spec), settings=settings, store=ClipStoreWriter(store_root))
+    _STATE.update(
+        detector=build_detector(spec),
+        settings=settings,
+        store=ClipStoreWriter(store_root),
+        max_pixels=max_pixels,
+    )
     cv2.setNumThreads(max(1, threads))
     if "torch" in sys.modules:  # only detectors that need torch import it
         sys.modules["torch"].set_num_threads(max(1, threads))
@@ -145,6 +156,7 @@ def _work(item: SourceItem, signature: dict) -> dict:
         _STATE["settings"],
         workspace,
         store.rel_frames_dir(item.key),
+        _STATE["max_pixels"],
     )
     record = {
         "key": item.key,
@@ -248,7 +260,10 @@ def run_preprocess(
     retry_failed: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    max_image_pixels: int | None = MAX_IMAGE_PIXELS,
 ) -> RunSummary:
+    """``max_image_pixels``: stills and video frames over this many pixels are skipped unread
+    (None: no cap); files skipped so by an earlier run are redone when they now fit."""
     t0 = time.perf_counter()
     store = ClipStoreWriter(store_dir)
     detector_desc = {"factory": repr(detector)} if callable(detector) else dict(detector)
@@ -258,9 +273,11 @@ def run_preprocess(
         overwrite,
     )
     signatures = {it.key: file_signature(it.path) for it in items}
-    todo = [it for it in items if not store.is_done(it.key, signatures[it.key], retry_failed)]
+    todo = [
+        it for it in items if not store.is_done(it.key, signatures[it.key], retry_failed, max_image_pixels)
+    ]
     log.info("%d source files, %d already done, %d to process", len(items), len(items) - len(todo), len(todo))
-    init_args = (detector, settings, str(store.root), threads_per_worker)
+    init_args = (detector, settings, str(store.root), threads_per_worker, max_image_pixels)
     results = _run_items(todo, signatures, init_args, workers, progress) if todo else []
 
     manifest, status = build_tables(items, store)

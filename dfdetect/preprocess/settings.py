@@ -5,8 +5,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
+
+from dfdetect.utils.errors import UserError
+
+# ClipSettings fields set as data.sampling.* (conf/preprocess/default.yaml); the others are face.*
+SAMPLING_FIELDS = frozenset({"clips_per_video", "frames_per_clip", "spread", "max_frames"})
+
+
+class SettingsError(UserError, ValueError):
+    """A clip setting out of range or unknown."""
 
 
 @dataclass(frozen=True)
@@ -37,19 +47,23 @@ class ClipSettings:
     min_clips: int = 1
 
     def __post_init__(self):
-        if self.clips_per_video < 1 or self.frames_per_clip < 1 or self.keyframes < 1:
-            raise ValueError(f"clip counts must be positive: {self}")
+        counts = ("clips_per_video", "frames_per_clip", "keyframes")
+        if any(getattr(self, name) < 1 for name in counts):
+            got = ", ".join(f"{config_key('clips', n)}={getattr(self, n)}" for n in counts)
+            raise SettingsError(f"clip counts must be positive, got {got}")
         if not 0.0 < self.spread <= 1.0:
-            raise ValueError(f"spread must be in (0, 1], got {self.spread}")
+            raise SettingsError(f"data.sampling.spread must be in (0, 1], got {self.spread}")
         if self.size < 16 or self.margin < 0:
-            raise ValueError(f"size must be >= 16 and margin >= 0: {self}")
+            raise SettingsError(
+                f"face.size must be >= 16 and face.margin >= 0, got {self.size} and {self.margin}"
+            )
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> ClipSettings:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown clip settings {unknown}; known: {sorted(known)}")
+            raise SettingsError(f"unknown clip settings {unknown}; known: {sorted(known)}")
         return cls(**values)
 
     def keyframe_positions(self, length: int | None = None) -> list[int]:
@@ -66,3 +80,32 @@ def fingerprint(settings: ClipSettings, detector: dict[str, Any]) -> str:
     """Hash of everything that changes the crops."""
     blob = json.dumps({"clips": asdict(settings), "detector": detector}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def config_key(section: str, name: str) -> str:
+    """The command-line key of a stored setting: ``clips``/``margin`` -> ``face.margin``."""
+    if section == "clips":
+        return f"data.sampling.{name}" if name in SAMPLING_FIELDS else f"face.{name}"
+    return f"{section}.{name}"
+
+
+def _shown(value: Any) -> str:
+    return json.dumps(value, default=str)  # as on the command line: 0.3, true, null, [0.6, 0.7]
+
+
+def settings_differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """``"face.margin: store 0.3, now 0.4"`` for every setting that differs between a store's
+    recorded settings (``{"clips": ..., "detector": ...}``) and this run's."""
+    out = []
+    for section in sorted(set(stored) | set(current)):
+        old, new = stored.get(section), current.get(section)
+        if not isinstance(old, Mapping) or not isinstance(new, Mapping):
+            if _shown(old) != _shown(new):
+                out.append(f"{section}: store {_shown(old)}, now {_shown(new)}")
+            continue
+        for name in sorted(set(old) | set(new)):
+            before = _shown(old[name]) if name in old else "(not set)"
+            after = _shown(new[name]) if name in new else "(not set)"
+            if before != after:
+                out.append(f"{config_key(section, name)}: store {before}, now {after}")
+    return out

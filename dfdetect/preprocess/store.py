@@ -25,13 +25,18 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from dfdetect.preprocess.settings import settings_differences
+from dfdetect.utils.errors import UserError
 from dfdetect.utils.io import write_json
 
 STORE_FORMAT = 1
+# at most this many differing settings are named in the error
+SHOWN_DIFFERENCES = 8
 
 
-class StoreSettingsError(RuntimeError):
-    pass
+class StoreSettingsError(UserError, RuntimeError):
+    """An existing store was made with other settings than this run's (one line: what differs and
+    the overrides that go on)."""
 
 
 def folder_name(key: str) -> str:
@@ -39,6 +44,20 @@ def folder_name(key: str) -> str:
     folders do not look like image files)."""
     stem, dot, ext = key.rpartition(".")
     return f"{stem}_{ext}" if dot and "/" not in ext else key
+
+
+def settings_mismatch(root: Path, stored: dict[str, Any], current: dict[str, Any]) -> str:
+    diffs = settings_differences(stored, current)
+    if not diffs:  # same values, another fingerprint: a store from an older version
+        what = "settings it does not record in a comparable form"
+    else:
+        more = len(diffs) - SHOWN_DIFFERENCES
+        what = "; ".join(diffs[:SHOWN_DIFFERENCES]) + (f"; and {more} more" if more > 0 else "")
+    return (
+        f"{root} was made with other preprocessing settings: {what}. Run with the store's settings, "
+        f"or write a new store with data.store=<new folder>, or start this one afresh with "
+        f"overwrite=true (deletes its crops)"
+    )
 
 
 class ClipStoreWriter:
@@ -54,10 +73,7 @@ class ClipStoreWriter:
         if meta_path.is_file() and not overwrite:
             meta = json.loads(meta_path.read_text())
             if meta.get("fingerprint") != fingerprint:
-                raise StoreSettingsError(
-                    f"{self.root} was made with other preprocessing settings ({meta.get('settings')}); "
-                    "use another data.store, or overwrite=true to start it afresh"
-                )
+                raise StoreSettingsError(settings_mismatch(self.root, meta.get("settings") or {}, settings))
         if overwrite:
             for part in (self.frames_dir, self.records_dir, self.tmp_dir):
                 shutil.rmtree(part, ignore_errors=True)
@@ -82,11 +98,18 @@ class ClipStoreWriter:
         except (FileNotFoundError, json.JSONDecodeError):
             return None
 
-    def is_done(self, key: str, signature: dict, retry_failed: bool = False) -> bool:
+    def is_done(
+        self, key: str, signature: dict, retry_failed: bool = False, max_pixels: int | None = None
+    ) -> bool:
+        """Finished, unless failed and ``retry_failed``, or skipped as too large for a cap that
+        ``max_pixels`` (None: no cap) now lifts."""
         record = self.load_record(key)
         if record is None or record.get("signature") != signature:
             return False
         if record["status"] == "failed" and retry_failed:
+            return False
+        stats = record.get("stats") or {}
+        if stats.get("too_large") and (max_pixels is None or stats.get("pixels", 0) <= max_pixels):
             return False
         return record["status"] != "ok" or self.frames_path(key).is_dir()
 
