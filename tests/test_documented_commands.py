@@ -39,6 +39,7 @@ PLACEHOLDERS = {
     "<checkpoint>": "a.ckpt",
     "<ckpt>": "a.ckpt",
     "<detector.ckpt>": "a.ckpt",
+    "<detector>": "a.ckpt",
     "<fitted dd3>": "dd3.ckpt",
     "<fitted dd3 ckpt>": "dd3.ckpt",
     "<checkpoint_dir>": "checkpoints/train/runs/run",
