@@ -15,6 +15,7 @@ from dfdetect.attack.scoring.report import write_rescore_report
 from dfdetect.data.manifest import SPLITS
 from dfdetect.ensemble import needs_fitting
 from dfdetect.models.lightning import DetectorModule
+from dfdetect.models.lightning.calibration import CalibrationError, calibrate
 from dfdetect.models.lightning.checkpoint import build_detector, load_detector, trust_targets
 from dfdetect.run.common import (
     announce_run_dir,
@@ -26,6 +27,7 @@ from dfdetect.run.common import (
     write_predictions,
 )
 from dfdetect.utils.config import instantiate_group
+from dfdetect.utils.io import write_json
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,34 @@ def defense_name(cfg: DictConfig) -> str:
     return Path(cfg.ckpt_path).stem if cfg.get("ckpt_path") else "detector"
 
 
+def calibrate_on_split(
+    cfg: DictConfig, trainer: pl.Trainer, model: DetectorModule, datamodule
+) -> dict | None:
+    """Score the calibration split (``calibration.split``, the validation split by default) and fit
+    the temperature and thresholds of ``calibration.json``; None, with a warning, when it cannot."""
+    settings = cfg.get("calibration")
+    if not settings or not settings.get("enabled", True):
+        return None
+    split = settings.get("split") or "val"
+    if split == cfg.split:
+        clips = model.predictions["test"]
+    else:
+        loggers, trainer.loggers = trainer.loggers, []  # its test/* are not the scored split's
+        try:
+            trainer.test(model=model, dataloaders=datamodule.dataloader(split), verbose=False)
+        finally:
+            trainer.loggers = loggers
+        clips = model.predictions["test"]
+    rows = datamodule.split_frame(split).iloc[clips["clip_index"].to_numpy()]
+    clips = clips.assign(video_id=rows["video_id"].to_numpy())
+    datasets = sorted(set(rows["dataset"]))
+    try:
+        return calibrate(clips, float(settings.get("target_frr", 0.01)), split, ", ".join(datasets))
+    except CalibrationError as e:
+        log.warning("no calibration.json: %s", e)
+        return None
+
+
 def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if cfg.split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {cfg.split!r}")
@@ -79,12 +109,19 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     loader = datamodule.dataloader(cfg.split)
     trainer.test(model=model, dataloaders=loader, verbose=False)
     metrics: dict[str, Any] = scalar_metrics(trainer, ("test/",))
+    scored = model.predictions["test"]
+    calibration = calibrate_on_split(cfg, trainer, model, datamodule)
     metrics["split"] = cfg.split
     metrics["ckpt_path"] = str(cfg.ckpt_path) if cfg.get("ckpt_path") else None
     if cfg.get("ensemble"):
         metrics["ensemble"] = {"kind": cfg.ensemble.kind, "members": list(cfg.ensemble.members)}
     if trainer.is_global_zero:
-        predictions_path = write_predictions(run_dir, model.predictions["test"], datamodule, cfg.split)
+        predictions_path = write_predictions(run_dir, scored, datamodule, cfg.split)
+        if calibration is not None:
+            write_json(run_dir / "calibration.json", calibration)
+            metrics["calibration"] = {
+                k: calibration[k] for k in ("split", "threshold", "eer_threshold", "temperature")
+            }
         if cfg.get("rescore") and cfg.rescore.get("sources"):
             defense = cfg.rescore.get("defense_name") or defense_name(cfg)
             accuracy = metrics.get("test/acc")
