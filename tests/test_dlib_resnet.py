@@ -83,6 +83,37 @@ def test_descriptors_equal_dlibs_on_the_sample_faces(net):
     assert ours.shape == (len(chips), 128) and diff <= 1e-4
 
 
+def ffpp_chips(videos: int = 4) -> np.ndarray:
+    """MTCNN-aligned 150x150 chips of one frame of some ffpp_mini real videos."""
+    from dfdetect.preprocess.face_chips import frame_chips
+    from dfdetect.preprocess.mtcnn_detector import MTCNNDetector
+
+    paths = sorted((FFPP / "original" / "youtube").glob("*.mp4"))[: videos // 2]
+    paths += sorted((FFPP / "original" / "actors").glob("*.mp4"))[: videos - len(paths)]
+    if not paths:
+        pytest.skip(f"ffpp_c40_mini not found under {FFPP} (../shared is absent)")
+    frames = []
+    for path in paths:
+        cap = cv2.VideoCapture(str(path))
+        cap.set(cv2.CAP_PROP_POS_FRAMES, 30)
+        ok, frame = cap.read()
+        cap.release()
+        assert ok, f"cannot decode {path}"
+        frames.append(frame)
+    found = frame_chips(MTCNNDetector(), frames)
+    return np.stack([faces[0][1] for faces in found if faces])
+
+
+def test_descriptors_equal_dlibs_on_ffpp_crops(net):
+    model = dlib_model()
+    chips = ffpp_chips()
+    ours = descriptors(net, chips)
+    theirs = np.array(model.compute_face_descriptor(list(chips)))  # dlib's batched call
+    diff = float(np.abs(ours - theirs).max())
+    print(f"dlib parity, {len(chips)} ffpp_mini chips: max abs diff {diff:.3g}")
+    assert len(chips) >= 3 and diff <= 1e-4
+
+
 def test_add_zero_padded_pads_channels_and_the_bottom_right():
     a, b = torch.ones(1, 4, 3, 3), torch.full((1, 2, 4, 4), 2.0)
     out = add_zero_padded(a, b)
