@@ -84,7 +84,7 @@ def embed(net: DlibResNet, chips: np.ndarray, batch: int = 64) -> np.ndarray:
     with torch.inference_mode():
         for start in range(0, len(chips), batch):
             x = torch.from_numpy(np.ascontiguousarray(chips[start : start + batch])).permute(0, 3, 1, 2)
-            out.append(net(x.float().contiguous(memory_format=torch.channels_last)).numpy())
+            out.append(net(x.float().contiguous(memory_format=torch.channels_last)).float().numpy())
     return np.concatenate(out) if out else np.zeros((0, 128), np.float32)
 
 
