@@ -6,7 +6,7 @@ filters halved; 29 convolutions), layer for layer:
 - input: 150x150 RGB, each plane ``(pixel - mean) / 256`` with dlib's means (122.782, 117.001,
   104.298); our ``forward`` takes pixel values in [0, 255] (float, or uint8);
 - stem: 7x7/2 convolution (no padding, 32 filters) -> affine -> ReLU -> 3x3/2 max-pool (no padding);
-- 13 residual blocks (``FACE_BLOCKS``: 3x32, 4x64, 3x128, 3x256 and a last 256): conv3x3 -> affine
+- 14 residual blocks (``FACE_BLOCKS``: 3x32, 4x64, 3x128, 3x256 and a last 256): conv3x3 -> affine
   -> ReLU -> conv3x3 -> affine, plus the skip, then ReLU. A block of stride 2 has no padding in its
   first convolution and a 2x2/2 average-pooled skip; where the two branches differ in channels or
   size, dlib's ``add_prev`` zero-pads the smaller at the end of each dimension (the 8x8 -> 3x3
@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 DLIB_INPUT_SIZE = 150
+DLIB_MIN_INPUT_SIZE = 103  # below, the last stride-2 convolution sees less than 3x3
 DLIB_EMBEDDING_DIM = 128
 DLIB_DISTANCE_THRESHOLD = 0.6
 # the same facts as dfdetect.models.weights.dlib_dat (a sibling floor, so not imported from there);
@@ -37,6 +38,11 @@ FACE_BLOCKS: tuple[tuple[int, int], ...] = (
     ((32, 1),) * 3 + ((64, 2),) + ((64, 1),) * 3 + ((128, 2),) + ((128, 1),) * 2
     + ((256, 2),) + ((256, 1),) * 2 + ((256, 2),)
 )
+
+
+# dlib's input normalisation, (pixel - mean) / 256, written as a detector's mean/std on the 0-1 scale
+DLIB_MEAN_01 = tuple(m / 255 for m in FACE_MEANS)
+DLIB_STD_01 = (256 / 255,) * 3
 
 
 class Affine(nn.Module):
@@ -94,10 +100,16 @@ class ResidualBlock(nn.Module):
 class DlibResNet(nn.Module):
     """The 128-d face descriptor network, randomly initialised or from ``state`` (the arrays of
     ``dfdetect.models.weights.dlib_dat.load_face_recognition_weights``; ``dfdetect.models.nets.
-    dlib_face.dlib_resnet`` builds it from the installed ``.dat`` or a path)."""
+    dlib_face.dlib_resnet`` builds it from the installed ``.dat`` or a path).
 
-    def __init__(self, state: Mapping[str, np.ndarray | torch.Tensor] | None = None):
+    ``normalised_input=True``: ``forward`` takes frames already normalised with ``DLIB_MEAN_01`` /
+    ``DLIB_STD_01`` (what a detector's module feeds its net), i.e. ``(pixel - mean) / 256``.
+    Named layers (for activations): ``stem``, ``blocks.0`` ... ``blocks.13`` (after each block's
+    ReLU), ``fc`` (the descriptor); ``layer_names()`` lists them in forward order."""
+
+    def __init__(self, state: Mapping[str, np.ndarray | torch.Tensor] | None = None, normalised_input: bool = False):
         super().__init__()
+        self.normalised_input = normalised_input
         self.register_buffer("mean", torch.tensor(FACE_MEANS, dtype=torch.float32).view(1, 3, 1, 1))
         self.stem = Stem()
         blocks, cin = [], 32
@@ -113,7 +125,8 @@ class DlibResNet(nn.Module):
         """The last block's ReLU output, ``(B, 256, 2, 2)`` at 150x150."""
         if x.dtype == torch.uint8:
             x = x.float()
-        x = (x - self.mean.to(x.dtype)) / 256.0
+        if not self.normalised_input:
+            x = (x - self.mean.to(x.dtype)) / 256.0
         x = self.stem(x)
         for block in self.blocks:
             x = block(x)
@@ -122,6 +135,9 @@ class DlibResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 3, 150, 150)`` RGB pixels in [0, 255] -> ``(B, 128)`` descriptors."""
         return self.fc(self.features(x).mean(dim=(2, 3)))
+
+    def layer_names(self) -> list[str]:
+        return ["stem", *(f"blocks.{i}" for i in range(len(self.blocks))), "fc"]
 
 
 def parameter_counts(net: DlibResNet) -> dict[str, int]:
