@@ -82,3 +82,41 @@ def test_script_scores_ffpp_videos(tmp_path, capsys, monkeypatch):
 def test_script_reports_an_empty_folder(tmp_path, capsys, monkeypatch):
     code, out = run_script("--videos", str(tmp_path), capsys=capsys, monkeypatch=monkeypatch)
     assert code == "2" and "face_verify: error:" in out and "no videos" in out
+
+
+class _CentreFace:
+    """A stand-in detector: one face per frame, landmarks on the template scaled to the frame."""
+
+    def detect(self, frames):
+        from dfdetect.preprocess.face_chips import MTCNN_TEMPLATE
+        from dfdetect.preprocess.faces import Face
+
+        return [[Face(np.array([0, 0, f.shape[1], f.shape[0]], np.float32), 0.99,
+                      (MTCNN_TEMPLATE * f.shape[1]).astype(np.float32))] for f in frames]  # fmt: skip
+
+
+def test_store_faces_come_from_real_clips_with_their_identity(tmp_path):
+    import cv2
+    import pandas as pd
+
+    from dfdetect.data.manifest import write_manifest
+    from dfdetect.run.face_verify import faces_from_store
+
+    rows = []
+    for video, identity, label in [("v1", "ann", 0), ("v2", "bob", 0), ("f1", "ann", 1)]:
+        (tmp_path / video).mkdir()
+        paths = []
+        for i in range(4):
+            cv2.imwrite(str(tmp_path / video / f"{i}.jpg"), np.full((64, 64, 3), 40 * i, np.uint8))
+            paths.append(f"{video}/{i}.jpg")
+        for start in (0, 2):
+            rows.append({"clip_id": f"{video}/{start}", "video_id": video, "dataset": "t", "method": "real",
+                         "label": label, "identity": identity, "source_identity": identity, "group": identity,
+                         "split": "", "frame_indices": [start * 10, start * 10 + 10],
+                         "face_boxes": [[0, 0, 64, 64]] * 2, "det_prob": [0.99] * 2,
+                         "paths": paths[start : start + 2]})  # fmt: skip
+    write_manifest(pd.DataFrame(rows), tmp_path)
+    samples = faces_from_store(tmp_path, _CentreFace(), frames_per_video=3, fps=10.0)
+    assert [(s.identity, s.video_id) for s in samples] == [("ann", "v1")] * 3 + [("bob", "v2")] * 3
+    assert [s.time_s for s in samples[:3]] == [0.0, 2.0, 3.0]  # frames 0, 20, 30 of 0/10/20/30
+    assert all(s.chip.shape == (150, 150, 3) for s in samples)
