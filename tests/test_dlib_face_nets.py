@@ -10,15 +10,7 @@ import torch
 from dfdetect.models.layers.face_backbone import LayerActivations
 from dfdetect.models.lightning.abnet_module import ABNetModule
 from dfdetect.models.nets import create_net
-from tests.test_face_detectors import uint8_clips
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from tests.test_face_detectors import _one_thread, uint8_clips  # noqa: F401 (an autouse fixture)
 
 
 @pytest.fixture(scope="module")
