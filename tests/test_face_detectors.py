@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from dfdetect.models.layers.dlib_resnet import DLIB_MIN_INPUT_SIZE
 from dfdetect.models.layers.face_backbone import (
     MIN_INPUT_SIZE,
     LayerActivations,
@@ -26,7 +27,8 @@ from dfdetect.run.evaluate import load_detector
 from dfdetect.run.train import train
 
 MODULES = {"abnet": ABNetModule, "fakespotter": FakeSpotterModule, "ftdetect": FTDetectModule}
-SHALLOW = "model.net.block_repeats=[1,1,1]"  # the cheap backbone variant, for training runs
+# the cheap InceptionResnetV1 variant (random, fewer units), for tests of that face net
+SMALL_INCEPTION = {"face_net": "inception_resnet_v1", "weights": None, "block_repeats": [1, 1, 1]}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -73,7 +75,8 @@ def modules(tmp_path_factory):
 def test_config_instantiates_the_detector(name, modules):
     model = modules[name]
     assert type(model) is MODULES[name]
-    assert model.net.input_size == MIN_INPUT_SIZE  # the tiny data asks for 64 px
+    # the tiny data asks for 64 px: raised to what the face net needs
+    assert model.net.input_size == (MIN_INPUT_SIZE if name == "ftdetect" else DLIB_MIN_INPUT_SIZE)
     extra = {"abnet": "metric_weight", "fakespotter": "threshold_batches", "ftdetect": "siamese_start_epoch"}
     assert model.hparams[extra[name]] == {"abnet": 1.0, "fakespotter": 50, "ftdetect": 5}[name]
 
@@ -104,7 +107,7 @@ def test_training_step_gives_every_trainable_parameter_a_gradient(name, modules)
 def test_state_dict_round_trip_gives_identical_outputs(name, tmp_path):
     def build(seed: int):
         torch.manual_seed(seed)
-        return MODULES[name](create_net(name, input_size=64, block_repeats=[1, 1, 1])).eval()
+        return MODULES[name](create_net(name, input_size=64, **SMALL_INCEPTION)).eval()
 
     model = build(0)
     if name == "fakespotter":
@@ -169,7 +172,7 @@ def test_bad_weight_files_are_named(tmp_path):
 
 def test_frozen_appearance_with_weights_is_not_trained(face_weights):
     path, source = face_weights
-    net = create_net("abnet", input_size=64, weights=str(path))
+    net = create_net("abnet", input_size=64, face_net="inception_resnet_v1", weights=str(path))
     names = [n for n, _ in net.named_parameters()]
     assert names and not any(n.startswith("appearance.") for n in names)
     assert net.train().appearance.module.training is False
@@ -186,7 +189,7 @@ def test_nothing_is_downloaded(monkeypatch):
     monkeypatch.setattr(irv1, "download_url_to_file", refuse)
     monkeypatch.setattr(irv1, "load_weights", refuse)
     for name in MODULES:
-        create_net(name, input_size=64, block_repeats=[1, 1, 1])
+        create_net(name, input_size=64, **SMALL_INCEPTION)
 
 
 def test_layer_hooks_record_every_layer_and_are_removed():
@@ -217,7 +220,7 @@ def test_identity_codes_share_one_space_and_mark_unknowns():
 
 
 def test_abnet_logit_grows_with_appearance_behaviour_mismatch():
-    net = create_net("abnet", input_size=64, block_repeats=[1, 1, 1])
+    net = create_net("abnet", input_size=64, **SMALL_INCEPTION)
     e = torch.eye(2)
     emb = ABNetEmbeddings(e, e, e, torch.stack([e[0], e[0]]))  # clip 0 agrees, clip 1 does not
     logits = net.logits(emb)
@@ -244,7 +247,7 @@ def test_multi_similarity_loss_prefers_clustered_identities():
 
 def test_thresholds_are_layer_means_and_coverage_counts_neurons_above_them():
     torch.manual_seed(0)
-    net = create_net("fakespotter", input_size=64, block_repeats=[1, 1, 1], features="coverage")
+    net = create_net("fakespotter", input_size=64, **SMALL_INCEPTION, features="coverage")
     model = FakeSpotterModule(net, threshold_batches=2)
     batches = [{"clip": uint8_clips(2, 2, seed=s)} for s in range(3)]
     thresholds = model.fit_thresholds(batches)  # only the first two batches count
@@ -262,7 +265,7 @@ def test_thresholds_are_layer_means_and_coverage_counts_neurons_above_them():
 
 def test_batch_norm_calibration_standardises_a_random_network():
     torch.manual_seed(0)
-    net = create_net("fakespotter", input_size=64, block_repeats=[1, 1, 1])
+    net = create_net("fakespotter", input_size=64, **SMALL_INCEPTION)
     assert net.calibrate_bn  # no weights: a random network
     frames = torch.randn(12, 3, 75, 75)
     bn = net.backbone.module.conv2d_2b.bn
@@ -280,14 +283,14 @@ def test_batch_norm_calibration_standardises_a_random_network():
 
 
 def test_fitted_thresholds_are_not_refitted():
-    net = create_net("fakespotter", input_size=64, block_repeats=[1, 1, 1])
+    net = create_net("fakespotter", input_size=64, **SMALL_INCEPTION)
     net.set_thresholds(torch.full((len(net.layers),), 0.25))
     FakeSpotterModule(net).on_fit_start()  # no trainer, no data: must not need them
     assert torch.all(net.thresholds == 0.25)
 
 
 def test_activated_features_zero_the_inactive_neurons():
-    net = create_net("fakespotter", input_size=64, block_repeats=[1, 1, 1]).eval()
+    net = create_net("fakespotter", input_size=64, **SMALL_INCEPTION).eval()
     net.set_thresholds(torch.full((len(net.layers),), 1e9))
     with torch.no_grad():
         feats = net.coverage_features(torch.randn(2, 3, 75, 75))
@@ -389,7 +392,7 @@ def test_eer_threshold_and_contrastive_loss():
 
 
 def test_abnet_fast_dev_run_uses_identity_labels(train_cfg):
-    metrics, objects = train(train_cfg("model=abnet", SHALLOW, "trainer.fast_dev_run=true"))
+    metrics, objects = train(train_cfg("model=abnet", "trainer.fast_dev_run=true"))  # frozen dlib net
     model, trainer = objects["model"], objects["trainer"]
     assert metrics["global_step"] == 1 and "test/auc" in metrics
     frame = objects["datamodule"].split_frame("train")
@@ -408,7 +411,7 @@ def test_abnet_fast_dev_run_uses_identity_labels(train_cfg):
 
 def test_fakespotter_fast_dev_run_fits_thresholds_first(train_cfg):
     metrics, objects = train(
-        train_cfg("model=fakespotter", SHALLOW, "model.threshold_batches=1", "trainer.fast_dev_run=true")
+        train_cfg("model=fakespotter", "model.threshold_batches=1", "trainer.fast_dev_run=true")
     )
     net = objects["model"].net
     assert metrics["global_step"] == 1 and "val/auc" in metrics

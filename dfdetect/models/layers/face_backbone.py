@@ -1,5 +1,10 @@
-"""The face-recognition network ABNet, FakeSpotter and FTDetect share: facenet-pytorch's
-``InceptionResnetV1`` (FaceNet, Schroff et al. 2015, on Szegedy et al.'s Inception-ResNet-v1).
+"""The face-recognition networks ABNet, FakeSpotter and FTDetect share (``face_net``):
+
+- ``dlib_resnet``: dlib's trained face-recognition ResNet (``dlib_resnet.py``; 128-d descriptor,
+  150x150 input, at least ``DLIB_MIN_INPUT_SIZE``), the default of ABNet and FakeSpotter; its
+  weights come from dlib's ``.dat`` (``dfdetect.models.nets.dlib_face``);
+- ``inception_resnet_v1``: facenet-pytorch's ``InceptionResnetV1`` (FaceNet, Schroff et al. 2015,
+  on Szegedy et al.'s Inception-ResNet-v1), with a user's weights or random; described below.
 
 Nothing is ever downloaded: the net is built with ``pretrained=None`` and ``weights=<file>``
 loads a local state dict, e.g. facenet-pytorch's ``20180402-114759-vggface2.pt`` (its 8631-way
@@ -14,12 +19,22 @@ than 3x3); the published weights were trained at 160x160. Output: a 512-d L2-nor
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from facenet_pytorch import InceptionResnetV1
 from torch import nn
+
+from dfdetect.models.layers.dlib_resnet import (
+    DLIB_EMBEDDING_DIM,
+    DLIB_INPUT_SIZE,
+    DLIB_MEAN_01,
+    DLIB_MIN_INPUT_SIZE,
+    DLIB_STD_01,
+    DlibResNet,
+)
 
 FACENET_MEAN = (127.5 / 255,) * 3
 FACENET_STD = (128.0 / 255,) * 3
@@ -31,9 +46,39 @@ _REPEAT_NAMES = ("repeat_1", "repeat_2", "repeat_3")
 _STEM = ("conv2d_1a", "conv2d_2a", "conv2d_2b", "conv2d_3b", "conv2d_4a", "conv2d_4b")
 
 
-def face_input_size(requested: int) -> int:
-    """The working resolution for a face net asked to run at ``requested`` pixels."""
-    return max(int(requested), MIN_INPUT_SIZE)
+DLIB = "dlib_resnet"
+INCEPTION = "inception_resnet_v1"
+
+
+@dataclass(frozen=True)
+class FaceNetFacts:
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    native_input_size: int
+    min_input_size: int
+    embedding_dim: int
+    weight_format: str
+
+
+FACE_NETS = {
+    DLIB: FaceNetFacts(DLIB_MEAN_01, DLIB_STD_01, DLIB_INPUT_SIZE, DLIB_MIN_INPUT_SIZE, DLIB_EMBEDDING_DIM, "dlib_dat"),
+    INCEPTION: FaceNetFacts(
+        FACENET_MEAN, FACENET_STD, NATIVE_INPUT_SIZE, MIN_INPUT_SIZE, EMBEDDING_DIM, "facenet_state_dict"
+    ),
+}
+
+
+def face_net_facts(face_net: str) -> FaceNetFacts:
+    if face_net not in FACE_NETS:
+        raise ValueError(f"face_net must be one of {list(FACE_NETS)}, got {face_net!r}")
+    return FACE_NETS[face_net]
+
+
+def face_input_size(requested: int | None, face_net: str = INCEPTION) -> int:
+    """The working resolution for a face net asked to run at ``requested`` pixels (``None``: its
+    native size)."""
+    facts = face_net_facts(face_net)
+    return max(int(requested or facts.native_input_size), facts.min_input_size)
 
 
 def build_face_backbone(
@@ -84,7 +129,7 @@ def load_face_weights(net: nn.Module, path: str | Path) -> None:
 
 
 def face_embeddings(backbone: nn.Module, clips: torch.Tensor) -> torch.Tensor:
-    """Normalised clips ``(B, T, C, H, W)`` -> one L2-normalised embedding per clip, ``(B, 512)``:
+    """Normalised clips ``(B, T, C, H, W)`` -> one L2-normalised embedding per clip, ``(B, D)``:
     the mean of the frame embeddings, normalised again."""
     b, t = clips.shape[:2]
     frames = backbone(clips.flatten(0, 1))
@@ -95,6 +140,8 @@ def coverage_layer_names(backbone: nn.Module) -> list[str]:
     """Every layer whose neurons FakeSpotter monitors, in forward order: the six stem
     convolutions, every Inception-ResNet unit, both reduction blocks, the last unit and the
     embedding's batch norm."""
+    if isinstance(backbone, DlibResNet):  # the stem, every residual block, the descriptor
+        return backbone.layer_names()
     units = [f"{stage}.{i}" for stage in _REPEAT_NAMES for i in range(len(getattr(backbone, stage)))]
     n1, n2 = len(backbone.repeat_1), len(backbone.repeat_2)
     return [

@@ -144,7 +144,7 @@ def check_stored_config(config: Any, source: str | Path) -> dict:
     otherwise ``UnsafeCheckpointError`` naming the first untrusted target and the file."""
     if not isinstance(config, Mapping):
         raise CheckpointError(f"{source}: the stored model config is not a mapping")
-    config = _rename_moved(config)
+    config = _pin_legacy_face_net(_rename_moved(config))
     for target in _targets(config):
         if not _trusted(target):
             raise UnsafeCheckpointError(
@@ -160,6 +160,22 @@ def _rename_moved(node: Any) -> Any:
         return {k: MOVED_TARGETS.get(v, v) if k == "_target_" else _rename_moved(v) for k, v in node.items()}
     if isinstance(node, (list, tuple)):
         return [_rename_moved(item) for item in node]
+    return node
+
+
+# ABNet and FakeSpotter saved before ``face_net`` existed ran on InceptionResnetV1 (now dlib's ResNet
+# by default): their stored configs keep building the net they were trained with
+LEGACY_FACE_NETS = {"abnet", "fakespotter"}
+
+
+def _pin_legacy_face_net(node: Any) -> Any:
+    if isinstance(node, Mapping):
+        node = {k: _pin_legacy_face_net(v) for k, v in node.items()}
+        if node.get("name") in LEGACY_FACE_NETS and "face_net" not in node and "block_repeats" in node:
+            node["face_net"] = "inception_resnet_v1"
+        return node
+    if isinstance(node, (list, tuple)):
+        return [_pin_legacy_face_net(item) for item in node]
     return node
 
 

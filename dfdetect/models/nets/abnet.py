@@ -2,8 +2,9 @@
 WIFS 2020, arXiv 2004.14491), for 5-frame clips. The authors' code is not public; docs/models.md
 ("ABNet") records what we took from the paper and what we chose.
 
-- Appearance: a face-recognition embedding (InceptionResnetV1, see ``face_backbone``) of every
-  frame, averaged over the clip -- who the face looks like.
+- Appearance: a face-recognition embedding of every frame, averaged over the clip -- who the face
+  looks like. ``face_net="dlib_resnet"`` (default): dlib's trained ResNet, frozen, from the installed
+  ``.dat``; ``"inception_resnet_v1"``: facenet-pytorch's net with a user's weights (see ``face_backbone``).
 - Behaviour: per-frame facial features and their frame-to-frame change, fed to a temporal CNN
   -- how the face moves.
 - Decision: both embeddings are projected into one identity space; a real clip looks like and
@@ -22,25 +23,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dfdetect.models.layers.dlib_resnet import DLIB_INPUT_SIZE, DLIB_MEAN_01, DLIB_STD_01
 from dfdetect.models.layers.face_backbone import (
-    EMBEDDING_DIM,
-    FACENET_MEAN,
-    FACENET_STD,
+    DLIB,
     FULL_REPEATS,
-    NATIVE_INPUT_SIZE,
-    build_face_backbone,
     face_embeddings,
     face_input_size,
+    face_net_facts,
 )
 from dfdetect.models.layers.frozen import Frozen
 from dfdetect.models.nets.base import ClipDetector
+from dfdetect.models.nets.dlib_face import INSTALLED, build_face_net
 from dfdetect.models.nets.registry import NetInfo, register_net
 
 _INITIAL_SCALE = 10.0  # softplus(raw) of the logit's slope at start
 
 
 class ABNetEmbeddings(NamedTuple):
-    appearance: torch.Tensor  # (B, 512) face-recognition embedding, L2-normalised
+    appearance: torch.Tensor  # (B, 128 or 512) face-recognition embedding, L2-normalised
     behaviour: torch.Tensor  # (B, behaviour_dim), L2-normalised
     appearance_identity: torch.Tensor  # (B, identity_dim), both projections in one space
     behaviour_identity: torch.Tensor
@@ -95,40 +95,44 @@ class BehaviourEncoder(nn.Module):
     "abnet",
     NetInfo(
         paper="Agarwal, El-Gaaly, Farid & Lim, Appearance and Behavior, CVPR-W 2020",
-        code="none published; appearance net: facenet-pytorch InceptionResnetV1",
-        input_size=160,
-        mean=FACENET_MEAN,
-        std=FACENET_STD,
+        code="none published; appearance net: dlib's face-recognition ResNet (or InceptionResnetV1)",
+        input_size=DLIB_INPUT_SIZE,
+        mean=DLIB_MEAN_01,
+        std=DLIB_STD_01,
         kind="clip",
-        params=24_232_866,
-        weight_formats=("facenet_state_dict",),
+        params=701_090,
+        weight_formats=("dlib_dat", "facenet_state_dict"),
     ),
 )
 class ABNet(ClipDetector):
-    """Appearance + behaviour detector. ``weights``: a local facenet-pytorch state dict for the
-    appearance net; it is then frozen unless ``freeze_appearance=False``. Without weights the
-    appearance net is trained with the rest (unless ``freeze_appearance=True``)."""
+    """Appearance + behaviour detector. ``face_net``: ``"dlib_resnet"`` (``weights``: ``"installed"``,
+    a ``.dat`` path, or ``None``) or ``"inception_resnet_v1"`` (``weights``: a facenet-pytorch state
+    dict, or ``None``). With weights the appearance net is frozen unless ``freeze_appearance=False``;
+    without, it is trained with the rest (unless ``freeze_appearance=True``)."""
 
-    mean = FACENET_MEAN
-    std = FACENET_STD
+    mean = DLIB_MEAN_01
+    std = DLIB_STD_01
 
     def __init__(
         self,
-        input_size: int = NATIVE_INPUT_SIZE,
-        weights: str | Path | None = None,
+        input_size: int | None = None,
+        weights: str | Path | None = INSTALLED,
         freeze_appearance: bool | None = None,
+        face_net: str = DLIB,
         block_repeats: Sequence[int] = FULL_REPEATS,
         behaviour_size: int = 64,
         behaviour_dim: int = 128,
         identity_dim: int = 128,
     ):
         super().__init__()
-        self.input_size = face_input_size(input_size)
-        backbone = build_face_backbone(weights, block_repeats)
+        facts = face_net_facts(face_net)
+        self.mean, self.std = facts.mean, facts.std
+        self.input_size = face_input_size(input_size, face_net)
+        backbone = build_face_net(face_net, weights, block_repeats)
         frozen = weights is not None if freeze_appearance is None else freeze_appearance
         self.appearance = Frozen(backbone) if frozen else backbone
         self.behaviour = BehaviourEncoder(behaviour_size, dim=behaviour_dim)
-        self.appearance_to_identity = nn.Linear(EMBEDDING_DIM, identity_dim)
+        self.appearance_to_identity = nn.Linear(facts.embedding_dim, identity_dim)
         self.behaviour_to_identity = nn.Linear(behaviour_dim, identity_dim)
         self.raw_scale = nn.Parameter(torch.tensor(_INITIAL_SCALE))  # softplus(10) ~ 10
         self.margin = nn.Parameter(torch.tensor(0.5))

@@ -3,8 +3,11 @@ face-recognition network layer by layer and classify their activation pattern wi
 neural network. The authors' code is not public; docs/models.md ("FakeSpotter") records our
 reading of the paper and our choices.
 
-- Neurons: every channel of every monitored layer of InceptionResnetV1 (its output averaged over
-  space, the usual convention for convolutional neurons), and the 512 units of the embedding.
+- Monitored network (``face_net``): dlib's trained face-recognition ResNet (default, from the
+  installed ``.dat``; layers ``stem``, ``blocks.0``-``blocks.13``, ``fc``) or InceptionResnetV1 with
+  a user's weights (30 layers, see ``face_backbone.coverage_layer_names``).
+- Neurons: every channel of every monitored layer (its output averaged over space, the usual
+  convention for convolutional neurons), and the units of the embedding.
 - Mean neuron coverage (MNC): layer l's threshold T_l is the mean output of its neurons over the
   training faces; a neuron is activated by a face when its output exceeds T_l, and
   ``MNC(l, x)`` is the share of layer l's neurons that x activates. The thresholds are buffers,
@@ -25,19 +28,18 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from dfdetect.models.layers.dlib_resnet import DLIB_INPUT_SIZE, DLIB_MEAN_01, DLIB_STD_01
 from dfdetect.models.layers.face_backbone import (
-    FACENET_MEAN,
-    FACENET_STD,
+    DLIB,
     FULL_REPEATS,
-    MIN_INPUT_SIZE,
-    NATIVE_INPUT_SIZE,
     LayerActivations,
-    build_face_backbone,
     coverage_layer_names,
     face_input_size,
+    face_net_facts,
 )
 from dfdetect.models.layers.frozen import Frozen
 from dfdetect.models.nets.base import FrameDetector
+from dfdetect.models.nets.dlib_face import INSTALLED, build_face_net
 from dfdetect.models.nets.registry import NetInfo, register_net
 
 FEATURE_KINDS = ("activated", "coverage")
@@ -63,23 +65,24 @@ def shallow_classifier(in_dim: int, hidden: Sequence[int], dropout: float) -> nn
     "fakespotter",
     NetInfo(
         paper="Wang et al., FakeSpotter, IJCAI 2020",
-        code="none published; monitored net: facenet-pytorch InceptionResnetV1",
-        input_size=160,
-        mean=FACENET_MEAN,
-        std=FACENET_STD,
+        code="none published; monitored net: dlib's face-recognition ResNet (or InceptionResnetV1)",
+        input_size=DLIB_INPUT_SIZE,
+        mean=DLIB_MEAN_01,
+        std=DLIB_STD_01,
         kind="frame",
-        params=6_462_045,
-        weight_formats=("facenet_state_dict",),
+        params=543_009,
+        weight_formats=("dlib_dat", "facenet_state_dict"),
     ),
 )
 class FakeSpotter(FrameDetector):
-    mean = FACENET_MEAN
-    std = FACENET_STD
+    mean = DLIB_MEAN_01
+    std = DLIB_STD_01
 
     def __init__(
         self,
-        input_size: int = NATIVE_INPUT_SIZE,
-        weights: str | Path | None = None,
+        input_size: int | None = None,
+        weights: str | Path | None = INSTALLED,
+        face_net: str = DLIB,
         block_repeats: Sequence[int] = FULL_REPEATS,
         layers: Sequence[str] | None = None,
         features: str = "activated",
@@ -90,16 +93,17 @@ class FakeSpotter(FrameDetector):
         super().__init__()
         if features not in FEATURE_KINDS:
             raise ValueError(f"features must be one of {FEATURE_KINDS}, got {features!r}")
-        self.input_size = face_input_size(input_size)
+        facts = face_net_facts(face_net)
+        self.mean, self.std = facts.mean, facts.std
+        self.input_size = face_input_size(input_size, face_net)
         self.features = features
         # a random network's default batch-norm statistics shrink activations towards zero
         self.calibrate_bn = weights is None if calibrate_batch_norm is None else calibrate_batch_norm
-        backbone = build_face_backbone(weights, block_repeats)
+        backbone = build_face_net(face_net, weights, block_repeats)
         self.layers = list(layers) if layers else coverage_layer_names(backbone)
         self.backbone = Frozen(backbone)
-        self.widths = [
-            o.shape[1] for o in self.neuron_outputs(torch.zeros(1, 3, MIN_INPUT_SIZE, MIN_INPUT_SIZE))
-        ]
+        side = facts.min_input_size
+        self.widths = [o.shape[1] for o in self.neuron_outputs(torch.zeros(1, 3, side, side))]
         self.register_buffer("thresholds", torch.zeros(len(self.layers)))
         self.register_buffer("thresholds_fitted", torch.tensor(False))
         in_dim = len(self.layers) + (sum(self.widths) if features == "activated" else 0)

@@ -10,8 +10,10 @@ reference images. ``FTDetectModule`` runs the stages; this net holds the referen
 the distance threshold and scale (buffers) and, once ``siamese_ready``, answers with
 ``(distance - threshold) * scale``.
 
-Feature network: ``backbone="face"`` (default) is InceptionResnetV1's 512-d embedding (see
-``face_backbone``); ``backbone="alexnet"`` is the authors' AlexNet variant (their default base
+Feature network: ``backbone="face"`` (default) is a face-recognition embedding, ``face_net``
+``"inception_resnet_v1"`` (default; 512-d, a user's weights or random) or ``"dlib_resnet"`` (dlib's
+trained 128-d ResNet, ``weights="installed"`` or a ``.dat``; see ``face_backbone``), fine-tuned in
+stage 1; ``backbone="alexnet"`` is the authors' AlexNet variant (their default base
 model), 4,802,593 parameters, frames scaled to [0, 1] as their ``ImageDataGenerator(1/255)``.
 """
 
@@ -24,16 +26,16 @@ import torch
 from torch import nn
 
 from dfdetect.models.layers.face_backbone import (
-    EMBEDDING_DIM,
     FACENET_MEAN,
     FACENET_STD,
     FULL_REPEATS,
-    NATIVE_INPUT_SIZE,
-    build_face_backbone,
+    INCEPTION,
     face_input_size,
+    face_net_facts,
 )
 from dfdetect.models.layers.keras_compat import TFSamePad2d, keras_glorot_
 from dfdetect.models.nets.base import FrameDetector
+from dfdetect.models.nets.dlib_face import build_face_net
 from dfdetect.models.nets.registry import NetInfo, register_net
 
 BACKBONES = ("face", "alexnet")
@@ -76,15 +78,16 @@ class AuthorsAlexNet(nn.Sequential):
         std=FACENET_STD,
         kind="frame",
         params=25_587_969,
-        weight_formats=("facenet_state_dict",),
+        weight_formats=("facenet_state_dict", "dlib_dat"),
     ),
 )
 class FTDetect(FrameDetector):
     def __init__(
         self,
-        input_size: int = NATIVE_INPUT_SIZE,
+        input_size: int | None = None,
         backbone: str = "face",
         weights: str | Path | None = None,
+        face_net: str = INCEPTION,
         block_repeats: Sequence[int] = FULL_REPEATS,
         hidden: int = 4096,
     ):
@@ -92,15 +95,16 @@ class FTDetect(FrameDetector):
         if backbone not in BACKBONES:
             raise ValueError(f"backbone must be one of {BACKBONES}, got {backbone!r}")
         if backbone == "face":
-            self.mean, self.std = FACENET_MEAN, FACENET_STD
-            self.input_size = face_input_size(input_size)
-            self.features = build_face_backbone(weights, block_repeats)
-            feature_dim = EMBEDDING_DIM
+            facts = face_net_facts(face_net)
+            self.mean, self.std = facts.mean, facts.std
+            self.input_size = face_input_size(input_size, face_net)
+            self.features = build_face_net(face_net, weights, block_repeats)
+            feature_dim = facts.embedding_dim
         else:
             if weights is not None:
                 raise ValueError("weights apply to the face backbone; the AlexNet base trains from scratch")
             self.mean, self.std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
-            self.input_size = max(int(input_size), ALEXNET_MIN_INPUT)
+            self.input_size = max(int(input_size or 160), ALEXNET_MIN_INPUT)
             self.features = AuthorsAlexNet()
             feature_dim = AuthorsAlexNet.out_dim
         self.hidden = nn.Sequential(nn.Linear(feature_dim, hidden), nn.ReLU(inplace=True))
