@@ -17,7 +17,14 @@ import torch
 from torch.utils.data import Dataset
 
 from dfdetect.data.augment import augment_clip
-from dfdetect.data.frames import BadFrameError, ClipReadError, SkipCounter, check_policy, read_frame
+from dfdetect.data.frames import (
+    BadFrameError,
+    ClipReadError,
+    SkipCounter,
+    check_policy,
+    fail_hint,
+    read_frame,
+)
 
 __all__ = ["BadFrameError", "ClipDataset", "ClipReadError", "read_frame"]
 
@@ -77,7 +84,10 @@ class ClipDataset(Dataset):
         """A batch's items (the DataLoader's path): with ``on_bad_frame="skip"`` without the clips
         that have a bad frame."""
         if self.on_bad_frame == "fail":
-            return [self[i] for i in indices]
+            try:
+                return [self[i] for i in indices]
+            except BadFrameError as err:
+                raise BadFrameError(f"{err}{fail_hint(self.store_dir)}") from None
         items = [item for i in indices if (item := self._item_or_skip(i)) is not None]
         start = indices[-1] if indices else 0
         for k in range(1, len(self) + 1):  # never an empty batch

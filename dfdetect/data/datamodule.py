@@ -177,7 +177,7 @@ class ClipDataModule(pl.LightningDataModule):
         )
         if error is None:
             for split, c in split_counts(self.manifest, self.group_column).items():
-                if c["clips"] and not (c["real"] and c["fake"]):
+                if split in needed and not (c["real"] and c["fake"]):
                     log.warning(
                         "the %s split of %s holds one class only: its AUC is undefined", split, self.source
                     )
@@ -196,6 +196,17 @@ class ClipDataModule(pl.LightningDataModule):
             seed=seed,
             names=self.split_names(),
         )
+
+    def teardown(self, stage: str | None = None) -> None:
+        skipped = self.skipped_clips()
+        if skipped:
+            log.warning(
+                "data.on_bad_frame=skip: %d clip(s) with a bad frame left out so far %s (paths in the "
+                "warnings above; python scripts/check_store.py %s lists every bad frame)",
+                sum(skipped.values()),
+                skipped,
+                self.source,
+            )
 
     def skipped_clips(self) -> dict[str, int]:
         """Clips left out so far for a bad frame (``on_bad_frame="skip"``), per split (in this process

@@ -52,6 +52,12 @@ def check_policy(on_bad_frame: str) -> str:
     return on_bad_frame
 
 
+def fail_hint(store: object | None = None) -> str:
+    """What to do about a bad frame, appended to the error of ``on_bad_frame="fail"``."""
+    check = f"; python scripts/check_store.py {store} lists every bad frame" if store else ""
+    return f" (data.on_bad_frame=skip leaves clips with a bad frame out{check})"
+
+
 def encoded_problem(data: bytes | memoryview) -> str | None:
     """Why these encoded image bytes are unusable before decoding them, or None."""
     if len(data) == 0:

@@ -24,7 +24,14 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from dfdetect.data.augment import augment_clip
-from dfdetect.data.frames import BadFrameError, ClipReadError, SkipCounter, check_policy, decode_frame
+from dfdetect.data.frames import (
+    BadFrameError,
+    ClipReadError,
+    SkipCounter,
+    check_policy,
+    decode_frame,
+    fail_hint,
+)
 from dfdetect.data.manifest import SPLITS
 
 SHUFFLE_BUFFER = 64
@@ -149,7 +156,11 @@ class StreamingClipDataset(IterableDataset):
             pairs = self._balanced(np.random.default_rng(int(torch.randint(0, 2**62, ()).item())), limit)
         for index, sample in pairs:
             if self.on_bad_frame == "fail":
-                yield self.item(index, sample)
+                try:
+                    item = self.item(index, sample)
+                except BadFrameError as err:
+                    raise BadFrameError(f"{err}{fail_hint()}") from None
+                yield item
             elif not self.skipped.known(index):
                 try:
                     item = self.item(index, sample)

@@ -54,10 +54,24 @@ def preprocess_hint(cfg: DictConfig) -> str:
             "and point data.store at it"
         )
     words = ["python scripts/preprocess.py", f"data={choice}"]
-    if OmegaConf.load(recipe).get("raw_dir") is None:
+    raw_dir, note = default_raw_dir(cfg, recipe), ""
+    if raw_dir is None or not Path(raw_dir).exists():
         words.append("data.raw_dir=<raw data>")
+        note = f" (the default raw folder {raw_dir} does not exist)" if raw_dir else ""
     words += [o for o in task_overrides() if o.startswith("data.store=")]
-    return "preprocess it first: " + " ".join(words)
+    return "preprocess it first: " + " ".join(words) + note
+
+
+def default_raw_dir(cfg: DictConfig, recipe: Path) -> str | None:
+    """``raw_dir`` of a preprocessing config, resolved against this run's paths, or None."""
+    try:
+        node = OmegaConf.create(
+            {"paths": OmegaConf.to_container(cfg.paths), "recipe": OmegaConf.load(recipe)}
+        )
+        value = node.recipe.get("raw_dir")
+    except Exception:  # an interpolation this run cannot resolve: leave the folder unnamed
+        return None
+    return None if value is None else str(value)
 
 
 def config_choice(group: str) -> str | None:
