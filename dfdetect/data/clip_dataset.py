@@ -43,6 +43,7 @@ class ClipDataset(Dataset):
         num_frames: int | None = None,
         on_bad_frame: str = "fail",
         name: str = "",
+        skipped: SkipCounter | None = None,
     ):
         self.frame = frame.reset_index(drop=True)
         self.store_dir = Path(store_dir)
@@ -53,7 +54,7 @@ class ClipDataset(Dataset):
         self.video_codes, self.video_ids = pd.factorize(self.frame["video_id"], sort=False)
         self._paths = self.frame["paths"].tolist()
         self.on_bad_frame = check_policy(on_bad_frame)
-        self.skipped = SkipCounter(len(self.frame), f"{name or 'a split'} of {self.store_dir}")
+        self.skipped = skipped or SkipCounter(len(self.frame), f"{name or 'a split'} of {self.store_dir}")
 
     def __len__(self) -> int:
         return len(self.frame)

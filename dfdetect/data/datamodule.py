@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, IterableDataset, WeightedRandomSampler
 
 from dfdetect.data.augment import build_clip_augmentation
 from dfdetect.data.clip_dataset import ClipDataset
+from dfdetect.data.frames import SkipCounter
 from dfdetect.data.manifest import SPLITS, read_manifest
 from dfdetect.data.split_check import SplitError, split_counts, split_error, working_seed
 from dfdetect.data.splits import assign_grouped_splits, check_no_group_leak
@@ -107,7 +108,7 @@ class ClipDataModule(pl.LightningDataModule):
         self.litdata_uri = str(litdata_uri) if litdata_uri else None
         self.litdata_storage_options = dict(litdata_storage_options or {})
         self.on_bad_frame = on_bad_frame
-        self.datasets_made: list = []
+        self._skipped: dict[str, SkipCounter] = {}
         self.manifest: pd.DataFrame | None = None
         self.splits: dict[str, ClipDataset] = {}
         self._transform = None
@@ -211,10 +212,7 @@ class ClipDataModule(pl.LightningDataModule):
     def skipped_clips(self) -> dict[str, int]:
         """Clips left out so far for a bad frame (``on_bad_frame="skip"``), per split (in this process
         and its DataLoader workers)."""
-        out: dict[str, int] = {}
-        for split, dataset in self.datasets_made:
-            out[split] = out.get(split, 0) + dataset.skipped.count
-        return {s: n for s, n in out.items() if n}
+        return {split: c.count for split, c in self._skipped.items() if c.count}
 
     def setup(self, stage: str | None = None) -> None:
         if self.manifest is not None:
@@ -243,7 +241,7 @@ class ClipDataModule(pl.LightningDataModule):
                 seed=self.split_seed,
                 storage_options=self.litdata_storage_options,
                 on_bad_frame=self.on_bad_frame,
-                name=f"the {split} split",
+                skipped=self._skip_counter(split),
             )
         else:
             dataset = ClipDataset(
@@ -253,10 +251,16 @@ class ClipDataModule(pl.LightningDataModule):
                 transform=self._transform if augment else None,
                 num_frames=self.num_frames,
                 on_bad_frame=self.on_bad_frame,
-                name=f"the {split} split",
+                skipped=self._skip_counter(split),
             )
-        self.datasets_made.append((split, dataset))
         return dataset
+
+    def _skip_counter(self, split: str) -> SkipCounter:
+        """One per split, shared by every dataset of it (training and plain order)."""
+        if split not in self._skipped:
+            size = int((self.manifest["split"] == split).sum())
+            self._skipped[split] = SkipCounter(size, f"the {split} split of {self.source}")
+        return self._skipped[split]
 
     def dataloader(self, split: str, train: bool = False) -> DataLoader:
         """Training order (balanced/shuffled, augmented) or evaluation order (fixed, plain)."""

@@ -58,6 +58,7 @@ class StreamingClipDataset(IterableDataset):
         storage_options: Mapping | None = None,
         on_bad_frame: str = "fail",
         name: str = "",
+        skipped: SkipCounter | None = None,
     ):
         from litdata import StreamingDataset
 
@@ -83,7 +84,7 @@ class StreamingClipDataset(IterableDataset):
         counts = np.bincount(self.labels, minlength=2).clip(min=1)
         self.repeats = len(self.labels) / (2.0 * counts)
         self.on_bad_frame = check_policy(on_bad_frame)
-        self.skipped = SkipCounter(len(self.frame), f"{name or 'a split'} of {uri}")
+        self.skipped = skipped or SkipCounter(len(self.frame), f"{name or 'a split'} of {uri}")
         self._epoch = 0
 
     def __len__(self) -> int:
