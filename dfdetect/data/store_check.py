@@ -50,7 +50,7 @@ class StoreCheck:
         if self.bad:
             out.append(
                 "  train without those clips with data.on_bad_frame=skip, or preprocess their source "
-                "files again (delete their records/<source>.json in the store and rerun scripts/preprocess.py)"
+                "files again (delete their records/<key>.json in the store and rerun scripts/preprocess.py)"
             )
         return out
 
