@@ -21,39 +21,33 @@ from tests.clip_store_fakes import run_entry, store_overrides, write_jpeg_store
 SIX_VIDEOS = [(f"{'real' if i < 3 else 'fake'}/v{i}", int(i >= 3), f"id:v{i}") for i in range(6)]
 
 
-def test_one_class_validation_split_stops_the_cli_before_training(tmp_path):
+def test_one_class_validation_split_stops_the_cli_before_training_and_names_a_fix_that_works(tmp_path):
     store = write_jpeg_store(tmp_path / "store", SIX_VIDEOS)
     proc = run_entry("train.py", *store_overrides(store, "trainer.max_epochs=3"), log_dir=tmp_path / "logs")
     assert proc.returncode == 1, proc.stderr[-2000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert "Traceback" not in proc.stderr
-    assert re.match(r"train: error: the (val|test) split of .*store has no (fake|real) clips", last), last
-    # its counts and those of the other splits, and the fixes
-    assert re.search(r"val \d+ clips \(\d+ real, \d+ fake, 1 groups\)", last), last
-    assert "train 8 clips (" in last and "data.split_fractions=[0.7,0.15,0.15]" in last
-    assert "6 group(s)" in last
+    assert re.match(r"train: error: the val split of .*store has no fake clips", last), last
+    # every split's counts, and the fixes
+    assert "train 8 clips (2 real, 6 fake, 4 groups); val 2 clips (2 real, 0 fake, 1 group)" in last, last
+    assert "data.split_fractions=[0.7,0.15,0.15] now" in last and "6 group(s)" in last
     # stopped before training: no epoch ran, no checkpoint, no metrics
     assert "Sanity Checking" not in proc.stdout + proc.stderr
     assert not list((tmp_path / "logs").rglob("*.ckpt")) and not list(
         (tmp_path / "logs").rglob("metrics.json")
     )
 
-
-def test_the_suggested_split_settings_then_train(tmp_path):
-    store = write_jpeg_store(tmp_path / "store", SIX_VIDEOS)
-    shares = ["data.split_fractions=[0.34,0.33,0.33]"]
-    dm = ClipDataModule(store, split_fractions=(0.34, 0.33, 0.33))
-    try:
-        dm.check_splits(["train", "val", "test"])
-    except SplitError as err:  # seed 0 gives a one-class split: the message names a seed that works
-        seed = re.search(r"data\.split_seed=(\d+) gives every split both classes", str(err))
-        assert seed, str(err)
-        shares.append(f"data.split_seed={seed.group(1)}")
-    proc = run_entry(
-        "train.py", *store_overrides(store, *shares, "trainer.fast_dev_run=true"), log_dir=tmp_path / "logs"
+    fix = re.search(
+        r"Fix: ((?:data\.split_fractions=\[[\d.,]+\] )?data\.split_seed=\d+) gives every split", last
     )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    run_dir = Path(proc.stdout.strip().splitlines()[-1].removeprefix("run dir: "))
+    assert fix, last
+    again = run_entry(
+        "train.py",
+        *store_overrides(store, *fix.group(1).split(), "trainer.fast_dev_run=true"),
+        log_dir=tmp_path / "again",
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    run_dir = Path(again.stdout.strip().splitlines()[-1].removeprefix("run dir: "))
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["val/auc"] is not None and metrics["test/auc"] is not None
 

@@ -17,7 +17,14 @@ from dfdetect.data.augment import build_clip_augmentation
 from dfdetect.data.clip_dataset import ClipDataset
 from dfdetect.data.frames import SkipCounter
 from dfdetect.data.manifest import SPLITS, read_manifest
-from dfdetect.data.split_check import SplitError, split_counts, split_error, working_seed
+from dfdetect.data.split_check import (
+    EVEN_SHARES,
+    SplitError,
+    split_counts,
+    split_error,
+    unusable,
+    working_seed,
+)
 from dfdetect.data.splits import assign_grouped_splits, check_no_group_leak
 
 log = logging.getLogger(__name__)
@@ -143,9 +150,9 @@ class ClipDataModule(pl.LightningDataModule):
             raise ValueError(f"no clips left in {self.source} after the dataset/method filters")
         return df
 
-    def _split(self, df: pd.DataFrame, seed: int) -> pd.DataFrame:
+    def _split(self, df: pd.DataFrame, seed: int, fractions: Sequence[float] | None = None) -> pd.DataFrame:
         df = df.copy()
-        df["split"] = assign_grouped_splits(df, self.split_fractions, seed, self.group_column)
+        df["split"] = assign_grouped_splits(df, fractions or self.split_fractions, seed, self.group_column)
         check_no_group_leak(df, self.group_column)
         if self.fit_on == "val":
             df = self._refit_on_validation(df, seed)
@@ -167,26 +174,21 @@ class ClipDataModule(pl.LightningDataModule):
         """Raise a ``SplitError`` (naming the split, its counts and the fixes) when one of the
         ``needed`` splits is empty or, with ``both_classes``, lacks real or fake clips."""
         self.setup()
-        error = split_error(
-            self.manifest,
-            needed,
-            both_classes,
-            self.source,
-            self.split_fractions,
-            self.group_column,
-            names=self.split_names(),
-        )
-        if error is None:
+        if not unusable(self.manifest, needed, both_classes, self.group_column):
             for split, c in split_counts(self.manifest, self.group_column).items():
                 if split in needed and not (c["real"] and c["fake"]):
                     log.warning(
                         "the %s split of %s holds one class only: its AUC is undefined", split, self.source
                     )
             return
-        raw = self._read_manifest()
-        seed = working_seed(
-            lambda s: self._split(raw, s), needed, both_classes, self.group_column, self.split_seed
-        )
+        raw, fix = self._read_manifest(), None
+        for shares, first in ((self.split_fractions, self.split_seed + 1), (EVEN_SHARES, 0)):
+            seed = working_seed(
+                lambda s, f=shares: self._split(raw, s, f), needed, both_classes, self.group_column, first
+            )
+            if seed is not None:
+                fix = (shares, seed)
+                break
         raise split_error(
             self.manifest,
             needed,
@@ -194,7 +196,7 @@ class ClipDataModule(pl.LightningDataModule):
             self.source,
             self.split_fractions,
             self.group_column,
-            seed=seed,
+            fix=fix,
             names=self.split_names(),
         )
 

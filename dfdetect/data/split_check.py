@@ -22,6 +22,8 @@ NEEDS = {
     "test": "test AUC needs real and fake clips (or run with test=false)",
 }
 SEEDS_TRIED = 100
+# tried after the configured shares when no seed makes those work
+EVEN_SHARES = (0.34, 0.33, 0.33)
 
 
 class SplitError(UserError, ValueError):
@@ -61,16 +63,17 @@ def unusable(df: pd.DataFrame, needed: Sequence[str], both_classes: bool, column
 def describe(counts: Mapping[str, Mapping[str, int]], names: Mapping[str, str] | None = None) -> str:
     names = names or {}
     return "; ".join(
-        f"{names.get(s, s)} {c['clips']} clips ({c['real']} real, {c['fake']} fake, {c['groups']} groups)"
+        f"{names.get(s, s)} {c['clips']} clips ({c['real']} real, {c['fake']} fake, {c['groups']} group"
+        + ("s)" if c["groups"] != 1 else ")")
         for s, c in counts.items()
     )
 
 
 def working_seed(
-    split: Callable[[int], pd.DataFrame], needed: Sequence[str], both_classes: bool, column: str, current: int
+    split: Callable[[int], pd.DataFrame], needed: Sequence[str], both_classes: bool, column: str, first: int
 ) -> int | None:
-    """The first split seed (after ``current``) whose splits are all usable, or None."""
-    for seed in range(current + 1, current + 1 + SEEDS_TRIED):
+    """The first split seed from ``first`` on (``SEEDS_TRIED`` of them) whose splits are all usable."""
+    for seed in range(first, first + SEEDS_TRIED):
         try:
             if not unusable(split(seed), needed, both_classes, column):
                 return seed
@@ -86,23 +89,27 @@ def split_error(
     where: str,
     fractions: Sequence[float],
     column: str = "group",
-    seed: int | None = None,
+    fix: tuple[Sequence[float], int] | None = None,
     names: Mapping[str, str] | None = None,
-) -> SplitError | None:
-    """The error for the first unusable split among ``needed``, or None when all are usable.
-    ``seed``: a split seed known to work, suggested in the message."""
+) -> SplitError:
+    """The error for the first unusable split among ``needed`` (there must be one).
+    ``fix``: split shares and a seed known to work, suggested in the message."""
     bad = unusable(df, needed, both_classes, column)
-    if not bad:
-        return None
     names = names or {}
     split, what = next(iter(bad.items()))
     counts = split_counts(df, column)
     total_groups = df[column].nunique()
     why = NEEDS[split] if both_classes else "it is the split to score"
     fixes = []
-    if seed is not None:
-        fixes.append(f"data.split_seed={seed} gives every split both classes")
     share = ",".join(f"{f:g}" for f in fractions)
+    if fix is not None:
+        shares, seed = fix
+        other = (
+            ""
+            if tuple(shares) == tuple(fractions)
+            else f"data.split_fractions=[{','.join(map(str, shares))}] "
+        )
+        fixes.append(f"{other}data.split_seed={seed} gives every split both classes")
     fixes.append(f"other split shares (data.split_fractions=[{share}] now)")
     fixes.append(
         "more data, or fewer and larger groups: clips of one group always share a split, and "
