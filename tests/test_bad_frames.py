@@ -160,3 +160,8 @@ def test_the_litdata_stream_follows_the_same_policy(damaged, tmp_path):
     fail.setup()
     with pytest.raises(BadFrameError, match=r"clip v(0/0|3/1) in .*: (truncated JPEG|cannot decode)"):
         list(fail.dataloader("train"))
+
+
+def test_an_unknown_policy_is_refused_at_once(tmp_path):
+    with pytest.raises(UserError, match=r"data.on_bad_frame must be one of \('fail', 'skip'\)"):
+        ClipDataModule(tmp_path, on_bad_frame="maybe")

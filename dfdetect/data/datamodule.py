@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, IterableDataset, WeightedRandomSampler
 
 from dfdetect.data.augment import build_clip_augmentation
 from dfdetect.data.clip_dataset import ClipDataset
-from dfdetect.data.frames import SkipCounter
+from dfdetect.data.frames import SkipCounter, check_policy
 from dfdetect.data.manifest import SPLITS, read_manifest
 from dfdetect.data.split_check import (
     EVEN_SHARES,
@@ -114,7 +114,7 @@ class ClipDataModule(pl.LightningDataModule):
         self.format = format
         self.litdata_uri = str(litdata_uri) if litdata_uri else None
         self.litdata_storage_options = dict(litdata_storage_options or {})
-        self.on_bad_frame = on_bad_frame
+        self.on_bad_frame = check_policy(on_bad_frame)
         self._skipped: dict[str, SkipCounter] = {}
         self.manifest: pd.DataFrame | None = None
         self.splits: dict[str, ClipDataset] = {}
