@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from dfdetect.data.datamodule import ClipDataModule
 from dfdetect.data.manifest import StoreNotFoundError
 from dfdetect.ensemble import needs_fitting
+from dfdetect.models.lightning.checkpoint import CheckpointNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,10 @@ def check_data(
     cfg: DictConfig, datamodule: ClipDataModule, splits: Sequence[str], both_classes: bool = True
 ) -> None:
     """Read the manifest and make the splits (as the trainer would, once), then stop with a
-    ``UserError`` if the store is missing or one of ``splits`` is unusable."""
+    ``UserError`` if the store is missing or one of ``splits`` is unusable. A ``ckpt_path`` that
+    does not exist is named first: that costs nothing, while making a demo store takes seconds."""
+    if cfg.get("ckpt_path") and not Path(cfg.ckpt_path).is_file():
+        raise CheckpointNotFoundError(f"checkpoint not found: {cfg.ckpt_path}")
     try:
         datamodule.prepare_data()
         datamodule.setup()
