@@ -1,4 +1,9 @@
-"""Random access to the clips of a clip store, as ``uint8 (T, C, H, W)`` tensors."""
+"""Random access to the clips of a clip store, as ``uint8 (T, C, H, W)`` tensors.
+
+A clip with an unusable frame (``frames.py``) raises :class:`BadFrameError` when indexed; a
+DataLoader fetches whole batches through ``__getitems__``, where ``on_bad_frame="skip"`` leaves
+such clips out of the batch (a batch whose clips are all bad gets the next good clip instead).
+"""
 
 from __future__ import annotations
 
@@ -6,27 +11,22 @@ import os
 from pathlib import Path
 
 import albumentations as A
-import cv2
 import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
 from dfdetect.data.augment import augment_clip
+from dfdetect.data.frames import (
+    BadFrameError,
+    ClipReadError,
+    SkipCounter,
+    check_policy,
+    fail_hint,
+    read_frame,
+)
 
-
-class ClipReadError(RuntimeError):
-    pass
-
-
-def read_frame(path: Path, size: int | None) -> np.ndarray:
-    """One RGB ``(H, W, 3)`` uint8 frame; grayscale, RGBA and 16-bit images are converted."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise ClipReadError(f"cannot read frame {path}")
-    if size is not None and img.shape[:2] != (size, size):
-        img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+__all__ = ["BadFrameError", "ClipDataset", "ClipReadError", "read_frame"]
 
 
 class ClipDataset(Dataset):
@@ -41,6 +41,9 @@ class ClipDataset(Dataset):
         image_size: int | None = 240,
         transform: A.Compose | None = None,
         num_frames: int | None = None,
+        on_bad_frame: str = "fail",
+        name: str = "",
+        skipped: SkipCounter | None = None,
     ):
         self.frame = frame.reset_index(drop=True)
         self.store_dir = Path(store_dir)
@@ -50,6 +53,8 @@ class ClipDataset(Dataset):
         self.labels = self.frame["label"].to_numpy(dtype=np.int64, copy=True)
         self.video_codes, self.video_ids = pd.factorize(self.frame["video_id"], sort=False)
         self._paths = self.frame["paths"].tolist()
+        self.on_bad_frame = check_policy(on_bad_frame)
+        self.skipped = skipped or SkipCounter(len(self.frame), f"{name or 'a split'} of {self.store_dir}")
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -75,3 +80,31 @@ class ClipDataset(Dataset):
             "clip_index": torch.tensor(index),
             "video_index": torch.tensor(int(self.video_codes[index])),
         }
+
+    def __getitems__(self, indices: list[int]) -> list[dict]:
+        """A batch's items (the DataLoader's path): with ``on_bad_frame="skip"`` without the clips
+        that have a bad frame."""
+        if self.on_bad_frame == "fail":
+            try:
+                return [self[i] for i in indices]
+            except BadFrameError as err:
+                raise BadFrameError(f"{err}{fail_hint(self.store_dir)}") from None
+        items = [item for i in indices if (item := self._item_or_skip(i)) is not None]
+        start = indices[-1] if indices else 0
+        for k in range(1, len(self) + 1):  # never an empty batch
+            if items:
+                break
+            item = self._item_or_skip((start + k) % len(self))
+            items += [item] if item is not None else []
+        if not items:
+            raise BadFrameError(f"every clip of {self.skipped.where} has a bad frame")
+        return items
+
+    def _item_or_skip(self, index: int) -> dict | None:
+        if self.skipped.known(index):
+            return None
+        try:
+            return self[index]
+        except BadFrameError as err:
+            self.skipped.record(index, self.frame.at[index, "clip_id"], err)
+            return None

@@ -15,7 +15,16 @@ from torch.utils.data import DataLoader, IterableDataset, WeightedRandomSampler
 
 from dfdetect.data.augment import build_clip_augmentation
 from dfdetect.data.clip_dataset import ClipDataset
+from dfdetect.data.frames import SkipCounter, check_policy
 from dfdetect.data.manifest import SPLITS, read_manifest
+from dfdetect.data.split_check import (
+    EVEN_SHARES,
+    SplitError,
+    split_counts,
+    split_error,
+    unusable,
+    working_seed,
+)
 from dfdetect.data.splits import assign_grouped_splits, check_no_group_leak
 
 log = logging.getLogger(__name__)
@@ -44,6 +53,10 @@ class ClipDataModule(pl.LightningDataModule):
     the environment): same items and batches, splits as fixed at export, ``store`` is not read.
     ``litdata_storage_options`` go to LitData's object-store client (for S3, boto3's, e.g.
     ``endpoint_url`` of an S3-compatible store); keys never belong there.
+
+    ``on_bad_frame``: a clip with a missing, truncated or undecodable frame stops the run
+    (``"fail"``, one line naming the file) or is left out of its batch, counted and logged
+    (``"skip"``; ``skipped_clips()``).
     """
 
     def __init__(
@@ -69,6 +82,7 @@ class ClipDataModule(pl.LightningDataModule):
         format: str = "store",
         litdata_uri: str | os.PathLike | None = None,
         litdata_storage_options: Mapping[str, Any] | None = None,
+        on_bad_frame: str = "fail",
     ):
         super().__init__()
         self.store = store
@@ -100,6 +114,8 @@ class ClipDataModule(pl.LightningDataModule):
         self.format = format
         self.litdata_uri = str(litdata_uri) if litdata_uri else None
         self.litdata_storage_options = dict(litdata_storage_options or {})
+        self.on_bad_frame = check_policy(on_bad_frame)
+        self._skipped: dict[str, SkipCounter] = {}
         self.manifest: pd.DataFrame | None = None
         self.splits: dict[str, ClipDataset] = {}
         self._transform = None
@@ -117,6 +133,9 @@ class ClipDataModule(pl.LightningDataModule):
             _ = self.store_dir
 
     def load_manifest(self) -> pd.DataFrame:
+        return self._split(self._read_manifest(), self.split_seed)
+
+    def _read_manifest(self) -> pd.DataFrame:
         if self.format == "litdata":
             from dfdetect.data.litdata_source import read_export_manifest
 
@@ -129,19 +148,73 @@ class ClipDataModule(pl.LightningDataModule):
             df = df[df["method"].isin(self.methods + ["real"])]
         if df.empty:
             raise ValueError(f"no clips left in {self.source} after the dataset/method filters")
-        df = df.copy()
-        df["split"] = assign_grouped_splits(df, self.split_fractions, self.split_seed, self.group_column)
-        check_no_group_leak(df, self.group_column)
-        if self.fit_on == "val":
-            df = self._refit_on_validation(df)
         return df
 
-    def _refit_on_validation(self, df: pd.DataFrame) -> pd.DataFrame:
+    def _split(self, df: pd.DataFrame, seed: int, fractions: Sequence[float] | None = None) -> pd.DataFrame:
+        df = df.copy()
+        df["split"] = assign_grouped_splits(df, fractions or self.split_fractions, seed, self.group_column)
+        check_no_group_leak(df, self.group_column)
+        if self.fit_on == "val":
+            df = self._refit_on_validation(df, seed)
+        return df
+
+    def _refit_on_validation(self, df: pd.DataFrame, seed: int) -> pd.DataFrame:
         """Drop the train split; split validation groups into new train (fit) and val (select)."""
         val = df[df["split"] == "val"].assign(split="")
         fit, select = self.fit_on_val_fractions
-        val["split"] = assign_grouped_splits(val, (fit, select, 0.0), self.split_seed + 1, self.group_column)
+        val["split"] = assign_grouped_splits(val, (fit, select, 0.0), seed + 1, self.group_column)
         return pd.concat([val, df[df["split"] == "test"]])
+
+    def split_names(self) -> dict[str, str]:
+        if self.fit_on == "val":
+            return {"train": "train (the fitting part of val)", "val": "val (the selecting part of val)"}
+        return {}
+
+    def check_splits(self, needed: Sequence[str], both_classes: bool = True) -> None:
+        """Raise a ``SplitError`` (naming the split, its counts and the fixes) when one of the
+        ``needed`` splits is empty or, with ``both_classes``, lacks real or fake clips."""
+        self.setup()
+        if not unusable(self.manifest, needed, both_classes, self.group_column):
+            for split, c in split_counts(self.manifest, self.group_column).items():
+                if split in needed and not (c["real"] and c["fake"]):
+                    log.warning(
+                        "the %s split of %s holds one class only: its AUC is undefined", split, self.source
+                    )
+            return
+        raw, fix = self._read_manifest(), None
+        for shares, first in ((self.split_fractions, self.split_seed + 1), (EVEN_SHARES, 0)):
+            seed = working_seed(
+                lambda s, f=shares: self._split(raw, s, f), needed, both_classes, self.group_column, first
+            )
+            if seed is not None:
+                fix = (shares, seed)
+                break
+        raise split_error(
+            self.manifest,
+            needed,
+            both_classes,
+            self.source,
+            self.split_fractions,
+            self.group_column,
+            fix=fix,
+            names=self.split_names(),
+        )
+
+    def teardown(self, stage: str | None = None) -> None:
+        skipped = self.skipped_clips()
+        if skipped:
+            log.warning(
+                "data.on_bad_frame=skip: %d clip(s) with a bad frame left out so far %s (paths in the "
+                "warnings above; python scripts/check_store.py %s lists every bad frame)",
+                sum(skipped.values()),
+                skipped,
+                self.source,
+            )
+
+    def skipped_clips(self) -> dict[str, int]:
+        """Clips left out so far for a bad frame (``on_bad_frame="skip"``), per split (in this process
+        and its DataLoader workers)."""
+        return {split: c.count for split, c in self._skipped.items() if c.count}
 
     def setup(self, stage: str | None = None) -> None:
         if self.manifest is not None:
@@ -159,7 +232,7 @@ class ClipDataModule(pl.LightningDataModule):
         if self.format == "litdata":
             from dfdetect.data.litdata_dataset import StreamingClipDataset
 
-            return StreamingClipDataset(
+            dataset = StreamingClipDataset(
                 self.manifest[self.manifest["split"] == split],
                 self.litdata_uri,
                 image_size=self.image_size,
@@ -169,20 +242,33 @@ class ClipDataModule(pl.LightningDataModule):
                 balance=augment and self.balance,
                 seed=self.split_seed,
                 storage_options=self.litdata_storage_options,
+                on_bad_frame=self.on_bad_frame,
+                skipped=self._skip_counter(split),
             )
-        return ClipDataset(
-            self.manifest[self.manifest["split"] == split],
-            self.store_dir,
-            image_size=self.image_size,
-            transform=self._transform if augment else None,
-            num_frames=self.num_frames,
-        )
+        else:
+            dataset = ClipDataset(
+                self.manifest[self.manifest["split"] == split],
+                self.store_dir,
+                image_size=self.image_size,
+                transform=self._transform if augment else None,
+                num_frames=self.num_frames,
+                on_bad_frame=self.on_bad_frame,
+                skipped=self._skip_counter(split),
+            )
+        return dataset
+
+    def _skip_counter(self, split: str) -> SkipCounter:
+        """One per split, shared by every dataset of it (training and plain order)."""
+        if split not in self._skipped:
+            size = int((self.manifest["split"] == split).sum())
+            self._skipped[split] = SkipCounter(size, f"the {split} split of {self.source}")
+        return self._skipped[split]
 
     def dataloader(self, split: str, train: bool = False) -> DataLoader:
         """Training order (balanced/shuffled, augmented) or evaluation order (fixed, plain)."""
         dataset = self.splits[split] if train or split != "train" else self.dataset(split, augment=False)
         if len(dataset) == 0:
-            raise ValueError(f"the {split} split of {self.source} is empty; check split_fractions")
+            raise SplitError(f"the {split} split of {self.source} is empty; check data.split_fractions")
         sampler, shuffle = None, train
         if isinstance(dataset, IterableDataset):  # it shuffles and balances itself
             shuffle = False

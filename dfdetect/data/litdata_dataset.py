@@ -7,6 +7,9 @@ With ``balance`` each streamed clip is repeated a random number of times with me
 ``len(frame) / (2 * clips of its label)``, so real and fake clips come equally often, as with the
 store path's balanced sampler; a shuffle buffer keeps the repeats apart, and every repeat is
 augmented anew.
+
+A clip with an unusable frame raises ``BadFrameError`` (``on_bad_frame="fail"``) or is left out
+of the stream, counted and logged (``"skip"``), as in ``ClipDataset``.
 """
 
 from __future__ import annotations
@@ -15,27 +18,23 @@ import os
 from collections.abc import Iterator, Mapping
 
 import albumentations as A
-import cv2
 import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from dfdetect.data.augment import augment_clip
-from dfdetect.data.clip_dataset import ClipReadError
+from dfdetect.data.frames import (
+    BadFrameError,
+    ClipReadError,
+    SkipCounter,
+    check_policy,
+    decode_frame,
+    fail_hint,
+)
 from dfdetect.data.manifest import SPLITS
 
 SHUFFLE_BUFFER = 64
-
-
-def decode_frame(data: bytes | memoryview, size: int | None, where: str) -> np.ndarray:
-    """One RGB ``(H, W, 3)`` uint8 frame from encoded bytes, as ``clip_dataset.read_frame`` reads a file."""
-    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if img is None:
-        raise ClipReadError(f"cannot decode frame {where}")
-    if size is not None and img.shape[:2] != (size, size):
-        img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def join_uri(root: str, *parts: str) -> str:
@@ -57,6 +56,9 @@ class StreamingClipDataset(IterableDataset):
         balance: bool = False,
         seed: int = 0,
         storage_options: Mapping | None = None,
+        on_bad_frame: str = "fail",
+        name: str = "",
+        skipped: SkipCounter | None = None,
     ):
         from litdata import StreamingDataset
 
@@ -81,6 +83,8 @@ class StreamingClipDataset(IterableDataset):
         }
         counts = np.bincount(self.labels, minlength=2).clip(min=1)
         self.repeats = len(self.labels) / (2.0 * counts)
+        self.on_bad_frame = check_policy(on_bad_frame)
+        self.skipped = skipped or SkipCounter(len(self.frame), f"{name or 'a split'} of {uri}")
         self._epoch = 0
 
     def __len__(self) -> int:
@@ -100,7 +104,7 @@ class StreamingClipDataset(IterableDataset):
             starts, ends = starts[: self.num_frames], ends[: self.num_frames]
         clip = np.stack(
             [
-                decode_frame(data[a:b], self.image_size, f"{k} of {clip_id}")
+                decode_frame(data[a:b], self.image_size, f"frame {k} of clip {clip_id} in {self.uri}")
                 for k, (a, b) in enumerate(zip(starts, ends, strict=True))
             ]
         )
@@ -152,4 +156,16 @@ class StreamingClipDataset(IterableDataset):
             limit = len(self) // workers + (rank < len(self) % workers)
             pairs = self._balanced(np.random.default_rng(int(torch.randint(0, 2**62, ()).item())), limit)
         for index, sample in pairs:
-            yield self.item(index, sample)
+            if self.on_bad_frame == "fail":
+                try:
+                    item = self.item(index, sample)
+                except BadFrameError as err:
+                    raise BadFrameError(f"{err}{fail_hint()}") from None
+                yield item
+            elif not self.skipped.known(index):
+                try:
+                    item = self.item(index, sample)
+                except BadFrameError as err:
+                    self.skipped.record(index, sample["clip_id"], err)
+                    continue
+                yield item

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from dfdetect.utils.errors import UserError
 from dfdetect.utils.io import atomic_path
 
 MANIFEST_NAME = "manifest.parquet"
@@ -45,6 +46,10 @@ SPLITS = ("train", "val", "test")
 
 class ManifestError(ValueError):
     pass
+
+
+class StoreNotFoundError(UserError, FileNotFoundError):
+    """No clip store (or export) where the configuration says."""
 
 
 def store_image_key(dataset, item):
@@ -75,7 +80,7 @@ def validate_manifest(df: pd.DataFrame, where: str = "manifest") -> pd.DataFrame
 def read_manifest(store_dir: str | os.PathLike) -> pd.DataFrame:
     path = Path(store_dir) / MANIFEST_NAME
     if not path.is_file():
-        raise FileNotFoundError(f"no clip store manifest at {path}")
+        raise StoreNotFoundError(f"no clip store at {store_dir} (no {MANIFEST_NAME})")
     df = pd.read_parquet(path)
     df["label"] = df["label"].astype("int64")
     df["split"] = df["split"].fillna("")

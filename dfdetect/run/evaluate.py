@@ -26,6 +26,7 @@ from dfdetect.run.common import (
     write_metrics,
     write_predictions,
 )
+from dfdetect.run.data_check import check_data
 from dfdetect.utils.config import instantiate_group
 from dfdetect.utils.io import write_json
 
@@ -98,8 +99,9 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     trust_targets(cfg.get("trusted_targets"))
-    model = scored_model(cfg)
     datamodule = hydra.utils.instantiate(cfg.data)
+    check_data(cfg, datamodule, [cfg.split], both_classes=False)  # before any model is built
+    model = scored_model(cfg)
     loggers = instantiate_group(cfg.get("logger"), "logger")
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=[])
 
@@ -112,6 +114,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     scored = model.predictions["test"]
     calibration = calibrate_on_split(cfg, trainer, model, datamodule)
     metrics["split"] = cfg.split
+    metrics["skipped_clips"] = datamodule.skipped_clips()
     metrics["ckpt_path"] = str(cfg.ckpt_path) if cfg.get("ckpt_path") else None
     if cfg.get("ensemble"):
         metrics["ensemble"] = {"kind": cfg.ensemble.kind, "members": list(cfg.ensemble.members)}

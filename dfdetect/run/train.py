@@ -21,6 +21,7 @@ from dfdetect.run.common import (
     scalar_metrics,
     write_metrics,
 )
+from dfdetect.run.data_check import check_data, training_splits
 from dfdetect.utils.config import instantiate_group
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if cfg.get("ckpt_path"):
         check_resumable(cfg.ckpt_path)
     datamodule = hydra.utils.instantiate(cfg.data)
+    check_data(cfg, datamodule, training_splits(cfg, datamodule))  # before any model is built
     model, fit = build_model(cfg, datamodule)
     callbacks = instantiate_group(cfg.get("callbacks"), "callback")
     callbacks.append(PredictionsWriter(run_dir, datamodule))
@@ -90,6 +92,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     metrics["best_checkpoint"] = ckpt
     metrics["global_step"] = int(trainer.global_step)
     metrics["epochs"] = int(trainer.current_epoch)
+    metrics["skipped_clips"] = datamodule.skipped_clips()
     if trainer.is_global_zero:
         path = write_metrics(run_dir, metrics)
         log.info("metrics written to %s", path)

@@ -29,7 +29,8 @@ def scan_folder(raw_dir: str, dataset: str = "folder", csv: str | None = None, *
         and options.get("default_label") is None
     ):
         raise AdapterError(f"{dataset}: {root} has no real/ or fake/ folder (or pass a CSV list as csv=...)")
-    options.setdefault("identity_from", "none")
+    # real/<person>/x.mp4 and fake/<person>/y.mp4 share a group; flat files are groups of one
+    options.setdefault("identity_from", "auto")
     return scan_labelled_tree(raw_dir, dataset=dataset, **options)
 
 

@@ -3,7 +3,10 @@ and the generic ``folder`` adapter), with identities taken from folder or file n
 
 ``<raw>/{real,fake}/<identity>/**/<file>``: the first folder below ``real/``/``fake/`` names the
 identity (``identity_from=folder``); files lying directly in ``real/``/``fake/`` are named after
-their file stem. With ``source_from_name``, a fake's file stem names the other person involved
+their file stem. ``identity_from=auto`` (the generic ``folder`` adapter's default) does the same
+for files in such a folder, and makes a file lying directly in ``real/``/``fake/`` its own identity
+(its path), so ``real/alice/x.mp4`` and ``fake/alice/y.mp4`` share a split group while flat files
+each form their own; ``none`` makes every file its own identity, ``name`` uses the file stem. With ``source_from_name``, a fake's file stem names the other person involved
 (the blended-in celebrity, the driving identity) and becomes its ``source_identity``. With
 ``suffix_labels``, a stem ending in ``_real``/``_fake`` gives the label, so flat folders work.
 """
@@ -28,7 +31,7 @@ log = logging.getLogger(__name__)
 
 LABEL_DIRS = {"real": 0, "fake": 1}
 _SUFFIX = re.compile(r"^(.*?)[ _-]+(real|fake)$", re.IGNORECASE)
-IDENTITY_SOURCES = ("folder", "name", "none")
+IDENTITY_SOURCES = ("auto", "folder", "name", "none")
 
 
 def _label_and_name(rel: Path, suffix_labels: bool) -> tuple[int | None, str, list[str]]:
@@ -72,12 +75,13 @@ def scan_labelled_tree(
         if label is None:
             unlabelled.append(path)
             continue
-        nested = top is not None or (identity_from == "folder" and bool(folders))
-        if identity_from == "none":
+        by_folder = identity_from in ("folder", "auto")
+        nested = top is not None or (by_folder and bool(folders))
+        if identity_from == "none" or (identity_from == "auto" and not nested):
             identity = path.relative_to(root).with_suffix("").as_posix()
         elif top is not None:
             identity = top
-        elif identity_from == "folder" and folders:
+        elif by_folder and folders:
             identity = folders[0]
         else:
             identity = name
