@@ -71,6 +71,9 @@ def calibrate_on_split(
     if not settings or not settings.get("enabled", True):
         return None
     split = settings.get("split") or "val"
+    if len(datamodule.split_frame(split)) == 0:
+        log.warning("no calibration.json: the %s split is empty", split)
+        return None
     if split == cfg.split:
         clips = model.predictions["test"]
     else:
