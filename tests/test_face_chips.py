@@ -74,7 +74,12 @@ def _dlib_setup():
     if not images:
         pytest.skip(f"no sample faces under {SAMPLES} (../shared is absent)")
     predictor = dlib.shape_predictor(frm.pose_predictor_five_point_model_location())
-    return dlib, dlib.get_frontal_face_detector(), predictor, [cv2.cvtColor(im, cv2.COLOR_BGR2RGB) for im in images]
+    return (
+        dlib,
+        dlib.get_frontal_face_detector(),
+        predictor,
+        [cv2.cvtColor(im, cv2.COLOR_BGR2RGB) for im in images],
+    )
 
 
 def _embed(chips: list[np.ndarray]) -> np.ndarray:
@@ -103,7 +108,9 @@ def test_mtcnn_chips_stay_close_to_dlibs_own_chips():
     from dfdetect.preprocess.mtcnn_detector import MTCNNDetector
 
     dlib, detector, predictor, images = _dlib_setup()
-    found = fc.frame_chips(MTCNNDetector(min_face_size=40), [cv2.cvtColor(im, cv2.COLOR_RGB2BGR) for im in images])
+    found = fc.frame_chips(
+        MTCNNDetector(min_face_size=40), [cv2.cvtColor(im, cv2.COLOR_RGB2BGR) for im in images]
+    )
     ours, theirs = [], []
     for rgb, faces in zip(images, found, strict=True):
         assert len(faces) == 1
@@ -112,5 +119,7 @@ def test_mtcnn_chips_stay_close_to_dlibs_own_chips():
         theirs.append(dlib.get_face_chip(rgb, shape, size=150, padding=0.25))
     e = _embed(ours + theirs)
     dist = np.linalg.norm(e[: len(ours)] - e[len(ours) :], axis=1)
-    print(f"MTCNN chips vs dlib 5-point chips: descriptor distance mean {dist.mean():.3f} max {dist.max():.3f}")
+    print(
+        f"MTCNN chips vs dlib 5-point chips: descriptor distance mean {dist.mean():.3f} max {dist.max():.3f}"
+    )
     assert dist.max() < 0.35  # same face: far below dlib's 0.6 same-person threshold

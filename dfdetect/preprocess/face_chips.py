@@ -122,7 +122,10 @@ def warp_chip(image: np.ndarray, to_image: np.ndarray, size: int = CHIP_SIZE) ->
         corners = np.array([[0, 0, 1], [size - 1, 0, 1], [0, size - 1, 1], [size - 1, size - 1, 1]]) @ m.T
         h, w = image.shape[:2]
         x0, y0 = (max(int(math.floor(v)) - 2, 0) for v in corners.min(0))
-        x1, y1 = min(int(math.ceil(corners[:, 0].max())) + 3, w), min(int(math.ceil(corners[:, 1].max())) + 3, h)
+        x1, y1 = (
+            min(int(math.ceil(corners[:, 0].max())) + 3, w),
+            min(int(math.ceil(corners[:, 1].max())) + 3, h),
+        )
         if x1 - x0 < 2 or y1 - y0 < 2:
             return np.zeros((size, size) + image.shape[2:], dtype=image.dtype)
         k = 2.0 / step  # shrink so that one chip pixel spans two source pixels
@@ -152,7 +155,9 @@ def face_chip(
     return warp_chip(image, chip_to_image(landmarks, template, size, padding), size)
 
 
-def frame_chips(detector, frames_bgr: list[np.ndarray], largest_only: bool = True, size: int = CHIP_SIZE) -> list:
+def frame_chips(
+    detector, frames_bgr: list[np.ndarray], largest_only: bool = True, size: int = CHIP_SIZE
+) -> list:
     """RGB chips of the faces a detector (e.g. ``MTCNNDetector``) finds in BGR frames: per frame, a
     list of ``(Face, chip)`` (only the largest face by default); faces without landmarks are skipped."""
     out = []

@@ -58,7 +58,9 @@ def faces_from_videos(paths: Sequence[Path], detector, frames_per_video: int = 8
     return samples
 
 
-def faces_from_store(store_dir: Path, detector, frames_per_video: int = 8, fps: float = 25.0) -> list[FaceSample]:
+def faces_from_store(
+    store_dir: Path, detector, frames_per_video: int = 8, fps: float = 25.0
+) -> list[FaceSample]:
     """Real clips of a clip store: evenly spaced stored crops per video, re-detected and chipped."""
     from dfdetect.data.manifest import read_manifest
 
@@ -66,9 +68,15 @@ def faces_from_store(store_dir: Path, detector, frames_per_video: int = 8, fps: 
     df = df[df["label"] == 0]
     samples = []
     for video_id, rows in df.groupby("video_id", sort=True):
-        crops = [(int(i), p) for _, r in rows.iterrows() for i, p in zip(r["frame_indices"], r["paths"], strict=True)]
+        crops = [
+            (int(i), p)
+            for _, r in rows.iterrows()
+            for i, p in zip(r["frame_indices"], r["paths"], strict=True)
+        ]
         crops = sorted(dict(crops).items())
-        keep = np.unique(np.linspace(0, len(crops) - 1, min(frames_per_video, len(crops))).round().astype(int))
+        keep = np.unique(
+            np.linspace(0, len(crops) - 1, min(frames_per_video, len(crops))).round().astype(int)
+        )
         images = [(crops[k][0], cv2.imread(str(Path(store_dir) / crops[k][1]))) for k in keep]
         images = [(i, im) for i, im in images if im is not None]
         found = frame_chips(detector, [im for _, im in images]) if images else []
@@ -88,7 +96,9 @@ def embed(net: DlibResNet, chips: np.ndarray, batch: int = 64) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, 128), np.float32)
 
 
-def make_pairs(samples: Sequence[FaceSample], min_gap_s: float = 2.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def make_pairs(
+    samples: Sequence[FaceSample], min_gap_s: float = 2.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Index pairs ``(P, 2)``, whether each is a same-person pair, and whether it spans two videos."""
     ident = np.array([s.identity for s in samples])
     video = np.array([s.video_id for s in samples])
@@ -100,7 +110,9 @@ def make_pairs(samples: Sequence[FaceSample], min_gap_s: float = 2.0) -> tuple[n
     return np.stack([i[keep], j[keep]], axis=1), same[keep], cross[keep]
 
 
-def verification_metrics(distance: np.ndarray, same: np.ndarray, threshold: float = DLIB_DISTANCE_THRESHOLD) -> dict:
+def verification_metrics(
+    distance: np.ndarray, same: np.ndarray, threshold: float = DLIB_DISTANCE_THRESHOLD
+) -> dict:
     """ROC AUC, EER (and its distance) and the accuracies at ``threshold`` (same iff distance < it)."""
     from sklearn.metrics import roc_auc_score, roc_curve
 

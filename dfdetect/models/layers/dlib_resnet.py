@@ -35,8 +35,14 @@ DLIB_DISTANCE_THRESHOLD = 0.6
 # tests/test_dlib_resnet.py holds the two equal
 FACE_MEANS = (122.782, 117.001, 104.298)
 FACE_BLOCKS: tuple[tuple[int, int], ...] = (
-    ((32, 1),) * 3 + ((64, 2),) + ((64, 1),) * 3 + ((128, 2),) + ((128, 1),) * 2
-    + ((256, 2),) + ((256, 1),) * 2 + ((256, 2),)
+    ((32, 1),) * 3
+    + ((64, 2),)
+    + ((64, 1),) * 3
+    + ((128, 2),)
+    + ((128, 1),) * 2
+    + ((256, 2),)
+    + ((256, 1),) * 2
+    + ((256, 2),)
 )
 
 
@@ -107,7 +113,9 @@ class DlibResNet(nn.Module):
     Named layers (for activations): ``stem``, ``blocks.0`` ... ``blocks.13`` (after each block's
     ReLU), ``fc`` (the descriptor); ``layer_names()`` lists them in forward order."""
 
-    def __init__(self, state: Mapping[str, np.ndarray | torch.Tensor] | None = None, normalised_input: bool = False):
+    def __init__(
+        self, state: Mapping[str, np.ndarray | torch.Tensor] | None = None, normalised_input: bool = False
+    ):
         super().__init__()
         self.normalised_input = normalised_input
         self.register_buffer("mean", torch.tensor(FACE_MEANS, dtype=torch.float32).view(1, 3, 1, 1))

@@ -61,7 +61,9 @@ class FaceNetFacts:
 
 
 FACE_NETS = {
-    DLIB: FaceNetFacts(DLIB_MEAN_01, DLIB_STD_01, DLIB_INPUT_SIZE, DLIB_MIN_INPUT_SIZE, DLIB_EMBEDDING_DIM, "dlib_dat"),
+    DLIB: FaceNetFacts(
+        DLIB_MEAN_01, DLIB_STD_01, DLIB_INPUT_SIZE, DLIB_MIN_INPUT_SIZE, DLIB_EMBEDDING_DIM, "dlib_dat"
+    ),
     INCEPTION: FaceNetFacts(
         FACENET_MEAN, FACENET_STD, NATIVE_INPUT_SIZE, MIN_INPUT_SIZE, EMBEDDING_DIM, "facenet_state_dict"
     ),

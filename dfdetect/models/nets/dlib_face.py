@@ -40,7 +40,9 @@ def build_face_net(
     repeats = tuple(FULL_REPEATS if block_repeats is None else block_repeats)
     if face_net == DLIB:
         if repeats != FULL_REPEATS:
-            raise ValueError(f"block_repeats applies to inception_resnet_v1 only, got {list(repeats)} for dlib_resnet")
+            raise ValueError(
+                f"block_repeats applies to inception_resnet_v1 only, got {list(repeats)} for dlib_resnet"
+            )
         return dlib_resnet(weights, normalised_input=True)
     if weights is not None and str(weights) == INSTALLED:
         raise ValueError(

@@ -66,7 +66,9 @@ class _Stream:
 
     def take(self, n: int, what: str) -> bytes:
         if n < 0 or n > len(self.data) - self.pos:
-            raise self.fail(f"{what} needs {n} bytes but only {len(self.data) - self.pos} are left (truncated?)")
+            raise self.fail(
+                f"{what} needs {n} bytes but only {len(self.data) - self.pos} are left (truncated?)"
+            )
         chunk = self.data[self.pos : self.pos + n]
         self.pos += n
         return chunk
@@ -124,7 +126,9 @@ class _Stream:
         dims = [self.count(f"{what} dimension", 1 << 40) for _ in range(4)]
         size = math.prod(dims)
         if 4 * size > len(self.data) - self.pos:  # checked before allocating anything
-            raise self.fail(f"{what} of shape {dims} needs {4 * size} bytes, only {len(self.data) - self.pos} left")
+            raise self.fail(
+                f"{what} of shape {dims} needs {4 * size} bytes, only {len(self.data) - self.pos} left"
+            )
         raw = self.take(4 * size, what)
         return np.frombuffer(raw, dtype="<f4").astype(np.float32).reshape(dims)
 
@@ -266,38 +270,67 @@ def _check(net: DlibNet, ok: bool, layer: DlibLayer | None, message: str) -> Non
 def _conv(net: DlibNet, layer: DlibLayer, cin: int, cout: int, k: int, stride: int) -> dict:
     f = layer.fields
     pad = k // 2 if stride == 1 else 0
-    want = {"filters": cout, "nr": k, "nc": k, "stride_y": stride, "stride_x": stride,
-            "padding_y": pad, "padding_x": pad}
+    want = {
+        "filters": cout,
+        "nr": k,
+        "nc": k,
+        "stride_y": stride,
+        "stride_x": stride,
+        "padding_y": pad,
+        "padding_x": pad,
+    }
     got = {key: f.get(key) for key in want}
-    _check(net, layer.tag.startswith("con_") and got == want, layer,
-           f"expected convolution {want}, found {layer.tag} {got}")
+    _check(
+        net,
+        layer.tag.startswith("con_") and got == want,
+        layer,
+        f"expected convolution {want}, found {layer.tag} {got}",
+    )
     _check(net, f.get("use_bias", True), layer, "convolution without bias")
-    _check(net, layer.params.size == cout * cin * k * k + cout, layer,
-           f"convolution params: {layer.params.size} values for {cout}x{cin}x{k}x{k} + {cout}")
+    _check(
+        net,
+        layer.params.size == cout * cin * k * k + cout,
+        layer,
+        f"convolution params: {layer.params.size} values for {cout}x{cin}x{k}x{k} + {cout}",
+    )
     flat = layer.params.reshape(-1)
     return {"weight": flat[: cout * cin * k * k].reshape(cout, cin, k, k), "bias": flat[cout * cin * k * k :]}
 
 
 def _affine(net: DlibNet, layer: DlibLayer, channels: int) -> dict:
-    _check(net, layer.tag == "affine_" and layer.params.size == 2 * channels, layer,
-           f"expected affine over {channels} channels, found {layer.tag}")
+    _check(
+        net,
+        layer.tag == "affine_" and layer.params.size == 2 * channels,
+        layer,
+        f"expected affine over {channels} channels, found {layer.tag}",
+    )
     flat = layer.params.reshape(-1)
     return {"weight": flat[:channels], "bias": flat[channels:]}
 
 
 def _plain(net: DlibNet, layer: DlibLayer, tag: str, **fields) -> None:
     got = {key: layer.fields.get(key) for key in fields}
-    _check(net, layer.tag == tag and got == fields, layer, f"expected {tag} {fields}, found {layer.tag} {got}")
+    _check(
+        net, layer.tag == tag and got == fields, layer, f"expected {tag} {fields}, found {layer.tag} {got}"
+    )
 
 
 def face_recognition_state_dict(net: DlibNet) -> dict[str, np.ndarray]:
     """Map a parsed ``dlib_face_recognition_resnet_model_v1`` onto the parameter names of
     :class:`dfdetect.models.layers.dlib_resnet.DlibResNet` (float32 arrays, copies)."""
     _check(net, net.loss["tag"].startswith("loss_metric"), None, "not a metric-learning network")
-    _check(net, net.input.get("rows") == 150 and net.input.get("cols") == 150, None,
-           f"expected 150x150 input, found {net.input}")
-    _check(net, net.versions == face_recognition_versions(), None,
-           "the layer structure is not dlib's face-recognition ResNet")
+    _check(
+        net,
+        net.input.get("rows") == 150 and net.input.get("cols") == 150,
+        None,
+        f"expected 150x150 input, found {net.input}",
+    )
+    _check(
+        net,
+        net.versions == face_recognition_versions(),
+        None,
+        "the layer structure is not dlib's face-recognition ResNet",
+    )
     it = iter(net.layers)
     out: dict[str, np.ndarray] = {"mean": np.array(net.input["means"], dtype=np.float32).reshape(1, 3, 1, 1)}
 
@@ -324,8 +357,12 @@ def face_recognition_state_dict(net: DlibNet) -> dict[str, np.ndarray]:
     _plain(net, next(it), "avg_pool_2", nr=0, nc=0)
     fc = next(it)
     ok = fc.fields.get("inputs") == cin and fc.fields.get("bias_mode") == 1 and fc.params.size == cin * 128
-    _check(net, fc.tag.startswith("fc_") and ok, fc,
-           f"expected a {cin}->128 projection without bias, found {fc.tag} {fc.fields}")
+    _check(
+        net,
+        fc.tag.startswith("fc_") and ok,
+        fc,
+        f"expected a {cin}->128 projection without bias, found {fc.tag} {fc.fields}",
+    )
     out["fc.weight"] = np.ascontiguousarray(fc.params.reshape(cin, 128).T)  # dlib: x @ W, W is (in, out)
     return out
 
@@ -358,7 +395,9 @@ def load_face_recognition_weights(path: str | Path | None = None) -> dict[str, n
     if path is None:
         path = installed_face_recognition_file()
         if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing from the installed package; reinstall: {INSTALL_HINT}")
+            raise FileNotFoundError(
+                f"{path} is missing from the installed package; reinstall: {INSTALL_HINT}"
+            )
         digest = sha256_of(path)
         if digest != FACE_RECOGNITION_SHA256:
             raise DlibFormatError(path, 0, f"sha256 {digest} is not the published {FACE_RECOGNITION_SHA256}")
