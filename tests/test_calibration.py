@@ -88,3 +88,13 @@ def test_evaluate_writes_calibration_fitted_on_the_validation_split(train_cfg, t
     off.mkdir()
     _, out = evaluate(compose_config("eval.yaml", [*overrides, "calibration.enabled=false"], off))
     assert not (out["run_dir"] / "calibration.json").exists()
+
+
+def test_eer_is_found_where_the_roc_curve_runs_straight():
+    # the crossing lies on a vertical stretch of the ROC curve, which roc_curve drops by default
+    labels = np.array([0] * 10 + [1] * 10)
+    scores = np.array([0.1] * 8 + [0.95, 0.96] + list(np.linspace(0.5, 0.59, 10)))
+    threshold, eer = eer_threshold(labels, scores)
+    frr = (scores[labels == 0] >= threshold).mean()
+    far = (scores[labels == 1] < threshold).mean()
+    assert eer == pytest.approx(0.2) and frr == pytest.approx(0.2) and far == pytest.approx(0.2)

@@ -197,3 +197,25 @@ def test_abnet_saved_before_face_net_existed_rebuilds_on_inception(tmp_path):
     assert (
         check_stored_config({**stored, "net": new}, tmp_path / "new.ckpt")["net"]["face_net"] == "dlib_resnet"
     )
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "${oc.create:{_target_: pathlib.Path.write_text, _args_: [{_target_: pathlib.Path, _args_: [MARKER]}, x]}}",
+        "${oc.decode:'{_target_: pathlib.Path.touch, self: MARKER}'}",
+        "${oc.env:AWS_SECRET_ACCESS_KEY}",
+    ],
+    ids=["oc_create", "oc_decode", "oc_env"],
+)
+def test_interpolations_in_a_stored_config_are_refused_before_resolving(tmp_path, payload, monkeypatch):
+    """OmegaConf resolves ${...} before Hydra instantiates: a target hidden in a string would be
+    built without the allowlist seeing it, and oc.env would copy a secret into the model."""
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "planted-secret-value")
+    marker = tmp_path / "pwned"
+    config = {**TINY_MODEL, "net": payload.replace("MARKER", str(marker))}
+    torch.save({"state_dict": {}, CONFIG_KEY: config}, tmp_path / "interp.ckpt")
+    with pytest.raises(UnsafeCheckpointError, match=r"interp\.ckpt.*interpolation") as err:
+        load_detector(tmp_path / "interp.ckpt")
+    assert "planted-secret-value" not in str(err.value)
+    assert not marker.exists()

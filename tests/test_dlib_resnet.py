@@ -196,3 +196,37 @@ def test_the_layer_and_the_reader_agree_on_the_network():
     assert layers.FACE_BLOCKS == dlib_dat.FACE_BLOCKS and layers.FACE_MEANS == dlib_dat.FACE_MEANS
     state = dlib_dat.load_face_recognition_weights()
     assert set(state) == set(DlibResNet().state_dict())
+
+
+def test_descriptors_equal_dlibs_on_synthetic_chips_without_shared_data(net):
+    """Parity that needs only dlib and the installed file (the face tests skip without ../shared)."""
+    model = dlib_model()
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (4, 15, 15, 3), dtype=np.uint8)
+    chips = np.ascontiguousarray(base.repeat(10, axis=1).repeat(10, axis=2))  # smooth 150x150 blocks
+    ours = descriptors(net, chips)
+    theirs = np.array([np.array(model.compute_face_descriptor(chip)) for chip in chips])
+    diff = float(np.abs(ours - theirs).max())
+    print(f"dlib parity, {len(chips)} synthetic chips: max abs diff {diff:.3g}")
+    assert diff <= 1e-4
+
+
+def _int_end(data: bytes, pos: int) -> int:
+    """Where the dlib integer starting at ``pos`` ends (control byte, then its magnitude)."""
+    return pos + 1 + (data[pos] & 0x0F)
+
+
+def test_crafted_numbers_in_the_header_fail_naming_the_offset(tmp_path, dat_bytes):
+    margin = dat_bytes.index(b"loss_metric_2") + len(b"loss_metric_2")
+    after_margin = _int_end(dat_bytes, _int_end(dat_bytes, margin))
+    # a float of 255 * 2^2040: too large for a double
+    huge = tmp_path / "huge_float.dat"
+    huge.write_bytes(dat_bytes[:margin] + b"\x01\xff\x02\xf8\x07" + dat_bytes[after_margin:])
+    with pytest.raises(DlibFormatError, match=rf"huge_float\.dat: at byte offset {margin}.*overflows"):
+        read_dlib_net(huge)
+    # endless layer versions (version 1 again and again) instead of the network
+    after_threshold = _int_end(dat_bytes, _int_end(dat_bytes, after_margin))
+    many = tmp_path / "many_layers.dat"
+    many.write_bytes(dat_bytes[:after_threshold] + b"\x01\x01" * 5000 + dat_bytes[after_threshold:])
+    with pytest.raises(DlibFormatError, match="more than 4096 layer versions"):
+        read_dlib_net(many)

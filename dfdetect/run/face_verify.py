@@ -120,7 +120,7 @@ def verification_metrics(
     n_same, n_diff = int(same.sum()), int((~same).sum())
     if n_same == 0 or n_diff == 0:
         raise ValueError(f"need same- and different-person pairs, got {n_same} and {n_diff}")
-    fpr, tpr, thresholds = roc_curve(same, -distance)
+    fpr, tpr, thresholds = roc_curve(same, -distance, drop_intermediate=False)
     k = int(np.argmin(np.abs((1 - tpr) - fpr)))
     accepted = distance < threshold
     tar, trr = float(accepted[same].mean()), float((~accepted[~same]).mean())

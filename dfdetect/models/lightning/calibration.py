@@ -64,7 +64,8 @@ def threshold_at_frr(real_scores: np.ndarray, target_frr: float) -> float:
 def eer_threshold(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
     """(threshold, EER): where the share of real videos called fake meets the share of fakes
     passed as real."""
-    frr, tpr, thresholds = roc_curve(labels, scores)
+    # every point: with intermediate points dropped, the crossing of the two rates can be lost
+    frr, tpr, thresholds = roc_curve(labels, scores, drop_intermediate=False)
     far = 1.0 - tpr
     i = int(np.argmin(np.abs(frr - far)))
     # roc_curve's first threshold is +inf (nothing called fake): just above the top score instead

@@ -103,6 +103,19 @@ def _targets(node: Any) -> Iterator[str]:
             yield from _targets(item)
 
 
+def _strings(node: Any) -> Iterator[str]:
+    """Every string in a stored config, keys included."""
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, Mapping):
+        for key, value in node.items():
+            yield from _strings(key)
+            yield from _strings(value)
+    elif isinstance(node, (list, tuple)):
+        for item in node:
+            yield from _strings(item)
+
+
 def _locate(target: str) -> Any:
     module_name, _, attr = target.rpartition(".")
     parts = []
@@ -144,6 +157,14 @@ def check_stored_config(config: Any, source: str | Path) -> dict:
     otherwise ``UnsafeCheckpointError`` naming the first untrusted target and the file."""
     if not isinstance(config, Mapping):
         raise CheckpointError(f"{source}: the stored model config is not a mapping")
+    for text in _strings(config):
+        if "${" in text:
+            # OmegaConf resolves interpolations before Hydra instantiates: oc.create / oc.decode
+            # would build nodes the allowlist never saw, oc.env would copy secrets into the model
+            raise UnsafeCheckpointError(
+                f"refusing to build the model stored in {source}: its config holds the interpolation "
+                f"{text[:120]!r}; a stored config must be plain values"
+            )
     config = _pin_legacy_face_net(_rename_moved(config))
     for target in _targets(config):
         if not _trusted(target):

