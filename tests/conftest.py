@@ -94,3 +94,24 @@ def requires_shared(*parts: str) -> pytest.MarkDecorator:
 
 
 os.environ.setdefault("HYDRA_FULL_ERROR", "0")
+
+
+# figures a test measured (e.g. the dlib parity difference), printed at the end of every run,
+# passed tests included, so CI logs show them without -s
+_FIGURES: list[str] = []
+
+
+@pytest.fixture
+def report_figure():
+    def report(text: str) -> None:
+        _FIGURES.append(text)
+        print(text)
+
+    return report
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _FIGURES:
+        terminalreporter.section("measured figures")
+        for line in _FIGURES:
+            terminalreporter.write_line(line)

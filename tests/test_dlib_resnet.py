@@ -78,13 +78,13 @@ def test_parameter_counts_equal_the_reference_and_the_file():
     assert in_file == counts["total"]
 
 
-def test_descriptors_equal_dlibs_on_the_sample_faces(net):
+def test_descriptors_equal_dlibs_on_the_sample_faces(net, report_figure):
     model = dlib_model()
     chips = sample_chips()
     ours = descriptors(net, chips)
     theirs = np.array([np.array(model.compute_face_descriptor(chip)) for chip in chips])
     diff = float(np.abs(ours - theirs).max())
-    print(f"dlib parity, {len(chips)} sample faces: max abs diff {diff:.3g}")
+    report_figure(f"dlib parity, {len(chips)} sample faces: max abs diff {diff:.3g}")
     assert ours.shape == (len(chips), 128) and diff <= 1e-4
 
 
@@ -109,13 +109,13 @@ def ffpp_chips(videos: int = 4) -> np.ndarray:
     return np.stack([faces[0][1] for faces in found if faces])
 
 
-def test_descriptors_equal_dlibs_on_ffpp_crops(net):
+def test_descriptors_equal_dlibs_on_ffpp_crops(net, report_figure):
     model = dlib_model()
     chips = ffpp_chips()
     ours = descriptors(net, chips)
     theirs = np.array(model.compute_face_descriptor(list(chips)))  # dlib's batched call
     diff = float(np.abs(ours - theirs).max())
-    print(f"dlib parity, {len(chips)} ffpp_mini chips: max abs diff {diff:.3g}")
+    report_figure(f"dlib parity, {len(chips)} ffpp_mini chips: max abs diff {diff:.3g}")
     assert len(chips) >= 3 and diff <= 1e-4
 
 
@@ -198,7 +198,7 @@ def test_the_layer_and_the_reader_agree_on_the_network():
     assert set(state) == set(DlibResNet().state_dict())
 
 
-def test_descriptors_equal_dlibs_on_synthetic_chips_without_shared_data(net):
+def test_descriptors_equal_dlibs_on_synthetic_chips_without_shared_data(net, report_figure):
     """Parity that needs only dlib and the installed file (the face tests skip without ../shared)."""
     model = dlib_model()
     rng = np.random.default_rng(0)
@@ -207,7 +207,7 @@ def test_descriptors_equal_dlibs_on_synthetic_chips_without_shared_data(net):
     ours = descriptors(net, chips)
     theirs = np.array([np.array(model.compute_face_descriptor(chip)) for chip in chips])
     diff = float(np.abs(ours - theirs).max())
-    print(f"dlib parity, {len(chips)} synthetic chips: max abs diff {diff:.3g}")
+    report_figure(f"dlib parity, {len(chips)} synthetic chips: max abs diff {diff:.3g}")
     assert diff <= 1e-4
 
 
