@@ -91,29 +91,27 @@ def read_checkpoint(path: str | Path) -> dict:
     return dict(checkpoint)
 
 
-def _targets(node: Any) -> Iterator[str]:
+def _entries(node: Any) -> Iterator[tuple[Any, Any]]:
+    """Every (key, value) of a stored config at any depth; list items come with key None."""
     if isinstance(node, Mapping):
-        for key, value in node.items():
-            if key == "_target_":
-                yield str(value)
-            else:
-                yield from _targets(value)
+        pairs = node.items()
     elif isinstance(node, (list, tuple)):
-        for item in node:
-            yield from _targets(item)
+        pairs = ((None, item) for item in node)
+    else:
+        return
+    for key, value in pairs:
+        yield key, value
+        yield from _entries(value)
 
 
-def _strings(node: Any) -> Iterator[str]:
+def _targets(config: Mapping) -> Iterator[str]:
+    return (str(value) for key, value in _entries(config) if key == "_target_")
+
+
+def _strings(config: Mapping) -> Iterator[str]:
     """Every string in a stored config, keys included."""
-    if isinstance(node, str):
-        yield node
-    elif isinstance(node, Mapping):
-        for key, value in node.items():
-            yield from _strings(key)
-            yield from _strings(value)
-    elif isinstance(node, (list, tuple)):
-        for item in node:
-            yield from _strings(item)
+    for key, value in _entries(config):
+        yield from (s for s in (key, value) if isinstance(s, str))
 
 
 def _locate(target: str) -> Any:
