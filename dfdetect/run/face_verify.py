@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 import torch
 
+from dfdetect.data.manifest import read_manifest
 from dfdetect.models.layers.dlib_resnet import DLIB_DISTANCE_THRESHOLD, DlibResNet
 from dfdetect.preprocess.face_chips import frame_chips
 from dfdetect.preprocess.media import iter_frames, probe_video
@@ -62,8 +63,6 @@ def faces_from_store(
     store_dir: Path, detector, frames_per_video: int = 8, fps: float = 25.0
 ) -> list[FaceSample]:
     """Real clips of a clip store: evenly spaced stored crops per video, re-detected and chipped."""
-    from dfdetect.data.manifest import read_manifest
-
     df = read_manifest(store_dir)
     df = df[df["label"] == 0]
     samples = []
