@@ -27,6 +27,7 @@ import torch
 from facenet_pytorch import MTCNN
 from omegaconf import OmegaConf
 
+from dfdetect.models.lightning.checkpoint import build_detector
 from dfdetect.predict.inputs import InputItem
 from dfdetect.predict.model import DEFAULT_THRESHOLD, Decision, ModelIdentity
 from dfdetect.predict.pool import prepare_stream
@@ -36,7 +37,6 @@ from dfdetect.preprocess.align import crop_side
 from dfdetect.preprocess.media import iter_frames, probe_video
 from dfdetect.preprocess.sampling import plan_clip_starts
 from dfdetect.preprocess.settings import ClipSettings
-from dfdetect.models.lightning.checkpoint import build_detector
 
 ROOT = Path(__file__).resolve().parents[1]
 MINI = ROOT.parent / "shared" / "data" / "ffpp_c40_mini"
@@ -118,14 +118,22 @@ def main() -> None:
     module = build_detector(
         {
             "_target_": "dfdetect.models.lightning.DetectorModule",
-            "net": {"_target_": "dfdetect.models.nets.create_net", "name": "mesoinception4", "input_size": 256,
-                    "weights": args.weights},
+            "net": {
+                "_target_": "dfdetect.models.nets.create_net",
+                "name": "mesoinception4",
+                "input_size": 256,
+                "weights": args.weights,
+            },
         }
     ).eval()
     settings = ClipSettings()
     predictor = Predictor(
-        module, ModelIdentity("mesoinception4", "0" * 64, "weights"), Decision(DEFAULT_THRESHOLD, 1.0, "default"),
-        DETECTOR, settings, image_size=240,
+        module,
+        ModelIdentity("mesoinception4", "0" * 64, "weights"),
+        Decision(DEFAULT_THRESHOLD, 1.0, "default"),
+        DETECTOR,
+        settings,
+        image_size=240,
     )
     mtcnn = MTCNN(keep_all=True, device="cpu")
     ours(paths[:1], predictor, 0)  # warm-up: imports, first model call

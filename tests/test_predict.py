@@ -287,10 +287,31 @@ def test_plot_writes_a_png_per_scored_file_and_a_contact_sheet(tmp_path, checkpo
     raw = labelled_tree(tmp_path / "raw")
     write_video(raw / "real" / "no_face.avi", n_frames=24, discs=())
     _, verdicts, run_dir = predict(
-        predict_cfg(tmp_path, f"input={raw}", f"ckpt_path={checkpoint}", "predict.plot=true", "predict.plot_top=3")
+        predict_cfg(
+            tmp_path, f"input={raw}", f"ckpt_path={checkpoint}", "predict.plot=true", "predict.plot_top=3"
+        )
     )
     pngs = sorted((run_dir / "plots").glob("*.png"))
     assert len(pngs) == 7  # the file without a face has no plot
     assert all(cv2.imread(str(p)) is not None for p in pngs)
     sheet = cv2.imread(str(run_dir / "contact_sheet.png"))
     assert sheet is not None and sheet.shape[1] > sheet.shape[0]
+
+
+def test_max_faces_scores_every_face_track_and_the_file_takes_the_most_fake(tmp_path, checkpoint):
+    two = ((0.28, 0.5, 0.2), (0.74, 0.5, 0.14))
+    video = write_video(tmp_path / "two.avi", n_frames=24, size=(160, 96), discs=two)
+    _, (largest,), _ = predict(
+        predict_cfg(tmp_path, f"input={video}", f"ckpt_path={checkpoint}", "predict.cache=null")
+    )
+    assert (largest.n_faces, len(largest.tracks), largest.n_clips) == (1, 1, 3)
+    _, (both,), _ = predict(
+        predict_cfg(
+            tmp_path, f"input={video}", f"ckpt_path={checkpoint}", "predict.max_faces=4", "predict.cache=null"
+        )
+    )
+    assert (both.n_faces, both.n_clips) == (2, 6)
+    assert [len(t["clips"]) for t in both.tracks] == [3, 3]  # each face linked across the 3 clips
+    assert [t["clips"][0]["boxes"][0][0] < 60 for t in both.tracks] == [True, False]  # left face is face 0
+    assert both.tracks[0]["p_fake"] == pytest.approx(largest.p_fake, abs=1e-6)
+    assert both.p_fake == pytest.approx(max(t["p_fake"] for t in both.tracks))

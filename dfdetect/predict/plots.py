@@ -91,7 +91,9 @@ def contact_sheet(
             image = thumbs.get(v.path)
             ax.imshow(image if image is not None else np.full((THUMB, THUMB, 3), 128, np.uint8))
             ax.set_title(f"{Path(v.path).name[:14]}\n{v.p_fake:.3f}", fontsize=6)
-        axes[r][0].text(-0.1, 0.5, title, transform=axes[r][0].transAxes, rotation=90, va="center", ha="right", fontsize=8)
+        axes[r][0].text(
+            -0.1, 0.5, title, transform=axes[r][0].transAxes, rotation=90, va="center", ha="right", fontsize=8
+        )
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=90, format="png")

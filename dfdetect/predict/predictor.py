@@ -47,6 +47,7 @@ class Predictor:
         max_pixels: int | None = None,
         max_bytes: int | None = None,
         image_size: int | None = None,
+        max_faces: int = 1,
     ):
         if aggregation not in AGGREGATIONS:
             raise ValueError(f"predict.aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
@@ -62,6 +63,7 @@ class Predictor:
         self.max_pixels = max_pixels
         self.max_bytes = max_bytes
         self.image_size = image_size
+        self.max_faces = max(1, int(max_faces))
         self._detector = None
 
     @classmethod
@@ -81,6 +83,7 @@ class Predictor:
             "max_pixels": self.max_pixels,
             "max_bytes": self.max_bytes,
             "image_size": self.image_size,
+            "max_faces": self.max_faces,
         }
 
     def prepare(self, path: str | Path | InputItem, kind: str | None = None) -> PreparedFile:
@@ -159,6 +162,7 @@ class Predictor:
             "threshold_source": self.decision.source,
             "temperature": self.decision.temperature,
             "aggregation": self.aggregation,
+            "max_faces": self.max_faces,
             "face_pipeline": {k: v for k, v in vars(self.settings).items()},
             "versions": {"dfdetect": getattr(dfdetect, "__version__", "0"), "torch": torch.__version__},
         }
@@ -185,4 +189,5 @@ def predictor_from_config(cfg: DictConfig) -> Predictor:
         max_pixels=options.get("max_image_pixels"),
         max_bytes=options.get("max_bytes"),
         image_size=options.get("image_size"),
+        max_faces=options.get("max_faces", 1),
     )

@@ -87,16 +87,18 @@ def prepare_file(
     max_pixels: int | None = MAX_IMAGE_PIXELS,
     max_bytes: int | None = None,
     image_size: int | None = None,
+    max_faces: int = 1,
 ) -> PreparedFile:
     """Probe, decode, detect and crop ``item`` as the preprocessing pipeline does for a clip store
-    (the same settings give the same crops), keeping the crops in memory."""
+        (the same settings give the same crops), keeping the crops in memory; ``max_faces`` > 1 tracks
+    that many faces per clip (each clip's ``track`` says which face of the file it shows)."""
     t0 = time.perf_counter()
     out = PreparedFile(path=item.path, kind=item.kind, label=item.label)
     out.reason = _file_problem(item, max_bytes)
     if not out.reason:
         writer = MemoryCropWriter(settings)
         result = process_item(
-            Path(item.path), item.kind, detector, settings, Path("."), "", max_pixels, writer
+            Path(item.path), item.kind, detector, settings, Path("."), "", max_pixels, writer, max_faces
         )
         out.n_faces = int(result.stats.get("max_faces", 0))
         out.note = result.reason if result.status == OK else ""
@@ -105,7 +107,11 @@ def prepare_file(
                 frames = np.stack([writer.crops[name] for name in clip.paths])
                 out.clips.append(
                     PreparedClip(
-                        0, clip.start, clip.frame_indices, clip.face_boxes, resize_crops(frames, image_size)
+                        clip.face,
+                        clip.start,
+                        clip.frame_indices,
+                        clip.face_boxes,
+                        resize_crops(frames, image_size),
                     )
                 )
         else:

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from dfdetect.preprocess.align import crop_side, eye_angle, warp_face
-from dfdetect.preprocess.faces import Face, FaceDetector
+from dfdetect.preprocess.faces import Face, FaceDetector, box_iou
 from dfdetect.preprocess.media import (
     MAX_IMAGE_PIXELS,
     MediaError,
@@ -32,7 +32,7 @@ from dfdetect.preprocess.media import (
 )
 from dfdetect.preprocess.sampling import plan_clip_starts, top_up_starts
 from dfdetect.preprocess.settings import ClipSettings
-from dfdetect.preprocess.track import Track, build_track
+from dfdetect.preprocess.track import Track, build_tracks
 
 OK, SKIPPED, FAILED = "ok", "skipped", "failed"
 # the fast search skips faces smaller than this fraction of the smallest face tracked so far
@@ -46,6 +46,7 @@ class ClipResult:
     face_boxes: list[list[float]]
     det_prob: list[float]
     paths: list[str]
+    face: int = 0  # which face of the file (0: the largest; more only with max_faces > 1)
 
 
 @dataclass
@@ -56,8 +57,8 @@ class ItemResult:
     stats: dict = field(default_factory=dict)
 
 
-def _frame_name(start: int, index: int) -> str:
-    return f"{start:06d}_{index:06d}.jpg"
+def _frame_name(start: int, index: int, face: int = 0) -> str:
+    return f"{start:06d}_{index:06d}.jpg" if face == 0 else f"{start:06d}_{index:06d}_f{face}.jpg"
 
 
 class CropWriter:
@@ -88,20 +89,27 @@ class CropWriter:
         return float(np.mean(sides)), angle
 
     def write(
-        self, start: int, indices: list[int], frames: list[np.ndarray], track: Track, scale: float = 1.0
+        self,
+        start: int,
+        indices: list[int],
+        frames: list[np.ndarray],
+        track: Track,
+        scale: float = 1.0,
+        face: int = 0,
     ) -> ClipResult:
         side, angle = self.clip_geometry(track)
         paths = []
         for index, frame, box in zip(indices, frames, track.boxes, strict=True):
             centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
             crop = warp_face(frame, centre, side, angle, self.settings.size)
-            paths.append(self.save(_frame_name(start, index), crop))
+            paths.append(self.save(_frame_name(start, index, face), crop))
         return ClipResult(
             start=start,
             frame_indices=[int(i) for i in indices],
             face_boxes=[[round(float(v) * scale, 2) for v in b] for b in track.boxes],
             det_prob=[round(float(p), 5) for p in track.probs],
             paths=paths,
+            face=face,
         )
 
 
@@ -123,11 +131,41 @@ class MemoryCropWriter(CropWriter):
         return name
 
 
+class FaceLinker:
+    """Face ids across the clips of a video: a clip's face continues the earlier face its mean box
+    overlaps most (IoU >= 0.1), else the one whose centre lies nearest within one face side; any
+    other face gets a new id."""
+
+    def __init__(self):
+        self.last: list[np.ndarray] = []
+
+    def link(self, boxes: list[np.ndarray]) -> list[int]:
+        ids: list[int] = []
+        for box in boxes:
+            side = max(float(box[2] - box[0]), float(box[3] - box[1]), 1e-6)
+            centre = (box[:2] + box[2:]) / 2
+            best, best_key = None, None
+            for i, prev in enumerate(self.last):
+                if i in ids:
+                    continue
+                iou = box_iou(box, prev)
+                dist = float(np.linalg.norm(centre - (prev[:2] + prev[2:]) / 2)) / side
+                if (iou >= 0.1 or dist <= 1.0) and (best_key is None or (iou, -dist) > best_key):
+                    best, best_key = i, (iou, -dist)
+            if best is None:
+                best = len(self.last)
+                self.last.append(box)
+            self.last[best] = box
+            ids.append(best)
+        return ids
+
+
 class VideoClipper:
     """Clips of one video. Keyframes go through the detector's fast search, which after the first
     face ignores faces below ``FACE_FLOOR`` times the smallest face tracked so far; a clip with no
     face there is searched again for small faces, and once that finds one, the rest of the video
-    is searched for small faces too (distant people)."""
+    is searched for small faces too (distant people). ``max_faces`` > 1 keeps that many faces per
+    clip (largest first), each linked to the face of earlier clips it overlaps or lies nearest."""
 
     def __init__(
         self,
@@ -137,8 +175,11 @@ class VideoClipper:
         rel_dir: str,
         max_pixels: int | None = MAX_IMAGE_PIXELS,
         writer: CropWriter | None = None,
+        max_faces: int = 1,
     ):
         self.detector = detector
+        self.max_faces = max(1, int(max_faces))
+        self.faces = FaceLinker()
         self.settings = settings
         self.max_pixels = max_pixels
         self.writer = writer or CropWriter(settings, workspace, rel_dir)
@@ -168,15 +209,20 @@ class VideoClipper:
             self.stats["small_faces"] = self.small_faces
         for (start, clip), dets in zip(clips, detections, strict=True):
             self.stats["frames_sampled"] += length
-            track = build_track(dets, length, s.min_track_iou)
-            if track is None:
+            tracks = build_tracks(dets, length, s.min_track_iou, self.max_faces)
+            if not tracks:
                 self.no_face.append(start)
                 continue
+            track = tracks[0]
             sides = track.boxes[track.detected, 2:] - track.boxes[track.detected, :2]
             self.face_side = min(self.face_side or np.inf, float(sides.max(axis=1).min()))
             self.stats["max_faces"] = max(self.stats["max_faces"], track.max_faces)
             self.stats["frames_with_face"] += length
-            self.kept.append(self.writer.write(start, list(range(start, start + length)), clip, track))
+            faces = self.faces.link([t.boxes.mean(axis=0) for t in tracks]) if self.max_faces > 1 else [0]
+            for face, t in zip(faces, tracks, strict=True):
+                self.kept.append(
+                    self.writer.write(start, list(range(start, start + length)), clip, t, face=face)
+                )
 
     def _run_pass(self, path: Path, starts: list[int]) -> int:
         """Process clips starting at ``starts``; returns the last frame index decoded (-1 if none)."""
@@ -224,26 +270,28 @@ class VideoClipper:
         truncated = last + 1 < starts[-1] + s.frames_per_clip
         decodable = min(count_frames(path), usable) if truncated else usable
         attempted = len(starts)
-        missing = s.clips_per_video - len(self.kept)
+        missing = s.clips_per_video - len({c.start for c in self.kept})
         if missing > 0 and s.top_up and (self.kept or truncated):
-            kept = [c.start for c in self.kept]
+            kept = sorted({c.start for c in self.kept})
             extra = top_up_starts(decodable, missing, s.frames_per_clip, kept, self.no_face, s.spread)
             attempted += len(extra)
             if extra:
                 self._run_pass(path, extra)
-        self.kept.sort(key=lambda c: c.start)
+        self.kept.sort(key=lambda c: (c.start, c.face))
         stats.update(self.stats, clips_attempted=attempted, clips=len(self.kept), frames_decodable=decodable)
         notes = []
         if truncated:
             notes.append(f"stream ends at frame {decodable} of {n_frames} announced")
         if self.stats["max_faces"] > 1:
-            notes.append(f"several faces (up to {self.stats['max_faces']} in a frame), kept the largest")
+            kept = "kept the largest" if self.max_faces == 1 else f"kept up to {self.max_faces}"
+            notes.append(f"several faces (up to {self.stats['max_faces']} in a frame), {kept}")
         if self.no_face:
             notes.append(f"no face in {len(self.no_face)} of {attempted} sampled clips")
-        if len(self.kept) < s.min_clips:
+        n_clips = len({c.start for c in self.kept})
+        if n_clips < s.min_clips:
             return ItemResult(SKIPPED, "; ".join(notes) or "no clip with a face", stats=stats)
-        if len(self.kept) < s.clips_per_video:
-            notes.append(f"{len(self.kept)} of {s.clips_per_video} clips")
+        if n_clips < s.clips_per_video:
+            notes.append(f"{n_clips} of {s.clips_per_video} clips")
         return ItemResult(OK, "; ".join(notes), clips=self.kept, stats=stats)
 
 
@@ -262,9 +310,10 @@ def clip_still(
     rel_dir: str,
     max_pixels: int | None = MAX_IMAGE_PIXELS,
     writer: CropWriter | None = None,
+    max_faces: int = 1,
 ) -> ItemResult:
-    """A still is a clip of one frame: the largest face, aligned and cropped. A still over
-    ``max_pixels`` is skipped before it is decoded."""
+    """A still is a clip of one frame: the largest face (the ``max_faces`` largest), aligned and
+    cropped. A still over ``max_pixels`` is skipped before it is decoded."""
     try:
         still = read_still(path, max_pixels=max_pixels)
     except MediaTooLarge as exc:
@@ -281,20 +330,25 @@ def clip_still(
     stats["max_faces"] = len(faces)
     if not faces:
         return ItemResult(SKIPPED, "no face found", stats={**stats, "frames_with_face": 0, "clips": 0})
-    face = faces[0]
-    track = Track(
-        boxes=face.box[None].astype(np.float32),
-        probs=np.array([face.prob], dtype=np.float32),
-        landmarks=None if face.landmarks is None else face.landmarks[None],
-        detected=np.ones(1, dtype=bool),
-        max_faces=len(faces),
-    )
     writer = writer or CropWriter(settings, workspace, rel_dir)
-    clip = writer.write(0, [0], [still.bgr], track, scale=still.scale)
+    clips = []
+    for k, face in enumerate(faces[: max(1, max_faces)]):
+        track = Track(
+            boxes=face.box[None].astype(np.float32),
+            probs=np.array([face.prob], dtype=np.float32),
+            landmarks=None if face.landmarks is None else face.landmarks[None],
+            detected=np.ones(1, dtype=bool),
+            max_faces=len(faces),
+        )
+        clips.append(writer.write(0, [0], [still.bgr], track, scale=still.scale, face=k))
     notes = [still.note] if still.note else []
     if len(faces) > 1:
-        notes.append(f"several faces ({len(faces)}), kept the largest")
-    return ItemResult(OK, "; ".join(notes), clips=[clip], stats={**stats, "frames_with_face": 1, "clips": 1})
+        notes.append(
+            f"several faces ({len(faces)}), kept the {'' if len(clips) == 1 else f'{len(clips)} '}largest"
+        )
+    return ItemResult(
+        OK, "; ".join(notes), clips=clips, stats={**stats, "frames_with_face": 1, "clips": len(clips)}
+    )
 
 
 def process_item(
@@ -306,14 +360,16 @@ def process_item(
     rel_dir: str,
     max_pixels: int | None = MAX_IMAGE_PIXELS,
     writer: CropWriter | None = None,
+    max_faces: int = 1,
 ) -> ItemResult:
-    """``writer``: where the crops go (default: JPEG files in ``workspace``). Never raises for bad input: unreadable media and unexpected errors become ``failed``."""
+    """``max_faces``: faces kept per clip, largest first. ``writer``: where the crops go (default: JPEG files in ``workspace``). Never raises for bad input: unreadable media and unexpected errors become ``failed``."""
     t0 = time.perf_counter()
     try:
         if kind == "video":
-            result = VideoClipper(detector, settings, workspace, rel_dir, max_pixels, writer).run(path)
+            clipper = VideoClipper(detector, settings, workspace, rel_dir, max_pixels, writer, max_faces)
+            result = clipper.run(path)
         elif kind == "image":
-            result = clip_still(path, detector, settings, workspace, rel_dir, max_pixels, writer)
+            result = clip_still(path, detector, settings, workspace, rel_dir, max_pixels, writer, max_faces)
         else:
             result = ItemResult(SKIPPED, f"not a video or image ({path.suffix or 'no extension'})")
     except MediaError as exc:

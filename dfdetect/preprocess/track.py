@@ -1,5 +1,6 @@
-"""One face track per clip: the largest face found on the clip's detected frames, matched across
-them by overlap, and carried to the other frames (linear between detections, held beyond)."""
+"""Face tracks within a clip: the largest face found on the clip's detected frames, matched across
+them by overlap, and carried to the other frames (linear between detections, held beyond); then,
+for ``build_tracks``, the largest face left over, and so on."""
 
 from __future__ import annotations
 
@@ -32,17 +33,37 @@ def _carry(positions: list[int], values: np.ndarray, length: int) -> np.ndarray:
 def build_track(detections: Mapping[int, list[Face]], length: int, min_iou: float = 0.3) -> Track | None:
     """``detections`` maps clip positions that went through the detector to the faces found there.
     Returns None when no face was found on any of them."""
-    found = [(pos, face) for pos in sorted(detections) for face in detections[pos]]
-    if not found:
-        return None
-    anchor_pos, anchor = max(found, key=lambda pf: (pf[1].area, -pf[0]))
-    matched: dict[int, Face] = {anchor_pos: anchor}
-    for pos in sorted(detections):
-        if pos == anchor_pos or not detections[pos]:
-            continue
-        best = max(detections[pos], key=lambda f: box_iou(f.box, anchor.box))
-        if box_iou(best.box, anchor.box) >= min_iou:
-            matched[pos] = best
+    tracks = build_tracks(detections, length, min_iou, max_tracks=1)
+    return tracks[0] if tracks else None
+
+
+def build_tracks(
+    detections: Mapping[int, list[Face]], length: int, min_iou: float = 0.3, max_tracks: int | None = None
+) -> list[Track]:
+    """Tracks largest first: each anchored on the largest face not yet in a track, taking on every
+    other detected frame the unused face that overlaps it most (at least ``min_iou``)."""
+    left = {pos: list(faces) for pos, faces in detections.items()}
+    most = max((len(f) for f in detections.values()), default=0)
+    tracks: list[Track] = []
+    while max_tracks is None or len(tracks) < max_tracks:
+        found = [(pos, face) for pos in sorted(left) for face in left[pos]]
+        if not found:
+            break
+        anchor_pos, anchor = max(found, key=lambda pf: (pf[1].area, -pf[0]))
+        matched: dict[int, Face] = {anchor_pos: anchor}
+        for pos in sorted(left):
+            if pos == anchor_pos or not left[pos]:
+                continue
+            best = max(left[pos], key=lambda f: box_iou(f.box, anchor.box))
+            if box_iou(best.box, anchor.box) >= min_iou:
+                matched[pos] = best
+        for pos, face in matched.items():
+            left[pos] = [f for f in left[pos] if f is not face]
+        tracks.append(_track_of(matched, length, most))
+    return tracks
+
+
+def _track_of(matched: dict[int, Face], length: int, max_faces: int) -> Track:
     positions = sorted(matched)
     faces = [matched[p] for p in positions]
     boxes = _carry(positions, np.stack([f.box for f in faces]), length)
@@ -60,10 +81,4 @@ def build_track(detections: Mapping[int, list[Face]], length: int, min_iou: floa
         landmarks = _carry(positions, np.stack([f.landmarks for f in faces]), length)
     detected = np.zeros(length, dtype=bool)
     detected[positions] = True
-    return Track(
-        boxes=boxes,
-        probs=probs,
-        landmarks=landmarks,
-        detected=detected,
-        max_faces=max(len(f) for f in detections.values()),
-    )
+    return Track(boxes=boxes, probs=probs, landmarks=landmarks, detected=detected, max_faces=max_faces)

@@ -49,6 +49,7 @@ def cache_fingerprint(predictor: Predictor) -> dict:
         "face_pipeline": info["face_pipeline"],
         "detector": predictor.detector_spec,
         "image_size": predictor.image_size,
+        "max_faces": predictor.max_faces,
         "limits": [predictor.max_pixels, predictor.max_bytes],
     }
 
