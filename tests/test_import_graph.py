@@ -24,7 +24,9 @@ FLOORS = {
     "dfdetect.attack": 3,
     "dfdetect.models.lightning": 3,
     "dfdetect.ensemble": 4,
-    "dfdetect.run": 5,
+    "dfdetect.predict": 5,
+    "dfdetect.serve": 6,
+    "dfdetect.run": 7,
 }
 # package __init__ files that only describe their package: importing them is free
 ROOT_PACKAGES = {"dfdetect", "dfdetect.models"}
