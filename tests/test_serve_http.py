@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import struct
 import zlib
 from pathlib import Path
@@ -33,6 +34,12 @@ from tests.serve_server import (
 )
 
 pytestmark = needs_shared
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+needs_browser = pytest.mark.skipif(
+    not (CHROMIUM and DRIVER),
+    reason="Debian's chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)",
+)
 SECOND_REAL = SHARED / "data" / "samples" / "celebfom" / "Will Smith_real.png"  # P(fake) 0.003
 MAX_UPLOAD = 2_000_000
 
@@ -257,3 +264,49 @@ def test_info_names_the_model_its_hash_and_versions(gate):
     assert info["versions"]["litserve"] and info["versions"]["torch"]
     page = gate.get("/", key=None)
     assert page.status_code == 200 and "<form" in page.text and "mesoinception4" in page.text
+
+
+@needs_browser
+def test_page_uploads_a_face_and_shows_the_verdict_in_chromium(gate, tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1000,1400",
+    ):
+        options.add_argument(flag)
+    browser = webdriver.Chrome(service=Service(DRIVER), options=options)
+    try:
+        browser.get(gate.url + "/")
+        browser.find_element(By.ID, "key").send_keys(TRUSTED_KEY)
+        browser.find_element(By.ID, "file").send_keys(str(FAKE_FACE))
+        browser.find_element(By.ID, "send").click()
+        WebDriverWait(browser, 60).until(ec.text_to_be_present_in_element((By.ID, "status"), "HTTP 200"))
+        verdict = browser.find_element(By.ID, "verdict")
+        assert verdict.text.startswith("fake (P(fake) ") and verdict.get_attribute("class") == "fake"
+        assert float(verdict.text.split()[2].rstrip(",")) > 0.95
+        canvas = browser.find_element(By.ID, "canvas")
+        WebDriverWait(browser, 10).until(lambda _: int(canvas.get_attribute("width")) > 0)
+        assert "P(fake)" in browser.find_element(By.ID, "clips").text
+        browser.find_element(By.CSS_SELECTOR, "input[value=recognize]").click()
+        browser.find_element(By.ID, "file").send_keys(str(REAL_FACE))
+        browser.find_element(By.ID, "send").click()
+        WebDriverWait(browser, 60).until(
+            ec.text_to_be_present_in_element((By.ID, "recognition"), "Will Smith")
+        )
+        assert browser.find_element(By.ID, "verdict").get_attribute("class") == "real"
+        assert browser.find_element(By.ID, "recognition").text.startswith("naver answered: celebrity")
+        shot = tmp_path / "gate_page.png"
+        assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+        print(f"\nscreenshot: {shot}")
+    finally:
+        browser.quit()

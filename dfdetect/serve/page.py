@@ -5,7 +5,6 @@ recognition, what the provider answered or why it was not asked. No external res
 from __future__ import annotations
 
 import html
-import json
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>dfdetect gate</title>
@@ -88,6 +87,4 @@ def page_html(info: dict) -> str:
     model = info.get("model", {})
     name = f"{model.get('name', '?')}@{str(model.get('sha256') or '')[:12]}"
     provider = (info.get("serve") or {}).get("provider") or "no provider (recognize is off)"
-    return PAGE.replace("__MODEL__", html.escape(name)).replace(
-        "__PROVIDER__", html.escape(json.dumps(provider))
-    )
+    return PAGE.replace("__MODEL__", html.escape(name)).replace("__PROVIDER__", html.escape(str(provider)))
