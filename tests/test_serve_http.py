@@ -70,6 +70,7 @@ def gate(world, tmp_path_factory):
             f"serve.recognize.cache={tmp / 'calls.sqlite'}",
             f"serve.max_upload_bytes={MAX_UPLOAD}",
             "predict.max_image_pixels=20000000",
+            "serve.max_video_frames=20",
             "serve.max_batch_size=4",
             "serve.batch_timeout=0.01",
             "serve.recognize.backoff_base_s=0.01",
@@ -162,7 +163,7 @@ def test_decompression_bomb_is_refused_before_decoding(gate):
     assert gate.get("/health").status_code == 200
 
 
-def truncated_video(path: Path) -> bytes:
+def video(path: Path) -> bytes:
     import cv2
 
     frame = cv2.resize(cv2.imread(str(REAL_FACE)), (256, 256))
@@ -172,15 +173,18 @@ def truncated_video(path: Path) -> bytes:
     writer.release()
     data = path.read_bytes()
     assert len(data) > 10_000
-    return data[: len(data) // 3]
+    return data
 
 
 def test_truncated_video_gets_unknown_not_a_crash(gate, tmp_path):
-    r = answered(gate, gate.post("detect", data=truncated_video(tmp_path / "v.mp4"), filename="v.mp4"))
+    data = video(tmp_path / "v.mp4")
+    r = answered(gate, gate.post("detect", data=data[: len(data) // 3], filename="v.mp4"))
     body = r.json()
     assert r.status_code == 200 and body["kind"] == "video" and body["verdict"] == "unknown"
     assert body["reason"].split(":")[0] in ("decode_error", "too_short")
     assert gate.post("detect", REAL_FACE).json()["verdict"] == "real"  # the worker lives on
+    whole = answered(gate, gate.post("detect", data=data, filename="v.mp4")).json()  # 30 frames, cap 20
+    assert whole["verdict"] == "unknown" and whole["reason"].startswith("too_large: 30 frames")
 
 
 def test_recognize_forwards_only_what_the_gate_passes(gate, world):

@@ -13,7 +13,9 @@ import base64
 import hashlib
 import hmac
 import json
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import litserve as ls
@@ -54,11 +56,18 @@ class _Refused:
 
 class GateAPI(ls.LitAPI):
     def __init__(
-        self, cfg_yaml: str, secret: bytes, max_batch_size: int, batch_timeout: float, api_path: str
+        self,
+        cfg_yaml: str,
+        secret: bytes,
+        max_batch_size: int,
+        batch_timeout: float,
+        api_path: str,
+        prepare_threads: int = 0,
     ):
         super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout, api_path=api_path)
         self.cfg_yaml = cfg_yaml
         self.secret = secret
+        self.prepare_threads = int(prepare_threads)
 
     def setup(self, device):
         import torch
@@ -73,6 +82,45 @@ class GateAPI(ls.LitAPI):
         if threads:
             torch.set_num_threads(int(threads))
         self.predictor = Predictor.from_config(cfg)
+        self.max_video_seconds = cfg.serve.get("max_video_seconds")
+        self.max_video_frames = cfg.serve.get("max_video_frames")
+        self.pool = ThreadPoolExecutor(self.prepare_threads) if self.prepare_threads > 0 else None
+        self.local = threading.local()
+
+    def _video_too_long(self, path: str) -> str:
+        """The duration and frame caps, from the container's header (nothing decoded)."""
+        from dfdetect.preprocess.media import MediaError, probe_video
+
+        try:
+            info = probe_video(path)
+        except MediaError:
+            return ""  # the face pipeline says what is wrong with it
+        seconds = info.n_frames / info.fps if info.fps > 0 else 0.0
+        if self.max_video_frames is not None and info.n_frames > int(self.max_video_frames):
+            return f"too_large: {info.n_frames} frames, over serve.max_video_frames={self.max_video_frames}"
+        if self.max_video_seconds is not None and seconds > float(self.max_video_seconds):
+            return (
+                f"too_large: {seconds:.1f} s of video, over serve.max_video_seconds={self.max_video_seconds}"
+            )
+        return ""
+
+    def _prepare(self, path: str, kind: str):
+        """The predictor's face pipeline; in a pool thread with that thread's own face detector."""
+        if kind == "video":
+            too_long = self._video_too_long(path)
+            if too_long:
+                return _Refused(path, kind, too_long)
+        if self.pool is None:
+            return self.predictor.prepare(Path(path), kind or None)
+        from dfdetect.predict.inputs import InputItem, kind_of
+        from dfdetect.predict.prepared import prepare_file
+        from dfdetect.preprocess.runner import build_detector
+
+        detector = getattr(self.local, "detector", None)
+        if detector is None:
+            detector = self.local.detector = build_detector(self.predictor.detector_spec)
+        item = InputItem(path, kind or kind_of(path))
+        return prepare_file(item, detector, **self.predictor.prepare_options())
 
     def decode_request(self, request: dict):
         started = time.time()
@@ -81,18 +129,29 @@ class GateAPI(ls.LitAPI):
         if not expected or not hmac.compare_digest(expected, str(request.get("sig", ""))):
             return {
                 "prepared": _Refused(path, kind, "decode_error: unsigned request"),
+                "path": path,
+                "kind": kind,
                 "crop": False,
                 "queue_s": 0.0,
             }
-        try:
-            prepared = self.predictor.prepare(Path(path), kind or None)
-        except Exception as e:  # the predictor promises not to raise; one file must not fail a batch
-            prepared = _Refused(path, kind, f"decode_error: {type(e).__name__}")
+        if self.pool is not None:  # the batch's files are prepared side by side, then scored together
+            prepared = self.pool.submit(self._prepare, path, kind)
+        else:
+            prepared = self._resolved(path, kind, lambda: self._prepare(path, kind))
         return {
             "prepared": prepared,
+            "path": path,
+            "kind": kind,
             "crop": bool(request["crop"]),
             "queue_s": max(0.0, started - float(request["submitted"])),
         }
+
+    @staticmethod
+    def _resolved(path: str, kind: str, get):
+        try:
+            return get()
+        except Exception as e:  # the predictor promises not to raise; one file must not fail a batch
+            return _Refused(path, kind, f"decode_error: {type(e).__name__}")
 
     def batch(self, inputs):
         return list(inputs)
@@ -102,6 +161,10 @@ class GateAPI(ls.LitAPI):
 
     def predict(self, x):
         items = x if isinstance(x, list) else [x]
+        for item in items:
+            if isinstance(item["prepared"], Future):
+                future = item["prepared"]
+                item["prepared"] = self._resolved(item["path"], item["kind"], future.result)
         scorable = [i for i in items if not isinstance(i["prepared"], _Refused)]
         verdicts = iter(self.predictor.score([i["prepared"] for i in scorable]) if scorable else [])
         out = []

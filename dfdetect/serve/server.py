@@ -76,7 +76,14 @@ def build_server(cfg: DictConfig):
     forwarder = _forwarder(cfg)
     secret = secrets.token_bytes(32)
     cfg_yaml = OmegaConf.to_yaml(cfg, resolve=True)
-    api = GateAPI(cfg_yaml, secret, int(s.max_batch_size), float(s.batch_timeout), api_path=GATE_PATH)
+    api = GateAPI(
+        cfg_yaml,
+        secret,
+        int(s.max_batch_size),
+        float(s.batch_timeout),
+        api_path=GATE_PATH,
+        prepare_threads=int(s.prepare_threads) if int(s.max_batch_size) > 1 else 0,
+    )
     server = ls.LitServer(
         api,
         accelerator=str(s.accelerator),
