@@ -287,7 +287,7 @@ def main() -> None:
     levels = [int(c) for c in args.concurrency.split(",")]
     print(
         f"{len(files)} sample images, model {' '.join(model)}, {args.workers} worker(s), "
-        f"{os.cpu_count()} CPUs; batched: max_batch_size={args.batch}, batch_timeout={args.batch_timeout}"
+        f"{os.cpu_count()} CPUs (load average {os.getloadavg()[0]:.1f}); batched: max_batch_size={args.batch}, batch_timeout={args.batch_timeout}"
     )
     print(HEADER)
     rows: dict[str, list[Row]] = {}
@@ -336,6 +336,9 @@ def main() -> None:
     print(
         f"equal-p99 budget {budget:.0f} ms (unbatched at saturation): batched {best['batched']:.2f} req/s, "
         f"unbatched {best['unbatched']:.2f} req/s"
+    )
+    print(
+        f"load average at the end {os.getloadavg()[0]:.1f} (other processes on these cores skew every figure)"
     )
     print(f"ratio={best['batched'] / best['unbatched']:.3f}")
 

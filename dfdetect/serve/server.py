@@ -91,6 +91,7 @@ def build_server(cfg: DictConfig):
         workers_per_device=int(s.workers),
         timeout=float(s.request_timeout_s),
         max_payload_size=int(s.max_upload_bytes),
+        disable_openapi_url=True,  # no schema or Swagger page for strangers to explore
     )
     _remove_routes(server.app, {GATE_PATH, "/", "/info"})
     handler = RegularRequestHandler(api, server)
@@ -169,6 +170,4 @@ def serve(cfg: DictConfig) -> None:
             log_level=str(s.log_level),
         )
     finally:
-        gate.audit.close()
-        if gate.forwarder is not None:
-            gate.forwarder.close()
+        gate.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import shutil
 import tempfile
 import time
 import uuid
@@ -65,10 +66,18 @@ class Gate:
     ):
         self.submit, self.secret, self.keys, self.limits = submit, secret, keys, limits
         self.audit, self.metrics, self.model, self.forwarder = audit, metrics, model, forwarder
+        self.own_upload_dir = not upload_dir
         self.upload_dir = Path(upload_dir or tempfile.mkdtemp(prefix="dfdetect-serve-"))
         self.upload_dir.mkdir(parents=True, exist_ok=True)
         self.in_flight = 0
         self.redact = forwarder.redact if forwarder is not None else (lambda v: v)
+
+    def close(self) -> None:
+        self.audit.close()
+        if self.forwarder is not None:
+            self.forwarder.close()
+        if self.own_upload_dir:
+            shutil.rmtree(self.upload_dir, ignore_errors=True)
 
     # ------------------------------------------------------------------ the request's steps
     def authorize(self, request: Request) -> str:
