@@ -4,6 +4,7 @@ lines, what untrusted keys see, admission (503) and the deadline (504)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import threading
 
@@ -174,3 +175,34 @@ def test_a_full_gate_answers_503_and_a_late_verdict_504(tmp_path):
         r = client.post("/v1/detect", files=JPEG, headers={"X-API-Key": T1})
         assert r.status_code == 504 and "deadline" in r.json()["detail"]
     assert list((tmp_path / "up").iterdir()) == []  # uploads never outlive their request
+
+
+@pytest.mark.slow  # imports torch and LitServe in a fresh process (half a minute on 2 busy cores)
+def test_serve_refuses_to_start_on_a_pin_mismatch(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, repo_env
+
+    weights = tmp_path / "w.h5"
+    weights.write_bytes(b"not the pinned weights")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "serve.py"),
+            "model=meso4",
+            f"model.net.weights={weights}",
+            f"serve.sha256={'0' * 64}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+            "serve.audit_log=null",
+        ],
+        env={**repo_env(), "DFDETECT_API_KEYS": K1},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"serve: error: {weights}: sha256 {hashlib.sha256(weights.read_bytes()).hexdigest()} "
+        f"does not match the pinned {'0' * 64}; refusing to start"
+    )
