@@ -57,6 +57,9 @@ PLACEHOLDERS = {
     "<dataset>": "pairs",
     "<csv>": "results.csv",
     "<dir>": "out",
+    "<folder>": "/data/in",
+    "<file>": "/data/weights.h5",
+    "<video|image|folder|glob|csv>": "/data/in",
     "=N ": "=2 ",
     "$PWD": "/tmp",
     "$D": "data",
@@ -250,7 +253,7 @@ def checked(commands) -> Checked:
 
 def test_the_docs_show_commands_of_every_kind(commands):
     scripts = {c.script for c in commands}
-    assert {"train.py", "evaluate.py", "scripts/preprocess.py", "scripts/attack.py"} <= scripts
+    assert {"train.py", "evaluate.py", "predict.py", "scripts/preprocess.py", "scripts/attack.py"} <= scripts
     assert len(commands) > 50
     missing = sorted({c.script for c in commands if not (ROOT / c.script).is_file()})
     assert not missing, f"the docs run scripts that do not exist: {missing}"

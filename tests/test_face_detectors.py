@@ -18,12 +18,12 @@ from dfdetect.models.layers.face_backbone import (
     face_embeddings,
 )
 from dfdetect.models.lightning.abnet_module import ABNetModule, identity_codes
+from dfdetect.models.lightning.checkpoint import load_detector
 from dfdetect.models.lightning.fakespotter_module import FakeSpotterModule
 from dfdetect.models.lightning.ftdetect_module import FTDetectModule
 from dfdetect.models.lightning.metric_losses import contrastive_loss, eer_threshold, multi_similarity_loss
 from dfdetect.models.nets import create_net
 from dfdetect.models.nets.abnet import ABNetEmbeddings
-from dfdetect.run.evaluate import load_detector
 from dfdetect.run.train import train
 
 MODULES = {"abnet": ABNetModule, "fakespotter": FakeSpotterModule, "ftdetect": FTDetectModule}

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, IterableDataset, WeightedRandomSampler
 from dfdetect.data.augment import build_clip_augmentation
 from dfdetect.data.clip_dataset import ClipDataset
 from dfdetect.data.frames import SkipCounter, check_policy
-from dfdetect.data.manifest import SPLITS, read_manifest
+from dfdetect.data.manifest import ALL, SPLITS, read_manifest
 from dfdetect.data.split_check import (
     EVEN_SHARES,
     SplitError,
@@ -227,13 +227,16 @@ class ClipDataModule(pl.LightningDataModule):
         log.info("clip %s %s: clips per split %s, fakes %s", self.format, self.source, sizes, fakes)
 
     def dataset(self, split: str, augment: bool = False) -> ClipDataset:
-        if split not in SPLITS:
-            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        """A split's clips; ``all``: every clip of the store whatever its split (cross-dataset
+        scoring)."""
+        if split not in (*SPLITS, ALL):
+            raise ValueError(f"unknown split {split!r}; expected one of {(*SPLITS, ALL)}")
+        rows = self.manifest if split == ALL else self.manifest[self.manifest["split"] == split]
         if self.format == "litdata":
             from dfdetect.data.litdata_dataset import StreamingClipDataset
 
             dataset = StreamingClipDataset(
-                self.manifest[self.manifest["split"] == split],
+                rows,
                 self.litdata_uri,
                 image_size=self.image_size,
                 transform=self._transform if augment else None,
@@ -247,7 +250,7 @@ class ClipDataModule(pl.LightningDataModule):
             )
         else:
             dataset = ClipDataset(
-                self.manifest[self.manifest["split"] == split],
+                rows,
                 self.store_dir,
                 image_size=self.image_size,
                 transform=self._transform if augment else None,
@@ -260,12 +263,14 @@ class ClipDataModule(pl.LightningDataModule):
     def _skip_counter(self, split: str) -> SkipCounter:
         """One per split, shared by every dataset of it (training and plain order)."""
         if split not in self._skipped:
-            size = int((self.manifest["split"] == split).sum())
+            size = len(self.manifest) if split == ALL else int((self.manifest["split"] == split).sum())
             self._skipped[split] = SkipCounter(size, f"the {split} split of {self.source}")
         return self._skipped[split]
 
     def dataloader(self, split: str, train: bool = False) -> DataLoader:
         """Training order (balanced/shuffled, augmented) or evaluation order (fixed, plain)."""
+        if split == ALL and ALL not in self.splits:
+            self.splits[ALL] = self.dataset(ALL)
         dataset = self.splits[split] if train or split != "train" else self.dataset(split, augment=False)
         if len(dataset) == 0:
             raise SplitError(f"the {split} split of {self.source} is empty; check data.split_fractions")
@@ -295,4 +300,6 @@ class ClipDataModule(pl.LightningDataModule):
         return self.dataloader("test")
 
     def split_frame(self, split: str) -> pd.DataFrame:
+        if split == ALL and ALL not in self.splits:
+            self.splits[ALL] = self.dataset(ALL)
         return self.splits[split].frame

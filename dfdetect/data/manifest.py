@@ -42,6 +42,8 @@ MANIFEST_COLUMNS = [
     "paths",
 ]
 SPLITS = ("train", "val", "test")
+# evaluate.py split=all: every clip of a store, whatever its split (cross-dataset scoring)
+ALL = "all"
 
 
 class ManifestError(ValueError):

@@ -60,13 +60,22 @@ def _frame_name(start: int, index: int) -> str:
     return f"{start:06d}_{index:06d}.jpg"
 
 
-class _Writer:
-    """Crops faces along a track and writes them into the workspace."""
+class CropWriter:
+    """Crops faces along a track and writes them into the workspace as JPEGs."""
 
     def __init__(self, settings: ClipSettings, workspace: Path, rel_dir: str):
         self.settings = settings
         self.workspace = workspace
         self.rel_dir = rel_dir
+
+    def save(self, name: str, crop: np.ndarray) -> str:
+        """Keeps one BGR crop; returns the path recorded for it."""
+        ok = cv2.imwrite(
+            str(self.workspace / name), crop, [cv2.IMWRITE_JPEG_QUALITY, self.settings.jpeg_quality]
+        )
+        if not ok:
+            raise OSError(f"cannot write {self.workspace / name}")
+        return f"{self.rel_dir}/{name}"
 
     def clip_geometry(self, track: Track) -> tuple[float, float]:
         s = self.settings
@@ -86,13 +95,7 @@ class _Writer:
         for index, frame, box in zip(indices, frames, track.boxes, strict=True):
             centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
             crop = warp_face(frame, centre, side, angle, self.settings.size)
-            name = _frame_name(start, index)
-            ok = cv2.imwrite(
-                str(self.workspace / name), crop, [cv2.IMWRITE_JPEG_QUALITY, self.settings.jpeg_quality]
-            )
-            if not ok:
-                raise OSError(f"cannot write {self.workspace / name}")
-            paths.append(f"{self.rel_dir}/{name}")
+            paths.append(self.save(_frame_name(start, index), crop))
         return ClipResult(
             start=start,
             frame_indices=[int(i) for i in indices],
@@ -100,6 +103,24 @@ class _Writer:
             det_prob=[round(float(p), 5) for p in track.probs],
             paths=paths,
         )
+
+
+class MemoryCropWriter(CropWriter):
+    """Keeps the crops in memory as RGB arrays, each passed through the JPEG encoding a clip store
+    applies (same quality, same decoder), so that a detector sees exactly what it was trained and
+    evaluated on."""
+
+    def __init__(self, settings: ClipSettings):
+        super().__init__(settings, Path("."), "")
+        self.crops: dict[str, np.ndarray] = {}
+
+    def save(self, name: str, crop: np.ndarray) -> str:
+        ok, data = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, self.settings.jpeg_quality])
+        if not ok:
+            raise OSError(f"cannot encode crop {name}")
+        rgb = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        self.crops[name] = rgb
+        return name
 
 
 class VideoClipper:
@@ -115,11 +136,12 @@ class VideoClipper:
         workspace: Path,
         rel_dir: str,
         max_pixels: int | None = MAX_IMAGE_PIXELS,
+        writer: CropWriter | None = None,
     ):
         self.detector = detector
         self.settings = settings
         self.max_pixels = max_pixels
-        self.writer = _Writer(settings, workspace, rel_dir)
+        self.writer = writer or CropWriter(settings, workspace, rel_dir)
         self.stats = {"frames_sampled": 0, "frames_with_face": 0, "detector_frames": 0, "max_faces": 0}
         self.small_faces = False
         self.face_side: float | None = None  # smallest tracked face so far (pixels)
@@ -239,6 +261,7 @@ def clip_still(
     workspace: Path,
     rel_dir: str,
     max_pixels: int | None = MAX_IMAGE_PIXELS,
+    writer: CropWriter | None = None,
 ) -> ItemResult:
     """A still is a clip of one frame: the largest face, aligned and cropped. A still over
     ``max_pixels`` is skipped before it is decoded."""
@@ -266,7 +289,8 @@ def clip_still(
         detected=np.ones(1, dtype=bool),
         max_faces=len(faces),
     )
-    clip = _Writer(settings, workspace, rel_dir).write(0, [0], [still.bgr], track, scale=still.scale)
+    writer = writer or CropWriter(settings, workspace, rel_dir)
+    clip = writer.write(0, [0], [still.bgr], track, scale=still.scale)
     notes = [still.note] if still.note else []
     if len(faces) > 1:
         notes.append(f"several faces ({len(faces)}), kept the largest")
@@ -281,14 +305,15 @@ def process_item(
     workspace: Path,
     rel_dir: str,
     max_pixels: int | None = MAX_IMAGE_PIXELS,
+    writer: CropWriter | None = None,
 ) -> ItemResult:
-    """Never raises for bad input: unreadable media and unexpected errors become ``failed``."""
+    """``writer``: where the crops go (default: JPEG files in ``workspace``). Never raises for bad input: unreadable media and unexpected errors become ``failed``."""
     t0 = time.perf_counter()
     try:
         if kind == "video":
-            result = VideoClipper(detector, settings, workspace, rel_dir, max_pixels).run(path)
+            result = VideoClipper(detector, settings, workspace, rel_dir, max_pixels, writer).run(path)
         elif kind == "image":
-            result = clip_still(path, detector, settings, workspace, rel_dir, max_pixels)
+            result = clip_still(path, detector, settings, workspace, rel_dir, max_pixels, writer)
         else:
             result = ItemResult(SKIPPED, f"not a video or image ({path.suffix or 'no extension'})")
     except MediaError as exc:

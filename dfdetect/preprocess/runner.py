@@ -88,7 +88,7 @@ def build_detector(spec: DetectorSpec):
 _STATE: dict[str, Any] = {}
 
 
-def _pool_context(spec: DetectorSpec):
+def pool_context(spec: DetectorSpec):
     """Workers fork from a server that has imported this module and the detector's (torch, for
     MTCNN) once, instead of each importing them again."""
     if "forkserver" not in get_all_start_methods():
@@ -175,7 +175,7 @@ def _work(item: SourceItem, signature: dict) -> dict:
 def _pool(workers: int, init_args: tuple) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(
         max_workers=workers,
-        mp_context=_pool_context(init_args[0]),
+        mp_context=pool_context(init_args[0]),
         initializer=_init_worker,
         initargs=(*init_args, os.getpid()),
     )

@@ -12,11 +12,11 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig
 
 from dfdetect.attack.scoring.report import write_rescore_report
-from dfdetect.data.manifest import SPLITS
-from dfdetect.ensemble import needs_fitting
+from dfdetect.data.manifest import ALL, SPLITS
 from dfdetect.models.lightning import DetectorModule
 from dfdetect.models.lightning.calibration import CalibrationError, calibrate
-from dfdetect.models.lightning.checkpoint import build_detector, load_detector, trust_targets
+from dfdetect.models.lightning.checkpoint import trust_targets
+from dfdetect.predict.model import scored_model
 from dfdetect.run.common import (
     announce_run_dir,
     apply_process_settings,
@@ -31,29 +31,6 @@ from dfdetect.utils.config import instantiate_group
 from dfdetect.utils.io import write_json
 
 log = logging.getLogger(__name__)
-
-
-def scored_model(cfg: DictConfig) -> DetectorModule:
-    """A checkpoint (``ckpt_path=``), or a defense ensemble (``ensemble=``) built from members."""
-    ensemble = cfg.get("ensemble")
-    if ensemble is not None:
-        if cfg.get("ckpt_path"):
-            return load_detector(cfg.ckpt_path, ensemble)
-        if needs_fitting(ensemble.kind):
-            raise ValueError(
-                f"{ensemble.kind} must be fitted first (python train.py ensemble={ensemble.kind} ...); "
-                "then pass its checkpoint as ckpt_path"
-            )
-        return build_detector(ensemble)
-    if cfg.get("ckpt_path"):
-        return load_detector(cfg.ckpt_path, cfg.get("model"))
-    if cfg.get("model") is not None:
-        # a model as configured, e.g. with published weights: model.net.weights=<file>
-        return build_detector(cfg.model)
-    raise ValueError(
-        "nothing to evaluate: pass ckpt_path=<checkpoint>, model=<name> (with its weights) "
-        "or ensemble=<dd1|dd2|dd3>"
-    )
 
 
 def defense_name(cfg: DictConfig) -> str:
@@ -94,8 +71,8 @@ def calibrate_on_split(
 
 
 def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    if cfg.split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {cfg.split!r}")
+    if cfg.split not in (*SPLITS, ALL):
+        raise ValueError(f"split must be one of {(*SPLITS, ALL)}, got {cfg.split!r}")
     run_dir = output_dir(cfg)
     save_composed_config(cfg, run_dir)
     apply_process_settings(cfg)
@@ -103,7 +80,8 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         pl.seed_everything(cfg.seed, workers=True)
     trust_targets(cfg.get("trusted_targets"))
     datamodule = hydra.utils.instantiate(cfg.data)
-    check_data(cfg, datamodule, [cfg.split], both_classes=False)  # before any model is built
+    # before any model is built; split=all reads every clip, whatever the store's split fractions
+    check_data(cfg, datamodule, [] if cfg.split == ALL else [cfg.split], both_classes=False)
     model = scored_model(cfg)
     loggers = instantiate_group(cfg.get("logger"), "logger")
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=[])
