@@ -111,20 +111,29 @@ def test_audit_lines_stay_whole_under_concurrent_writers(tmp_path):
     assert len(lines) == 1200 and len({json.loads(line)["request_id"] for line in lines}) == 1200
 
 
-def gate_app(tmp_path, max_queue: int, timeout_s: float, seconds: float):
+def gate_app(
+    tmp_path,
+    max_queue: int = 4,
+    timeout_s: float = 5,
+    seconds: float = 0.0,
+    verdict: str = "real",
+    forwarder=None,
+    fail_closed: bool = True,
+):
     from dfdetect.serve.metrics import GateMetrics
     from dfdetect.serve.service import Gate, Limits
 
     async def submit(payload):
         await asyncio.sleep(seconds)
         return {
-            "verdict": "real",
-            "p_fake": 0.1,
+            "verdict": verdict,
+            "p_fake": {"real": 0.1, "fake": 0.9}.get(verdict),
             "threshold": 0.5,
-            "reason": "",
+            "reason": "no_face: no face found" if verdict == "unknown" else "",
             "tracks": [],
             "timings": {},
             "_serve": {"queue_s": 0.0, "batch_size": 1, "batch_index": 0},
+            **({"_crop_b64": "AAAA"} if verdict == "real" and payload["crop"] else {}),
         }
 
     keys = ApiKeys.from_env("K", "T", environ={"T": T1})
@@ -132,10 +141,11 @@ def gate_app(tmp_path, max_queue: int, timeout_s: float, seconds: float):
         submit,
         b"s" * 32,
         keys,
-        Limits(max_queue, timeout_s, True),
+        Limits(max_queue, timeout_s, fail_closed),
         AuditLog(tmp_path / "a.jsonl"),
         GateMetrics(),
         "m@0",
+        forwarder=forwarder,
         upload_dir=str(tmp_path / "up"),
     )
     app = FastAPI()
@@ -143,6 +153,10 @@ def gate_app(tmp_path, max_queue: int, timeout_s: float, seconds: float):
     @app.post("/v1/detect")
     async def detect(request: Request):
         return await gate.handle(request, "detect")
+
+    @app.post("/v1/recognize")
+    async def recognize(request: Request):
+        return await gate.handle(request, "recognize")
 
     return app, gate
 
@@ -206,3 +220,66 @@ def test_serve_refuses_to_start_on_a_pin_mismatch(tmp_path):
         f"serve: error: {weights}: sha256 {hashlib.sha256(weights.read_bytes()).hexdigest()} "
         f"does not match the pinned {'0' * 64}; refusing to start"
     )
+
+
+class FailingProvider:
+    """A forwarder whose provider is down: every call ends in a transient error."""
+
+    provider = "naver"
+
+    def __init__(self):
+        self.calls = 0
+
+    def redact(self, value):
+        return value
+
+    def call_price(self) -> float:
+        return 0.001
+
+    def recognize(self, face: bytes):
+        from dfdetect.serve.forward import Forwarded
+
+        self.calls += 1
+        return Forwarded("naver", "error", error_code="transient:HTTP500", attempts=3, cost_usd=0.003)
+
+
+@pytest.mark.parametrize("fail_closed, status", [(True, 200), (False, 502)])
+def test_a_failing_provider_fails_closed_or_answers_502(tmp_path, fail_closed, status):
+    from fastapi.testclient import TestClient
+
+    provider = FailingProvider()
+    app, gate = gate_app(tmp_path, forwarder=provider, fail_closed=fail_closed)
+    with TestClient(app) as client:
+        r = client.post("/v1/recognize", files=JPEG, headers={"X-API-Key": T1})
+    assert r.status_code == status and provider.calls == 1
+    if fail_closed:
+        body = r.json()
+        assert body["answer"] == "non-celebrity" and body["reason"] == (
+            "provider failed (transient:HTTP500); fail-closed"
+        )
+    samples = gate.metrics.exposition().decode()
+    assert 'dfdetect_provider_calls_total{provider="naver",status="error"} 3.0' in samples
+
+
+@pytest.mark.parametrize("verdict", ["fake", "unknown"])
+def test_what_the_gate_does_not_pass_never_reaches_the_provider(tmp_path, verdict):
+    from fastapi.testclient import TestClient
+
+    provider = FailingProvider()
+    app, gate = gate_app(tmp_path, verdict=verdict, forwarder=provider)
+    with TestClient(app) as client:
+        body = client.post("/v1/recognize", files=JPEG, headers={"X-API-Key": T1}).json()
+    assert provider.calls == 0 and body["forwarded"] is False and body["answer"] == "non-celebrity"
+    assert body["reason"].startswith(f"not forwarded: {verdict}")
+    why = "gate_fake" if verdict == "fake" else "gate_unknown"
+    samples = gate.metrics.exposition().decode()
+    assert f'dfdetect_provider_calls_avoided_total{{provider="naver",why="{why}"}} 1.0' in samples
+
+
+def test_recognize_without_a_provider_is_503(tmp_path):
+    from fastapi.testclient import TestClient
+
+    app, _ = gate_app(tmp_path)
+    with TestClient(app) as client:
+        r = client.post("/v1/recognize", files=JPEG, headers={"X-API-Key": T1})
+    assert r.status_code == 503 and "serve.recognize.provider" in r.json()["detail"]
