@@ -60,7 +60,8 @@ class GateMetrics:
     def observe_verdict(self, record: dict, serve_info: dict) -> None:
         self.scored.inc()
         for stage, seconds in (record.get("timings") or {}).items():
-            self.stage.labels(stage).observe(float(seconds))
+            if stage not in ("upload", "queue"):  # observed by the route itself
+                self.stage.labels(stage).observe(float(seconds))
         if "queue_s" in serve_info:
             self.stage.labels("queue").observe(serve_info["queue_s"])
         if "batch_size" in serve_info:

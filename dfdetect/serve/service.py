@@ -117,7 +117,7 @@ class Gate:
     async def handle(self, request: Request, endpoint: str) -> JSONResponse:
         t0 = time.perf_counter()
         request_id = uuid.uuid4().hex
-        entry = {"request_id": request_id, "endpoint": endpoint, "model": self.model}
+        entry = {"request_id": request_id, "endpoint": endpoint, "model": self.model, "forwarded": False}
         status, outcome, reason = 500, "error", "internal"
         admitted = False
         try:
@@ -135,7 +135,8 @@ class Gate:
             admitted = True
             t_up = time.perf_counter()
             upload = await self.upload(request)
-            self.metrics.stage.labels("upload").observe(time.perf_counter() - t_up)
+            upload_s = time.perf_counter() - t_up
+            self.metrics.stage.labels("upload").observe(upload_s)
             entry.update(media_sha256=upload.sha256, media_bytes=upload.size, media_type=upload.media.name)
             try:
                 record = await self.verdict(upload, crop=endpoint == "recognize")
@@ -151,6 +152,11 @@ class Gate:
                 if serve_info.get("batch_index") == 0
                 else {"queue_s": serve_info.get("queue_s", 0.0)},
             )
+            record["timings"] = {
+                "upload": round(upload_s, 4),
+                "queue": round(float(serve_info.get("queue_s", 0.0)), 4),
+                **(record.get("timings") or {}),
+            }
             body = {"request_id": request_id, **record}
             entry.update(
                 verdict=record["verdict"],
