@@ -78,6 +78,8 @@ class GateAPI(ls.LitAPI):
 
         restrict_ffmpeg()
         cfg = OmegaConf.create(self.cfg_yaml)
+        if str(device).startswith(("cuda", "mps")):  # LitServe gives each worker its device
+            cfg.predict.device = str(device)
         threads = cfg.serve.get("torch_threads")
         if threads:
             torch.set_num_threads(int(threads))
