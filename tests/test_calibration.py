@@ -17,6 +17,7 @@ from dfdetect.models.lightning.calibration import (
     scaled_probs,
     threshold_at_frr,
 )
+from dfdetect.predict.model import file_sha256
 from dfdetect.run.evaluate import evaluate
 from dfdetect.run.train import train
 from tests.conftest import compose_config, tiny_data_overrides
@@ -80,6 +81,7 @@ def test_evaluate_writes_calibration_fitted_on_the_validation_split(train_cfg, t
     assert calibration["n_real_videos"] + calibration["n_fake_videos"] == val["video_id"].nunique()
     assert calibration["at_threshold"]["frr"] <= 0.01
     assert metrics["calibration"]["threshold"] == calibration["threshold"]
+    assert calibration["model"]["sha256"] == file_sha256(ckpt)  # predict.py checks it is its model
     # the scored split's predictions and metrics are the test split's, not the calibration pass's
     preds = pd.read_parquet(out["run_dir"] / "predictions.parquet")
     assert len(preds) == len(out["datamodule"].split_frame("test")) and metrics["split"] == "test"

@@ -279,3 +279,18 @@ def test_a_still_and_a_frame_model_give_clips_of_one_frame(tmp_path, checkpoint)
     v = verdicts[0]
     assert (v.kind, v.n_clips, v.n_faces) == ("image", 1, 1)
     assert len(v.tracks[0]["clips"][0]["frame_indices"]) == 1 and v.verdict in ("fake", "real")
+
+
+def test_plot_writes_a_png_per_scored_file_and_a_contact_sheet(tmp_path, checkpoint):
+    import cv2
+
+    raw = labelled_tree(tmp_path / "raw")
+    write_video(raw / "real" / "no_face.avi", n_frames=24, discs=())
+    _, verdicts, run_dir = predict(
+        predict_cfg(tmp_path, f"input={raw}", f"ckpt_path={checkpoint}", "predict.plot=true", "predict.plot_top=3")
+    )
+    pngs = sorted((run_dir / "plots").glob("*.png"))
+    assert len(pngs) == 7  # the file without a face has no plot
+    assert all(cv2.imread(str(p)) is not None for p in pngs)
+    sheet = cv2.imread(str(run_dir / "contact_sheet.png"))
+    assert sheet is not None and sheet.shape[1] > sheet.shape[0]

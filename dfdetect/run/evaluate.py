@@ -16,7 +16,7 @@ from dfdetect.data.manifest import ALL, SPLITS
 from dfdetect.models.lightning import DetectorModule
 from dfdetect.models.lightning.calibration import CalibrationError, calibrate
 from dfdetect.models.lightning.checkpoint import trust_targets
-from dfdetect.predict.model import scored_model
+from dfdetect.predict.model import model_identity, scored_model
 from dfdetect.run.common import (
     announce_run_dir,
     apply_process_settings,
@@ -94,6 +94,8 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     metrics: dict[str, Any] = scalar_metrics(trainer, ("test/",))
     scored = model.predictions["test"]
     calibration = calibrate_on_split(cfg, trainer, model, datamodule)
+    if calibration is not None:  # predict.py refuses it for another model
+        calibration["model"] = model_identity(cfg, model).as_dict()
     metrics["split"] = cfg.split
     metrics["skipped_clips"] = datamodule.skipped_clips()
     metrics["ckpt_path"] = str(cfg.ckpt_path) if cfg.get("ckpt_path") else None

@@ -14,6 +14,7 @@ from dfdetect.models.lightning.checkpoint import trust_targets
 from dfdetect.predict import Predictor
 from dfdetect.predict.inputs import InputItem, list_inputs
 from dfdetect.predict.outputs import ScoreCache, append_line, write_csv
+from dfdetect.predict.plots import contact_sheet, plot_file, thumbnail
 from dfdetect.predict.pool import prepare_stream
 from dfdetect.predict.prepared import PreparedFile
 from dfdetect.predict.report import labelled_metrics, lines, summary
@@ -88,8 +89,13 @@ def predict(cfg: DictConfig) -> tuple[dict, list[FileVerdict], Path]:
         total=len(items), initial=len(verdicts), desc="predict", unit="file", disable=not options.progress
     )
     stream = prepare_stream(predictor, todo, int(options.workers), int(options.threads_per_worker))
+    plot = bool(options.get("plot"))
+    thumbs = {}
     for batch in _batches(stream, int(options.batch_size)):
-        for verdict in predictor.score(batch):
+        for prepared, verdict in zip(batch, predictor.score(batch), strict=True):
+            if plot and verdict.p_fake is not None:
+                plot_file(run_dir / "plots", prepared, verdict)
+                thumbs[verdict.path] = thumbnail(prepared)
             verdicts[verdict.path] = verdict
             append_line(jsonl, verdict.record())
             cache.add(verdict)
@@ -110,10 +116,8 @@ def predict(cfg: DictConfig) -> tuple[dict, list[FileVerdict], Path]:
         "input": str(cfg.input),
     }
     write_json(run_dir / "metrics.json", result)
-    if options.get("plot"):
-        from dfdetect.predict.plots import plot_run
-
-        plot_run(run_dir, ordered, predictor, int(options.get("plot_top", 8)))
+    if plot:
+        contact_sheet(run_dir / "contact_sheet.png", ordered, thumbs, int(options.get("plot_top", 8)))
     for line in lines(stats, metrics):
         print(line, flush=True)
     announce_run_dir(run_dir)
