@@ -70,7 +70,7 @@ def gate(world, tmp_path_factory):
             f"serve.recognize.cache={tmp / 'calls.sqlite'}",
             f"serve.max_upload_bytes={MAX_UPLOAD}",
             "predict.max_image_pixels=20000000",
-            "serve.max_video_frames=20",
+            "serve.max_video_frames=40",
             "serve.max_batch_size=4",
             "serve.batch_timeout=0.01",
             "serve.recognize.backoff_base_s=0.01",
@@ -163,12 +163,12 @@ def test_decompression_bomb_is_refused_before_decoding(gate):
     assert gate.get("/health").status_code == 200
 
 
-def video(path: Path) -> bytes:
+def video(path: Path, frames: int = 30) -> bytes:
     import cv2
 
     frame = cv2.resize(cv2.imread(str(REAL_FACE)), (256, 256))
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (256, 256))
-    for i in range(30):
+    for i in range(frames):
         writer.write(np.roll(frame, i, axis=1))
     writer.release()
     data = path.read_bytes()
@@ -183,8 +183,17 @@ def test_truncated_video_gets_unknown_not_a_crash(gate, tmp_path):
     assert r.status_code == 200 and body["kind"] == "video" and body["verdict"] == "unknown"
     assert body["reason"].split(":")[0] in ("decode_error", "too_short")
     assert gate.post("detect", REAL_FACE).json()["verdict"] == "real"  # the worker lives on
-    whole = answered(gate, gate.post("detect", data=data, filename="v.mp4")).json()  # 30 frames, cap 20
-    assert whole["verdict"] == "unknown" and whole["reason"].startswith("too_large: 30 frames")
+    longer = video(tmp_path / "long.mp4", frames=50)  # the cap is 40 frames
+    refused = answered(gate, gate.post("detect", data=longer, filename="long.mp4")).json()
+    assert refused["verdict"] == "unknown" and refused["reason"].startswith("too_large: 50 frames")
+
+
+def test_a_short_video_gets_a_verdict_with_its_clips(gate, tmp_path):
+    body = answered(gate, gate.post("detect", data=video(tmp_path / "v.mp4"), filename="clip.mp4")).json()
+    assert body["kind"] == "video" and body["verdict"] in ("real", "fake") and body["n_clips"] >= 2
+    clips = body["tracks"][0]["clips"]
+    assert all(len(c["frame_indices"]) == len(c["boxes"]) == 5 and 0 <= c["p_fake"] <= 1 for c in clips)
+    assert max(i for c in clips for i in c["frame_indices"]) < 30
 
 
 def test_recognize_forwards_only_what_the_gate_passes(gate, world):
