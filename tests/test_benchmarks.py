@@ -71,3 +71,19 @@ def test_face_embedding_benchmark_times_ours_and_dlib_and_prints_a_ratio(capsys,
     parity = next(line for line in lines if "parity" in line)
     assert float(parity.split()[-1]) <= 1e-4
     assert abs(ratio(lines) - rates["ours"] / rates["dlib"]) < 0.01 * ratio(lines) + 1e-3
+
+
+@pytest.mark.slow  # two gate servers (about a minute to start on 2 busy cores)
+def test_serve_benchmark_compares_batched_and_unbatched_gates(capsys, monkeypatch):
+    args = "--concurrency 1,2 --requests 4 --rates 2 --seconds 1 --max-queue 4".split()
+    lines = run_script("benchmark_serve.py", *args, capsys=capsys, monkeypatch=monkeypatch)
+    rows = [line.split() for line in lines if line.split()[:1] in (["batched"], ["unbatched"])]
+    assert [(r[0], r[1], r[2]) for r in rows if r[1] == "closed"] == [
+        (v, "closed", f"c={c}") for v in ("batched", "unbatched") for c in (1, 2)
+    ]
+    closed = [r for r in rows if r[1] == "closed"]
+    assert all(int(r[4]) == int(r[3]) and int(r[6]) == 0 for r in closed)  # every request answered 200
+    opened = [r for r in rows if r[1] == "open"]
+    assert len(opened) == 2 and all(int(r[6]) == 0 for r in opened)  # overload: only 503s, never errors
+    assert sum(line.startswith("  /health:") for line in lines) == 2
+    ratio(lines)

@@ -37,6 +37,9 @@ GROUP_EXAMPLES = {
 PLACEHOLDERS = {
     "=[...]": "=[a.ckpt,b.ckpt]",
     "<checkpoint>": "a.ckpt",
+    "<weights>": "/weights/MesoInception_DF.h5",
+    "<sha256>": "0" * 64,
+    "<key>": "a-key-of-16-chars-or-more",
     "<ckpt>": "a.ckpt",
     "<detector.ckpt>": "a.ckpt",
     "<detector>": "a.ckpt",

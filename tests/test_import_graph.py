@@ -25,6 +25,7 @@ FLOORS = {
     "dfdetect.models.lightning": 3,
     "dfdetect.ensemble": 4,
     "dfdetect.predict": 5,
+    "dfdetect.serve": 6,
     "dfdetect.run": 7,
 }
 # package __init__ files that only describe their package: importing them is free
