@@ -111,6 +111,8 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=6)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--weights", default=str(WEIGHTS) if WEIGHTS.is_file() else None)
+    parser.add_argument("--max-side", type=int, default=None, help="ours: detector.max_side (default: null)")
+    parser.add_argument("--keyframes", type=int, default=2, help="ours: face.keyframes (default: 2)")
     args = parser.parse_args()
     if not MINI.is_dir():
         sys.exit(f"benchmark_predict: error: {MINI} not found (the shared FF++ subset)")
@@ -141,7 +143,10 @@ def main() -> None:
     bound_s = decode_bound(paths, settings)
     ours_s = ours(paths, predictor, args.workers)
     n = len(paths)
-    print(f"videos: {n} from {MINI} (torch threads {torch.get_num_threads()}, workers {args.workers})")
+    print(
+        f"videos: {n} from {MINI} (torch threads {torch.get_num_threads()}, workers {args.workers}, "
+        f"ours: detector.max_side={args.max_side}, face.keyframes={args.keyframes})"
+    )
     print(f"baseline (DFDC-winner style): {base_s:7.2f} s  {n / base_s:6.3f} videos/s")
     print(f"ours (predict.py):            {ours_s:7.2f} s  {n / ours_s:6.3f} videos/s")
     print(f"decode bound:                 {bound_s:7.2f} s  {n / bound_s:6.3f} videos/s")

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from dfdetect.data.demo import build_demo_store
-from tests.conftest import ROOT
+from tests.conftest import ROOT, requires_shared
 
 
 def run_script(name: str, *args: str, capsys, monkeypatch) -> list[str]:
@@ -86,4 +86,14 @@ def test_serve_benchmark_compares_batched_and_unbatched_gates(capsys, monkeypatc
     opened = [r for r in rows if r[1] == "open"]
     assert len(opened) == 2 and all(int(r[6]) == 0 for r in opened)  # overload: only 503s, never errors
     assert sum(line.startswith("  /health:") for line in lines) == 2
+    ratio(lines)
+
+
+@pytest.mark.slow
+@requires_shared("data", "ffpp_c40_mini")
+def test_predict_benchmark_times_ours_the_baseline_and_the_decode_bound(capsys, monkeypatch):
+    args = ["--videos", "1", "--workers", "0", "--max-side", "480"]
+    lines = run_script("benchmark_predict.py", *args, capsys=capsys, monkeypatch=monkeypatch)
+    assert [line.split(":")[0].split(" (")[0] for line in lines[1:4]] == ["baseline", "ours", "decode bound"]
+    assert lines[-2].startswith("ours / decode bound time: ")
     ratio(lines)
