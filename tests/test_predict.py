@@ -315,3 +315,26 @@ def test_max_faces_scores_every_face_track_and_the_file_takes_the_most_fake(tmp_
     assert [t["clips"][0]["boxes"][0][0] < 60 for t in both.tracks] == [True, False]  # left face is face 0
     assert both.tracks[0]["p_fake"] == pytest.approx(largest.p_fake, abs=1e-6)
     assert both.p_fake == pytest.approx(max(t["p_fake"] for t in both.tracks))
+
+
+def test_worker_processes_give_the_verdicts_of_in_process_work(tmp_path, checkpoint):
+    raw = labelled_tree(tmp_path / "raw")
+    (raw / "notes.txt").write_text("x")
+    _, here, _ = predict(
+        predict_cfg(tmp_path, f"input={raw}", f"ckpt_path={checkpoint}", "predict.cache=null")
+    )
+    _, pooled, _ = predict(
+        predict_cfg(
+            tmp_path, f"input={raw}", f"ckpt_path={checkpoint}", "predict.cache=null", "predict.workers=2"
+        )
+    )
+    assert [(v.path, v.verdict, v.reason) for v in pooled] == [(v.path, v.verdict, v.reason) for v in here]
+    assert all(a.p_fake == b.p_fake for a, b in zip(pooled, here, strict=True))
+
+
+def test_an_ensemble_gives_verdicts_named_after_its_kind_and_members(tmp_path, checkpoint):
+    raw = labelled_tree(tmp_path / "raw")
+    members = f"ensemble.members=[{checkpoint},{checkpoint}]"
+    result, verdicts, _ = predict(predict_cfg(tmp_path, f"input={raw}", "ensemble=dd2", members))
+    assert result["model"]["kind"] == "ensemble" and result["model"]["members"] == [str(checkpoint)] * 2
+    assert all(v.model.startswith("dd2@") and v.verdict in ("fake", "real") for v in verdicts)
