@@ -17,9 +17,9 @@ from dfdetect.models.lightning.calibration import (
     scaled_probs,
     threshold_at_frr,
 )
-from dfdetect.predict.model import file_sha256
 from dfdetect.run.evaluate import evaluate
 from dfdetect.run.train import train
+from dfdetect.utils.io import file_sha256
 from tests.conftest import compose_config, tiny_data_overrides
 
 

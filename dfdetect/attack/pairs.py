@@ -3,7 +3,6 @@ impersonates, from a CSV (``fake_path,real_path,identity``) or from a clip store
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,14 +22,6 @@ class Pair:
     fake_key: str
     real_key: str
     source_identity: str = ""
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def pairs_from_csv(csv_path: str | os.PathLike, dataset: str) -> list[Pair]:

@@ -24,11 +24,12 @@ from dfdetect.attack.cache import ApiCache
 from dfdetect.attack.cost import BudgetExceeded, CostMeter, tier_cost
 from dfdetect.attack.credentials import is_auth_failure
 from dfdetect.attack.journal import CallJournal, CallKey, call_key
-from dfdetect.attack.pairs import Pair, file_sha256
+from dfdetect.attack.pairs import Pair
 from dfdetect.attack.providers.base import TRANSIENT_PREFIX, ApiClient, is_transient_code
 from dfdetect.attack.ratelimit import Backoff
 from dfdetect.attack.records import ApiResult
 from dfdetect.attack.registry import get_provider
+from dfdetect.utils.io import file_sha256
 
 log = logging.getLogger(__name__)
 

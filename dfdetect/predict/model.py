@@ -18,6 +18,7 @@ from dfdetect.ensemble import needs_fitting
 from dfdetect.models.lightning import DetectorModule
 from dfdetect.models.lightning.checkpoint import build_detector, load_detector
 from dfdetect.utils.errors import UserError
+from dfdetect.utils.io import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +55,6 @@ def scored_model(cfg: DictConfig) -> DetectorModule:
         "nothing to evaluate: pass ckpt_path=<checkpoint>, model=<name> (with model.net.weights=<file>) "
         "or ensemble=<dd1|dd2|dd3> 'ensemble.members=[...]'"
     )
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def state_sha256(model: torch.nn.Module) -> str:

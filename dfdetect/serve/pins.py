@@ -3,20 +3,12 @@ a swapped checkpoint cannot silently change what the gate lets through."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from dfdetect.utils.errors import UserError
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+from dfdetect.utils.io import file_sha256
 
 
 def served_files(cfg: DictConfig) -> list[str]:

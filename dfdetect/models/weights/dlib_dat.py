@@ -20,12 +20,13 @@ the file and the byte offset.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from dfdetect.utils.io import file_sha256
 
 FACE_RECOGNITION_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 FACE_RECOGNITION_SHA256 = "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"
@@ -385,14 +386,6 @@ def installed_face_recognition_file() -> Path:
     return Path(face_recognition_models.face_recognition_model_location())
 
 
-def sha256_of(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def load_face_recognition_weights(path: str | Path | None = None) -> dict[str, np.ndarray]:
     """The face-recognition ResNet's parameters, from ``path`` or the installed package.
 
@@ -404,7 +397,7 @@ def load_face_recognition_weights(path: str | Path | None = None) -> dict[str, n
             raise FileNotFoundError(
                 f"{path} is missing from the installed package; reinstall: {INSTALL_HINT}"
             )
-        digest = sha256_of(path)
+        digest = file_sha256(path)
         if digest != FACE_RECOGNITION_SHA256:
             raise DlibFormatError(path, 0, f"sha256 {digest} is not the published {FACE_RECOGNITION_SHA256}")
     return face_recognition_state_dict(read_dlib_net(path))
