@@ -290,7 +290,7 @@ def test_fitted_thresholds_are_not_refitted():
 
 
 def test_activated_features_zero_the_inactive_neurons():
-    net = create_net("fakespotter", input_size=64, **SMALL_INCEPTION).eval()
+    net = create_net("fakespotter", input_size=64, **SMALL_INCEPTION, features="activated").eval()
     net.set_thresholds(torch.full((len(net.layers),), 1e9))
     with torch.no_grad():
         feats = net.coverage_features(torch.randn(2, 3, 75, 75))
