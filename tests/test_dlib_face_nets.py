@@ -72,6 +72,6 @@ def test_face_net_options_are_checked():
         create_net("fakespotter", face_net="inception_resnet_v1")  # weights=installed is dlib's
     with pytest.raises(ValueError, match="block_repeats applies to inception_resnet_v1"):
         create_net("abnet", block_repeats=[1, 1, 1])
-    net = create_net("ftdetect", face_net="dlib_resnet", weights="installed", hidden=8)
+    net = create_net("ftdetect", backbone="face", face_net="dlib_resnet", weights="installed", hidden=8)
     assert net.input_size == 150 and net.hidden[0].in_features == 128
     assert any(n.startswith("features.stem") for n, p in net.named_parameters() if p.requires_grad)

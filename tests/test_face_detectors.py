@@ -76,7 +76,8 @@ def test_config_instantiates_the_detector(name, modules):
     model = modules[name]
     assert type(model) is MODULES[name]
     # the tiny data asks for 64 px: raised to what the face net needs
-    assert model.net.input_size == (MIN_INPUT_SIZE if name == "ftdetect" else DLIB_MIN_INPUT_SIZE)
+    # (ftdetect's default AlexNet takes the 64 px as they are)
+    assert model.net.input_size == (64 if name == "ftdetect" else DLIB_MIN_INPUT_SIZE)
     extra = {"abnet": "metric_weight", "fakespotter": "threshold_batches", "ftdetect": "siamese_start_epoch"}
     assert model.hparams[extra[name]] == {"abnet": 1.0, "fakespotter": 50, "ftdetect": 5}[name]
 
@@ -329,19 +330,17 @@ def test_siamese_stage_trains_only_the_last_layer_on_real_pairs():
 
 
 def test_siamese_steps_are_plain_sgd_on_the_last_layer():
-    model = small_ftdetect(siamese_start_epoch=0, siamese_lr=0.5).train()
+    model = small_ftdetect(siamese_start_epoch=0, siamese_lr=0.5, siamese_steps=1).train()
     model.grow_few_shot_set(training_batch(b=4))
     model.net.freeze_below_final()
     adam = torch.optim.Adam(model.parameters(), lr=1.0)
     before = model.net.final.weight.detach().clone()
-
-    def closure():
-        loss = model.siamese_loss()
-        loss.backward()
-        return loss
-
-    model.optimizer_step(0, 0, adam, closure)
-    grad = model.net.final.weight.grad
+    generator_state = model.pair_generator.get_state()
+    with torch.enable_grad():
+        expected_loss = model.siamese_loss()
+        grad = torch.autograd.grad(expected_loss, model.net.final.weight)[0]
+    model.pair_generator.set_state(generator_state)  # the step draws the same pairs
+    model.optimizer_step(0, 0, adam, lambda: model.training_step(training_batch(b=4), 0))
     assert grad.abs().sum() > 0 and not adam.state  # the configured optimizer did not step
     assert torch.allclose(model.net.final.weight, before - 0.5 * grad)
 
@@ -419,9 +418,11 @@ def test_fakespotter_fast_dev_run_fits_thresholds_first(train_cfg):
     assert net.thresholds.abs().sum() > 0
 
 
-def test_ftdetect_runs_both_stages_and_keeps_the_siamese_checkpoint(train_cfg):
+@pytest.mark.parametrize("inference", ["single", "bank"])
+def test_ftdetect_runs_both_stages_and_keeps_the_siamese_checkpoint(train_cfg, inference):
     cfg = train_cfg(
         "experiment=ftdetect",
+        f"model.inference={inference}",
         "model.net.backbone=alexnet",
         "model.net.hidden=64",
         "model.siamese_start_epoch=1",
@@ -435,8 +436,13 @@ def test_ftdetect_runs_both_stages_and_keeps_the_siamese_checkpoint(train_cfg):
     best = load_detector(metrics["best_checkpoint"])
     assert bool(best.net.siamese_ready)
     assert len(objects["model"].few_shot) == 4 and not objects["model"].few_shot_from_batches
-    assert len(best.net.reference_embeddings) == 4
-    assert float(best.net.distance_scale) > 0
+    if inference == "bank":
+        assert len(best.net.reference_embeddings) == 4
+        assert float(best.net.distance_scale) > 0
+    else:  # one random real reference, the authors' fixed cut
+        assert len(best.net.reference_embeddings) == 1
+        assert float(best.net.distance_threshold) == pytest.approx(0.8)
+        assert float(best.net.distance_scale) == 10.0
     assert {n for n, p in objects["model"].net.named_parameters() if p.requires_grad} == {
         "final.weight",
         "final.bias",
