@@ -173,3 +173,29 @@ def test_ensembles_decide_on_the_members_that_answer():
     assert dd2[0] == -3.0 and torch.isnan(dd2[1]) and dd2[2] == 2.0
     dd3 = StackingEnsemble(members, embed_dim=2, embed_width=2, embed_size=16, hidden=4).eval()
     assert torch.isfinite(dd3(uint8_clips(3, 1, size=16))).all()
+
+
+def test_hparams_from_a_hydra_config_are_plain_data_for_safe_checkpoints(tmp_path):
+    from omegaconf import OmegaConf
+
+    from dfdetect.models.lightning.checkpoint import build_detector
+
+    cfg = OmegaConf.create(
+        {
+            "_target_": "dfdetect.models.lightning.abnet_module.ABNetModule",
+            "net": {
+                "_target_": "dfdetect.models.nets.create_net",
+                "name": "abnet",
+                "input_size": 64,
+                **SMALL_INCEPTION,
+            },
+            "enrol_splits": ["train", "test"],
+        }
+    )
+    model = build_detector(cfg)
+    assert model.hparams.enrol_splits == ("train", "test")
+    torch.save({"hyper_parameters": dict(model.hparams)}, tmp_path / "h.ckpt")
+    assert torch.load(tmp_path / "h.ckpt", weights_only=True)["hyper_parameters"]["enrol_splits"] == (
+        "train",
+        "test",
+    )

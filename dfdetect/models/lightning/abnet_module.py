@@ -74,6 +74,7 @@ class ABNetModule(DetectorModule):
         sample_seed: int = 0,
         **kwargs,
     ):
+        enrol_splits = tuple(str(s) for s in enrol_splits)  # plain data in the checkpoint's hparams
         unknown = set(enrol_splits) - {"train", "val", "test"}
         if unknown or "train" not in enrol_splits:
             raise ValueError(
