@@ -182,21 +182,56 @@ def test_entry_points_refuse_crafted_checkpoints_in_one_line(tmp_path, bomb, ent
     assert not marker.exists()
 
 
-def test_abnet_saved_before_face_net_existed_rebuilds_on_inception(tmp_path):
+def test_fakespotter_saved_before_face_net_existed_rebuilds_on_inception(tmp_path):
     from dfdetect.models.lightning.checkpoint import check_stored_config
 
-    net = {"_target_": "dfdetect.models.nets.create_net", "name": "abnet", "weights": None,
+    net = {"_target_": "dfdetect.models.nets.create_net", "name": "fakespotter", "weights": None,
            "block_repeats": [1, 1, 1], "input_size": 64}  # fmt: skip
-    stored = {**TINY_MODEL, "_target_": "dfdetect.models.lightning.abnet_module.ABNetModule", "net": net}
+    stored = {
+        **TINY_MODEL,
+        "_target_": "dfdetect.models.lightning.fakespotter_module.FakeSpotterModule",
+        "net": net,
+    }
     config = check_stored_config({"members": [stored], **stored}, tmp_path / "old.ckpt")
     assert config["net"]["face_net"] == "inception_resnet_v1"
     assert config["members"][0]["net"]["face_net"] == "inception_resnet_v1"
     model = build_detector({k: v for k, v in config.items() if k != "members"})
-    assert type(model.net.appearance).__name__ == "InceptionResnetV1"
+    assert type(model.net.backbone.module).__name__ == "InceptionResnetV1"
     new = {**net, "face_net": "dlib_resnet"}
     assert (
         check_stored_config({**stored, "net": new}, tmp_path / "new.ckpt")["net"]["face_net"] == "dlib_resnet"
     )
+
+
+OLD_ABNET_NETS = [
+    {"name": "abnet", "weights": None, "block_repeats": [1, 1, 1], "input_size": 64},  # before face_net
+    {
+        "name": "abnet",
+        "face_net": "dlib_resnet",
+        "weights": "installed",
+        "behaviour_size": 64,
+        "identity_dim": 128,
+    },
+]
+
+
+@pytest.mark.parametrize("old_net", OLD_ABNET_NETS, ids=["before_face_net", "bce_abnet"])
+def test_an_abnet_of_the_retired_design_is_refused_in_one_line(tmp_path, old_net):
+    net = {"_target_": "dfdetect.models.nets.create_net", **old_net}
+    stored = {**TINY_MODEL, "_target_": "dfdetect.models.lightning.abnet_module.ABNetModule", "net": net}
+    path = tmp_path / "abnet_old.ckpt"
+    torch.save({CONFIG_KEY: stored, "state_dict": {"net.raw_scale": torch.tensor(10.0)}}, path)
+    with pytest.raises(CheckpointError, match="retired design") as err:
+        load_detector(path)
+    assert "abnet_old.ckpt" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(CheckpointError, match="retired design"):  # with model=abnet given: the weights tell
+        load_detector(
+            path, {k: v for k, v in stored.items()} | {"net": {"_target_": net["_target_"], "name": "abnet"}}
+        )
+    proc = run_entry_point(["evaluate.py", f"ckpt_path={path}"], tmp_path)
+    errors = [line for line in proc.stderr.splitlines() if ": error: " in line]
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert len(errors) == 1 and "retired design" in errors[0], proc.stderr[-2000:]
 
 
 @pytest.mark.parametrize(

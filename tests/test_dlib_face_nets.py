@@ -36,12 +36,6 @@ def test_abnet_appearance_is_dlibs_frozen_descriptor_after_the_modules_normalisa
     assert (ours - theirs).abs().max() < 1e-4  # (x/255 - mean/255) / (256/255) = (x - mean) / 256
 
 
-def test_abnet_can_fine_tune_the_dlib_net():
-    net = create_net("abnet", input_size=64, freeze_appearance=False)
-    trainable = [n for n, p in net.named_parameters() if n.startswith("appearance.")]
-    assert "appearance.stem.conv.weight" in trainable and "appearance.fc.weight" in trainable
-
-
 def test_fakespotter_monitors_dlibs_layers_by_name(dlib_net):
     net = create_net("fakespotter").eval()
     assert net.layers == ["stem", *(f"blocks.{i}" for i in range(14)), "fc"]
@@ -60,6 +54,10 @@ def test_dlib_face_nets_run_in_bf16_and_channels_last(name):
     net = create_net(name, input_size=110).eval()
     net.channels_last = True
     clips = torch.randn(2, 2, 3, 110, 110)
+    if name == "abnet":  # scores only identities it holds references of
+        from tests.test_abnet import enrol_self
+
+        enrol_self(net, clips)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         out = net(clips)
     assert out.shape == (2,) and torch.isfinite(out.float()).all()
@@ -72,6 +70,6 @@ def test_face_net_options_are_checked():
         create_net("fakespotter", face_net="inception_resnet_v1")  # weights=installed is dlib's
     with pytest.raises(ValueError, match="block_repeats applies to inception_resnet_v1"):
         create_net("abnet", block_repeats=[1, 1, 1])
-    net = create_net("ftdetect", face_net="dlib_resnet", weights="installed", hidden=8)
+    net = create_net("ftdetect", backbone="face", face_net="dlib_resnet", weights="installed", hidden=8)
     assert net.input_size == 150 and net.hidden[0].in_features == 128
     assert any(n.startswith("features.stem") for n, p in net.named_parameters() if p.requires_grad)

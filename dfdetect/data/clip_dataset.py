@@ -32,7 +32,11 @@ __all__ = ["BadFrameError", "ClipDataset", "ClipReadError", "read_frame"]
 class ClipDataset(Dataset):
     """Rows of a manifest split. Items are dicts:
     ``clip`` uint8 (T, C, H, W), ``label`` int64, ``clip_id``, ``video_id`` (str),
-    ``clip_index``/``video_index`` (int64 positions in this dataset, for metrics)."""
+    ``clip_index``/``video_index`` (int64 positions in this dataset, for metrics).
+
+    ``frame_stride`` k keeps every k-th stored frame of a clip (first, k+1-th, ...), then
+    ``num_frames`` caps (or pads, repeating the last) the count: a store of 64-frame clips read with
+    ``frame_stride=4`` gives 16 frames spanning 61 source frames (about 2 s at 30 fps)."""
 
     def __init__(
         self,
@@ -41,6 +45,7 @@ class ClipDataset(Dataset):
         image_size: int | None = 240,
         transform: A.Compose | None = None,
         num_frames: int | None = None,
+        frame_stride: int = 1,
         on_bad_frame: str = "fail",
         name: str = "",
         skipped: SkipCounter | None = None,
@@ -50,6 +55,9 @@ class ClipDataset(Dataset):
         self.image_size = image_size
         self.transform = transform
         self.num_frames = num_frames
+        if frame_stride < 1:
+            raise ValueError(f"frame_stride must be at least 1, got {frame_stride}")
+        self.frame_stride = frame_stride
         self.labels = self.frame["label"].to_numpy(dtype=np.int64, copy=True)
         self.video_codes, self.video_ids = pd.factorize(self.frame["video_id"], sort=False)
         self._paths = self.frame["paths"].tolist()
@@ -60,7 +68,7 @@ class ClipDataset(Dataset):
         return len(self.frame)
 
     def frames(self, index: int) -> np.ndarray:
-        paths = list(self._paths[index])
+        paths = list(self._paths[index])[:: self.frame_stride]
         if self.num_frames is not None:
             if len(paths) < self.num_frames:
                 paths += [paths[-1]] * (self.num_frames - len(paths))

@@ -69,6 +69,7 @@ class ClipDataModule(pl.LightningDataModule):
         persistent_workers: bool = True,
         image_size: int | None = 240,
         num_frames: int | None = None,
+        frame_stride: int = 1,
         split_fractions: Sequence[float] = (0.7, 0.15, 0.15),
         split_seed: int = 0,
         group_column: str = "group",
@@ -93,6 +94,9 @@ class ClipDataModule(pl.LightningDataModule):
         self.persistent_workers = persistent_workers and num_workers > 0
         self.image_size = image_size
         self.num_frames = num_frames
+        if frame_stride < 1:
+            raise ValueError(f"data.frame_stride must be at least 1, got {frame_stride}")
+        self.frame_stride = frame_stride
         self.split_fractions = tuple(split_fractions)
         self.split_seed = split_seed
         self.group_column = group_column
@@ -241,6 +245,7 @@ class ClipDataModule(pl.LightningDataModule):
                 image_size=self.image_size,
                 transform=self._transform if augment else None,
                 num_frames=self.num_frames,
+                frame_stride=self.frame_stride,
                 shuffle=augment,
                 balance=augment and self.balance,
                 seed=self.split_seed,
@@ -255,6 +260,7 @@ class ClipDataModule(pl.LightningDataModule):
                 image_size=self.image_size,
                 transform=self._transform if augment else None,
                 num_frames=self.num_frames,
+                frame_stride=self.frame_stride,
                 on_bad_frame=self.on_bad_frame,
                 skipped=self._skip_counter(split),
             )

@@ -52,6 +52,7 @@ class StreamingClipDataset(IterableDataset):
         image_size: int | None = 240,
         transform: A.Compose | None = None,
         num_frames: int | None = None,
+        frame_stride: int = 1,
         shuffle: bool = False,
         balance: bool = False,
         seed: int = 0,
@@ -70,6 +71,7 @@ class StreamingClipDataset(IterableDataset):
         self.image_size = image_size
         self.transform = transform
         self.num_frames = num_frames
+        self.frame_stride = frame_stride
         self.balance = balance
         self.labels = self.frame["label"].to_numpy(dtype=np.int64, copy=True)
         self.video_codes, self.video_ids = pd.factorize(self.frame["video_id"], sort=False)
@@ -97,6 +99,7 @@ class StreamingClipDataset(IterableDataset):
             raise ClipReadError(f"{self.uri}: expected clip {clip_id!r}, found {sample['clip_id']!r}")
         data, ends = memoryview(sample["frames"]), np.cumsum(sample["frame_sizes"]).tolist()
         starts = [0, *ends[:-1]]
+        starts, ends = starts[:: self.frame_stride], ends[:: self.frame_stride]
         if self.num_frames is not None:
             if len(ends) < self.num_frames:
                 starts += [starts[-1]] * (self.num_frames - len(ends))

@@ -5,6 +5,9 @@ members say real" to pass), i.e. the maximum member probability; DD3 is a deep s
 ensemble: a linear stack of the members' logits (starting as their mean) plus an MLP correction
 over those logits and a learned embedding of the clip itself (starting at zero), so that fitting
 starts from plain averaging and can only move away from it where validation data supports it.
+
+A member may abstain on a clip (a NaN logit: ABNet on an identity it holds no references of). DD2
+decides on the members that answered (NaN only when none did); DD3 reads an abstention as logit 0.
 """
 
 from __future__ import annotations
@@ -31,8 +34,12 @@ class RuleEnsemble(ClipDetector):
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         logits = self.members(clips)
-        # a monotone map, so max logit = logit of the max probability
-        return logits[:, 0] if self.rule == "single" else logits.max(dim=1).values
+        if self.rule == "single":
+            return logits[:, 0]
+        # a monotone map, so max logit = logit of the max probability; abstaining members left out
+        answered = ~torch.isnan(logits)
+        top = logits.masked_fill(~answered, float("-inf")).max(dim=1).values
+        return torch.where(answered.any(dim=1), top, torch.full_like(top, float("nan")))
 
 
 class ClipEmbedder(nn.Module):
@@ -93,6 +100,6 @@ class StackingEnsemble(ClipDetector):
         nn.init.zeros_(self.meta[-1].bias)
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
-        scores = self.members(clips)
+        scores = torch.nan_to_num(self.members(clips), nan=0.0)
         correction = self.meta(torch.cat([scores, self.embedder(clips)], dim=1))
         return (self.combine(scores) + correction).squeeze(1)

@@ -163,6 +163,7 @@ def check_stored_config(config: Any, source: str | Path) -> dict:
                 f"refusing to build the model stored in {source}: its config holds the interpolation "
                 f"{text[:120]!r}; a stored config must be plain values"
             )
+    _refuse_retired(config, source)
     config = _pin_legacy_face_net(_rename_moved(config))
     for target in _targets(config):
         if not _trusted(target):
@@ -198,6 +199,28 @@ def _pin_legacy_face_net(node: Any) -> Any:
     return node
 
 
+# ABNet before issue #19 was a BCE classifier over 5-frame clips; its nets cannot be rebuilt
+RETIRED_NET_KEYS = {"abnet": ("behaviour_size", "identity_dim", "freeze_appearance")}
+RETIRED_STATE_KEYS = ("net.appearance_to_identity.weight", "net.raw_scale")
+RETIRED_MESSAGE = (
+    "{source} holds an ABNet of the retired design (a BCE classifier over 5-frame clips, before "
+    "issue #19), which this version cannot load; retrain it: python train.py model=abnet ..."
+)
+
+
+def _retired(node: Mapping) -> bool:
+    keys = RETIRED_NET_KEYS.get(node.get("name"), ())
+    # an ABNet saved before face_net existed (block_repeats without face_net) is of the old design too
+    legacy = node.get("name") == "abnet" and "block_repeats" in node and "face_net" not in node
+    return legacy or any(k in node for k in keys)
+
+
+def _refuse_retired(config: Any, source: str | Path) -> None:
+    nodes = [config, *(v for _, v in _entries(config) if isinstance(v, Mapping))]
+    if any(isinstance(n, Mapping) and _retired(n) for n in nodes):
+        raise CheckpointError(RETIRED_MESSAGE.format(source=source))
+
+
 def build_detector(model_cfg: DictConfig | Mapping) -> DetectorModule:
     """Instantiate a detector (or ensemble) config; the module keeps the resolved config and
     stores it in every checkpoint it saves, so ``load_detector`` can rebuild it."""
@@ -221,6 +244,8 @@ def load_detector(ckpt_path: str | Path, model_cfg: DictConfig | Mapping | None 
         model_cfg = check_stored_config(stored, ckpt_path)
     if "state_dict" not in checkpoint:
         raise CheckpointError(f"{ckpt_path} holds no state_dict")
+    if any(k in checkpoint["state_dict"] for k in RETIRED_STATE_KEYS):
+        raise CheckpointError(RETIRED_MESSAGE.format(source=ckpt_path))
     model = build_detector(model_cfg)
     model.load_state_dict(checkpoint["state_dict"])
     return model

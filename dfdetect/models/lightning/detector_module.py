@@ -3,7 +3,9 @@
 It takes a ``net`` (see ``dfdetect.models.nets.base``), a partial optimizer and optional partial
 scheduler; converts uint8 clips to normalised floats on the training device; trains with BCE on
 logits (label 1 = fake); and logs clip- and video-level acc, F1, AUROC, AP and EER as
-``val/*`` and ``test/*``.
+``val/*`` and ``test/*``. A NaN logit means the detector abstains on that clip (ABNet: an identity
+it holds no references of): such clips are left out of the metrics and counted as
+``{stage}/unknown_clips``.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class DetectorModule(pl.LightningModule):
         self.register_buffer("pixel_shift", (-mean / std).view(1, 1, -1, 1, 1), persistent=False)
         self.metrics = nn.ModuleDict({s: ClipVideoMetrics(threshold=threshold) for s in STAGES})
         self.predictions: dict[str, pd.DataFrame] = {}
+        self.unknown_clips = dict.fromkeys(STAGES, 0)
         self.model_config: dict | None = None
 
     def normalise(self, clips: torch.Tensor) -> torch.Tensor:
@@ -93,7 +96,15 @@ class DetectorModule(pl.LightningModule):
 
     def update_eval_metrics(self, stage: str, batch: dict, logits: torch.Tensor) -> None:
         """Per-clip P(fake) and loss go to the stage's metric, which counts every clip once
-        (``{stage}/loss`` included) even where a distributed sampler padded a rank's share."""
+        (``{stage}/loss`` included) even where a distributed sampler padded a rank's share. Clips
+        with a NaN logit (the detector abstains) are counted, not scored."""
+        known = ~torch.isnan(logits)
+        if not bool(known.all()):
+            self.unknown_clips[stage] += int((~known).sum())
+            batch = {k: batch[k][known] for k in ("label", "clip_index", "video_index")}
+            logits = logits[known]
+            if not len(logits):
+                return
         losses = self.clip_losses(logits, batch["label"])
         self.metrics[stage].update(
             torch.sigmoid(logits), batch["label"], batch["clip_index"], batch["video_index"], losses
@@ -107,6 +118,17 @@ class DetectorModule(pl.LightningModule):
 
     def _eval_epoch_end(self, stage: str) -> None:
         metric = self.metrics[stage]
+        unknown, self.unknown_clips[stage] = self.unknown_clips[stage], 0
+        if unknown:
+            self.log(f"{stage}/unknown_clips", float(unknown), reduce_fx="sum")
+        if not metric.update_count:
+            warnings.warn(
+                f"{stage}: the detector abstained on every clip ({unknown} unknown); no metrics", stacklevel=1
+            )
+            self.log(f"{stage}/auc", float("nan"))
+            self.predictions[stage] = pd.DataFrame({"clip_index": [], "prob": [], "label": []})
+            metric.reset()
+            return
         with metric.sync_context():
             gathered = metric.gathered()
         self.predictions[stage] = pd.DataFrame(

@@ -1,16 +1,22 @@
 """ABNet: deepfake detection from appearance and behaviour (Agarwal, El-Gaaly, Farid & Lim,
-WIFS 2020, arXiv 2004.14491), for 5-frame clips. The authors' code is not public; docs/models.md
-("ABNet") records what we took from the paper and what we chose.
+WIFS 2020, arXiv 2004.14491). The authors' code is not public; docs/models.md ("ABNet") records
+the recipe we follow and where we depart from it.
 
-- Appearance: a face-recognition embedding of every frame, averaged over the clip -- who the face
-  looks like. ``face_net="dlib_resnet"`` (default): dlib's trained ResNet, frozen, from the installed
-  ``.dat``; ``"inception_resnet_v1"``: facenet-pytorch's net with a user's weights (see ``face_backbone``).
-- Behaviour: per-frame facial features and their frame-to-frame change, fed to a temporal CNN
-  -- how the face moves.
-- Decision: both embeddings are projected into one identity space; a real clip looks like and
-  moves like the same person, a face swap looks like the target and moves like the source. The
-  P(fake) logit grows as the two projections disagree: ``softplus(s) * (m - cos)``. The
-  metric-learning term that shapes the identity space lives in ``ABNetModule``.
+- Appearance: the frozen, trained face-recognition network (dlib's ResNet by default) on every
+  frame of a segment, its descriptors averaged -- who the face looks like.
+- Behaviour: a temporal network over per-frame features of the segment (seconds long, e.g. 16
+  frames over 2 s) -- how the face moves. The per-frame features come from the same frozen
+  network (dlib: its last residual map pooled to 2x2, 1,024 values); their mean over the segment
+  is removed first, so what stays is how they change, not whose face they show. It is trained
+  (``ABNetModule``) on real videos only, with identity labels and a multi-similarity loss.
+- Enrolment: per identity, reference appearance and behaviour embeddings of real videos
+  (``enrol``), kept in buffers and saved in the checkpoint.
+- Decision: the identity the appearance claims is the enrolled identity whose appearance
+  references are nearest, if one lies within ``appearance_threshold``; the clip's score is the
+  distance of its behaviour to that identity's nearest behaviour reference, as a logit
+  ``(distance - threshold) * scale`` (threshold fitted on validation). A clip whose appearance
+  matches no enrolled identity, or with fewer than ``min_frames`` frames, is *unknown*: NaN, never
+  a guess (``decide`` says which and why).
 """
 
 from __future__ import annotations
@@ -23,92 +29,71 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dfdetect.models.layers.dlib_resnet import DLIB_INPUT_SIZE, DLIB_MEAN_01, DLIB_STD_01
-from dfdetect.models.layers.face_backbone import (
-    DLIB,
-    FULL_REPEATS,
-    face_embeddings,
-    face_input_size,
-    face_net_facts,
+from dfdetect.models.layers.dlib_resnet import (
+    DLIB_DISTANCE_THRESHOLD,
+    DLIB_INPUT_SIZE,
+    DLIB_MEAN_01,
+    DLIB_STD_01,
+    DlibResNet,
 )
+from dfdetect.models.layers.face_backbone import DLIB, FULL_REPEATS, face_input_size, face_net_facts
 from dfdetect.models.layers.frozen import Frozen
 from dfdetect.models.nets.base import ClipDetector
 from dfdetect.models.nets.dlib_face import INSTALLED, build_face_net
 from dfdetect.models.nets.registry import NetInfo, register_net
 
-_INITIAL_SCALE = 10.0  # softplus(raw) of the logit's slope at start
+DLIB_FRAME_GRID = 2  # dlib's last residual map pooled to 2x2: 256 * 4 = 1,024 values per frame
+UNKNOWN = -1
 
 
-class ABNetEmbeddings(NamedTuple):
-    appearance: torch.Tensor  # (B, 128 or 512) face-recognition embedding, L2-normalised
-    behaviour: torch.Tensor  # (B, behaviour_dim), L2-normalised
-    appearance_identity: torch.Tensor  # (B, identity_dim), both projections in one space
-    behaviour_identity: torch.Tensor
+class ABNetDecision(NamedTuple):
+    logits: torch.Tensor  # (B,) P(fake) logits, NaN where unknown
+    claimed: torch.Tensor  # (B,) index into ``identities`` of the identity the appearance claims, -1: none
+    distance: torch.Tensor  # (B,) behaviour distance to the claimed identity's references, NaN: unknown
+    unknown: torch.Tensor  # (B,) bool
 
 
-def conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
-        nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=True),
-    )
+class BehaviourNet(nn.Module):
+    """Per-frame features ``(B, T, F)`` of a segment -> one L2-normalised behaviour embedding.
 
+    The segment mean of each feature is removed (what stays is how the face moves, not whose it
+    is); a per-frame projection, two temporal convolutions, then the mean and standard deviation
+    over time and a linear map."""
 
-class BehaviourEncoder(nn.Module):
-    """Frames -> per-frame facial features (pose, expression) and their change between frames ->
-    temporal convolutions -> mean over time -> one L2-normalised behaviour embedding."""
-
-    def __init__(self, frame_size: int = 64, frame_dim: int = 128, dim: int = 128, temporal_dim: int = 256):
+    def __init__(self, in_dim: int, dim: int = 128, width: int = 256, kernel: int = 5):
         super().__init__()
-        self.frame_size = frame_size
-        self.frames = nn.Sequential(
-            conv_bn_relu(3, 32),
-            conv_bn_relu(32, 64),
-            conv_bn_relu(64, 128),
-            conv_bn_relu(128, frame_dim),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-        )
+        self.frame = nn.Sequential(nn.Linear(in_dim, width), nn.ReLU(inplace=True))
         self.temporal = nn.Sequential(
-            nn.Conv1d(2 * frame_dim, temporal_dim, 3, padding=1, bias=False),
-            nn.BatchNorm1d(temporal_dim),
+            nn.Conv1d(width, width, kernel, padding=kernel // 2),
             nn.ReLU(inplace=True),
-            nn.Conv1d(temporal_dim, temporal_dim, 3, padding=1),
+            nn.Conv1d(width, width, kernel, padding=kernel // 2),
             nn.ReLU(inplace=True),
         )
-        self.out = nn.Linear(temporal_dim, dim)
+        self.out = nn.Linear(2 * width, dim)
 
-    def forward(self, clips: torch.Tensor) -> torch.Tensor:
-        b, t = clips.shape[:2]
-        frames = clips.flatten(0, 1)
-        if frames.shape[-2:] != (self.frame_size, self.frame_size):
-            frames = F.interpolate(
-                frames, size=(self.frame_size,) * 2, mode="bilinear", align_corners=False, antialias=True
-            )
-        feats = self.frames(frames).view(b, t, -1)
-        motion = feats - torch.cat([feats[:, :1], feats[:, :-1]], dim=1)  # zero at the first frame
-        x = self.temporal(torch.cat([feats, motion], dim=2).transpose(1, 2))
-        return F.normalize(self.out(x.mean(dim=2)), dim=1)
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        moving = features - features.mean(dim=1, keepdim=True)
+        x = self.temporal(self.frame(moving).transpose(1, 2))  # (B, width, T)
+        stats = torch.cat([x.mean(dim=2), x.std(dim=2, unbiased=False)], dim=1)
+        return F.normalize(self.out(stats), dim=1)
 
 
 @register_net(
     "abnet",
     NetInfo(
         paper="Agarwal, El-Gaaly, Farid & Lim, Appearance and Behavior, CVPR-W 2020",
-        code="none published; appearance net: dlib's face-recognition ResNet (or InceptionResnetV1)",
+        code="none published; appearance: dlib's face-recognition ResNet (frozen); behaviour: temporal net, metric learning",
         input_size=DLIB_INPUT_SIZE,
         mean=DLIB_MEAN_01,
         std=DLIB_STD_01,
         kind="clip",
-        params=701_090,
+        params=983_936,
         weight_formats=("dlib_dat", "facenet_state_dict"),
     ),
 )
 class ABNet(ClipDetector):
-    """Appearance + behaviour detector. ``face_net``: ``"dlib_resnet"`` (``weights``: ``"installed"``,
-    a ``.dat`` path, or ``None``) or ``"inception_resnet_v1"`` (``weights``: a facenet-pytorch state
-    dict, or ``None``). With weights the appearance net is frozen unless ``freeze_appearance=False``;
-    without, it is trained with the rest (unless ``freeze_appearance=True``)."""
+    """``face_net``: ``"dlib_resnet"`` (``weights``: ``"installed"``, a ``.dat`` path, or ``None``) or
+    ``"inception_resnet_v1"`` (``weights``: a facenet-pytorch state dict, or ``None``); frozen either way."""
 
     mean = DLIB_MEAN_01
     std = DLIB_STD_01
@@ -117,42 +102,122 @@ class ABNet(ClipDetector):
         self,
         input_size: int | None = None,
         weights: str | Path | None = INSTALLED,
-        freeze_appearance: bool | None = None,
         face_net: str = DLIB,
         block_repeats: Sequence[int] = FULL_REPEATS,
-        behaviour_size: int = 64,
         behaviour_dim: int = 128,
-        identity_dim: int = 128,
+        behaviour_width: int = 256,
+        min_frames: int = 2,
+        appearance_threshold: float = DLIB_DISTANCE_THRESHOLD,
     ):
         super().__init__()
         facts = face_net_facts(face_net)
         self.mean, self.std = facts.mean, facts.std
         self.input_size = face_input_size(input_size, face_net)
-        backbone = build_face_net(face_net, weights, block_repeats)
-        frozen = weights is not None if freeze_appearance is None else freeze_appearance
-        self.appearance = Frozen(backbone) if frozen else backbone
-        self.behaviour = BehaviourEncoder(behaviour_size, dim=behaviour_dim)
-        self.appearance_to_identity = nn.Linear(facts.embedding_dim, identity_dim)
-        self.behaviour_to_identity = nn.Linear(behaviour_dim, identity_dim)
-        self.raw_scale = nn.Parameter(torch.tensor(_INITIAL_SCALE))  # softplus(10) ~ 10
-        self.margin = nn.Parameter(torch.tensor(0.5))
+        self.appearance = Frozen(build_face_net(face_net, weights, block_repeats))
+        self.dlib = isinstance(self.appearance.module, DlibResNet)
+        frame_dim = 256 * DLIB_FRAME_GRID**2 if self.dlib else facts.embedding_dim
+        self.behaviour = BehaviourNet(frame_dim, behaviour_dim, behaviour_width)
+        self.behaviour_dim = behaviour_dim
+        self.min_frames = min_frames
+        self.appearance_threshold = appearance_threshold
+        self.identities: list[str] = []
+        self.register_buffer("ref_identity", torch.zeros(0, dtype=torch.long))
+        self.register_buffer("ref_appearance", torch.zeros(0, facts.embedding_dim))
+        self.register_buffer("ref_behaviour", torch.zeros(0, behaviour_dim))
+        self.register_buffer("distance_threshold", torch.tensor(0.5))
+        self.register_buffer("distance_scale", torch.tensor(10.0))
 
-    def embeddings(self, clips: torch.Tensor) -> ABNetEmbeddings:
-        """Normalised clips ``(B, T, C, H, W)`` -> the four embeddings."""
+    # --- embeddings
+    @torch.no_grad()
+    def frame_features(self, clips: torch.Tensor) -> torch.Tensor:
+        """Normalised clips ``(B, T, C, H, W)`` -> the frozen network's per-frame features ``(B, T, F)``."""
         frames, b, t = self.clip_frames(clips)
-        appearance = face_embeddings(self.appearance, frames.unflatten(0, (b, t)))
-        behaviour = self.behaviour(clips)
-        return ABNetEmbeddings(
-            appearance,
-            behaviour,
-            F.normalize(self.appearance_to_identity(appearance), dim=1),
-            F.normalize(self.behaviour_to_identity(behaviour), dim=1),
-        )
+        if self.dlib:
+            maps = self.appearance.module.features(frames)
+            feats = F.adaptive_avg_pool2d(maps, DLIB_FRAME_GRID).flatten(1)
+        else:
+            feats = self.appearance(frames)
+        return feats.unflatten(0, (b, t))
 
-    def logits(self, emb: ABNetEmbeddings) -> torch.Tensor:
-        """P(fake) logits ``(B,)``: large when who it looks like and who it moves like differ."""
-        agreement = (emb.appearance_identity * emb.behaviour_identity).sum(dim=1)
-        return F.softplus(self.raw_scale) * (self.margin - agreement)
+    @torch.no_grad()
+    def appearance_from_features(self, features: torch.Tensor) -> torch.Tensor:
+        """``(B, T, F)`` -> the segment's appearance, the mean of its frame descriptors ``(B, D)``."""
+        if self.dlib:  # dlib's descriptor: fc of the spatial mean of the last residual map
+            maps = features.unflatten(-1, (256, DLIB_FRAME_GRID**2)).mean(dim=-1)
+            return self.appearance.module.fc(maps).mean(dim=1)
+        return features.mean(dim=1)
+
+    def behaviour_from_features(self, features: torch.Tensor) -> torch.Tensor:
+        return self.behaviour(features)
+
+    # --- enrolment
+    def enrol(self, names: Sequence[str], appearance: torch.Tensor, behaviour: torch.Tensor) -> None:
+        """Reference embeddings, one row per reference segment of the named identity; replaces
+        any earlier enrolment."""
+        if not (len(names) == len(appearance) == len(behaviour)):
+            raise ValueError(
+                f"enrol needs one name per reference, got {len(names)}, {len(appearance)}, {len(behaviour)}"
+            )
+        self.identities = sorted(set(names))
+        code = {n: i for i, n in enumerate(self.identities)}
+        device = self.ref_appearance.device
+        self.ref_identity = torch.tensor([code[n] for n in names], dtype=torch.long, device=device)
+        self.ref_appearance = appearance.detach().float().to(device)
+        self.ref_behaviour = behaviour.detach().float().to(device)
+
+    def set_distance_threshold(self, threshold: float, scale: float) -> None:
+        self.distance_threshold.fill_(threshold)
+        self.distance_scale.fill_(scale)
+
+    def get_extra_state(self) -> dict:
+        return {"identities": list(self.identities)}
+
+    def set_extra_state(self, state: dict) -> None:
+        self.identities = [str(n) for n in state.get("identities", [])]
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in ("ref_identity", "ref_appearance", "ref_behaviour"):  # sized by the enrolment
+            stored = state_dict.get(prefix + name)
+            if stored is not None:
+                setattr(self, name, getattr(self, name).new_zeros(stored.shape))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    # --- decision
+    def claim(self, appearance: torch.Tensor) -> torch.Tensor:
+        """The enrolled identity each appearance is nearest to, if within ``appearance_threshold``,
+        else -1."""
+        claimed = torch.full((len(appearance),), UNKNOWN, dtype=torch.long, device=appearance.device)
+        if not len(self.ref_appearance):
+            return claimed
+        d = torch.cdist(appearance.float(), self.ref_appearance.float())
+        nearest, index = d.min(dim=1)
+        found = nearest <= self.appearance_threshold
+        claimed[found] = self.ref_identity[index[found]]
+        return claimed
+
+    def behaviour_distance(self, behaviour: torch.Tensor, claimed: torch.Tensor) -> torch.Tensor:
+        """Euclidean distance of each (unit) behaviour embedding to the nearest behaviour reference
+        of its claimed identity; NaN where none is claimed."""
+        if not len(self.ref_behaviour):
+            return behaviour.new_full((len(behaviour),), float("nan"))
+        d = torch.cdist(behaviour, self.ref_behaviour.to(behaviour.dtype))
+        same = claimed[:, None] == self.ref_identity[None, :]
+        nearest = d.masked_fill(~same, float("inf")).min(dim=1).values
+        return torch.where(claimed >= 0, nearest, torch.full_like(nearest, float("nan")))
+
+    def decide_from_features(self, features: torch.Tensor) -> ABNetDecision:
+        claimed = self.claim(self.appearance_from_features(features))
+        if features.shape[1] < self.min_frames:  # a still, or too short: no behaviour to compare
+            claimed = torch.full_like(claimed, UNKNOWN)
+        distance = self.behaviour_distance(self.behaviour_from_features(features), claimed)
+        unknown = claimed < 0
+        logits = (distance - self.distance_threshold) * self.distance_scale
+        return ABNetDecision(logits, claimed, distance, unknown)
+
+    def decide(self, clips: torch.Tensor) -> ABNetDecision:
+        """Normalised clips -> the decision, with the claimed identity (``identities[claimed]``)."""
+        return self.decide_from_features(self.frame_features(clips))
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
-        return self.logits(self.embeddings(clips))
+        """P(fake) logits ``(B,)``; NaN for clips whose identity is unknown (no references)."""
+        return self.decide(clips).logits

@@ -15,9 +15,11 @@ reading of the paper and our choices.
 - A frozen network without weights is random; its batch-norm statistics are then re-estimated
   on the training faces before the thresholds (``calibrate_batch_norm``), or its activations
   shrink towards zero layer after layer.
-- Features per frame (``features="activated"``): the outputs of the activated neurons (others
-  zeroed), concatenated over layers, plus the per-layer MNC values; ``"coverage"`` keeps only
-  the MNC values. Frame logits are averaged over the clip.
+- Features per frame (``features="coverage"``, default): the per-layer MNC vector, one value per
+  monitored layer (the paper's feature); ``"activated"`` (richer, our option): the outputs of the
+  activated neurons (others zeroed), concatenated over layers, plus the MNC values.
+- Classifier: the paper's shallow fully connected network (five linear layers with ReLU by
+  default), after a batch norm of its input. Frame logits are averaged over the clip.
 """
 
 from __future__ import annotations
@@ -42,7 +44,10 @@ from dfdetect.models.nets.base import FrameDetector
 from dfdetect.models.nets.dlib_face import INSTALLED, build_face_net
 from dfdetect.models.nets.registry import NetInfo, register_net
 
-FEATURE_KINDS = ("activated", "coverage")
+FEATURE_KINDS = ("coverage", "activated")
+# trainable parameters with the defaults: dlib's 16 monitored layers -> batch norm (32) -> 256 -> 128
+# -> 64 -> 32 -> 1 (4,352 + 32,896 + 8,256 + 2,080 + 33)
+PARAMS = 47_649
 
 
 def neuron_values(activation: torch.Tensor) -> torch.Tensor:
@@ -50,9 +55,11 @@ def neuron_values(activation: torch.Tensor) -> torch.Tensor:
     return activation.mean(dim=(2, 3)) if activation.ndim == 4 else activation.flatten(1)
 
 
-def shallow_classifier(in_dim: int, hidden: Sequence[int], dropout: float) -> nn.Sequential:
-    """Batch-normalised features -> fully connected ReLU layers with dropout -> one logit."""
-    layers: list[nn.Module] = [nn.BatchNorm1d(in_dim)]
+def shallow_classifier(
+    in_dim: int, hidden: Sequence[int], dropout: float, input_norm: bool = True
+) -> nn.Sequential:
+    """[Batch-normalised] features -> fully connected ReLU layers with dropout -> one logit."""
+    layers: list[nn.Module] = [nn.BatchNorm1d(in_dim)] if input_norm else []
     width = in_dim
     for h in hidden:
         layers += [nn.Linear(width, h), nn.ReLU(inplace=True), nn.Dropout(dropout)]
@@ -70,7 +77,7 @@ def shallow_classifier(in_dim: int, hidden: Sequence[int], dropout: float) -> nn
         mean=DLIB_MEAN_01,
         std=DLIB_STD_01,
         kind="frame",
-        params=543_009,
+        params=PARAMS,
         weight_formats=("dlib_dat", "facenet_state_dict"),
     ),
 )
@@ -85,9 +92,10 @@ class FakeSpotter(FrameDetector):
         face_net: str = DLIB,
         block_repeats: Sequence[int] = FULL_REPEATS,
         layers: Sequence[str] | None = None,
-        features: str = "activated",
+        features: str = "coverage",
         hidden: Sequence[int] = (256, 128, 64, 32),
         dropout: float = 0.2,
+        input_norm: bool = True,
         calibrate_batch_norm: bool | None = None,
     ):
         super().__init__()
@@ -107,7 +115,7 @@ class FakeSpotter(FrameDetector):
         self.register_buffer("thresholds", torch.zeros(len(self.layers)))
         self.register_buffer("thresholds_fitted", torch.tensor(False))
         in_dim = len(self.layers) + (sum(self.widths) if features == "activated" else 0)
-        self.classifier = shallow_classifier(in_dim, hidden, dropout)
+        self.classifier = shallow_classifier(in_dim, hidden, dropout, input_norm)
 
     def neuron_outputs(self, frames: torch.Tensor) -> list[torch.Tensor]:
         """Normalised frames ``(N, C, H, W)`` -> per monitored layer, ``(N, neurons)``."""

@@ -1,20 +1,19 @@
 """FTDetect, i.e. FakeTalkerDetect (Jeon, Bang & Woo, ICCV workshops 2019), after the authors'
-Keras code (GitHub cutz-j/FakeTalkerDetect: ``main.ipynb``, ``model/alexnet.py``,
-``model/siamesenet.py``, ``utils/metrics.py``, ``evaluate.py``).
+Keras code (GitHub cutz-j/FakeTalkerDetect: ``main.ipynb`` of commit 89db8ba, ``model/alexnet.py``,
+``model/siamesenet.py``, ``utils/generators.py``, ``evaluate.py``).
 
-Stage 1, a base classifier: a feature network, ``Dense(4096) -> ReLU -> Dense(1)`` (sigmoid =
-P(fake)). Stage 2, few-shot Siamese fine-tuning: everything but the last ``Dense(1)`` is frozen,
-both Siamese branches share the net, a branch's output is the sigmoid score, pairs of real
-images are pulled together (distance -> 0), and a test image is scored by its distance to real
-reference images. ``FTDetectModule`` runs the stages; this net holds the reference embeddings,
-the distance threshold and scale (buffers) and, once ``siamese_ready``, answers with
-``(distance - threshold) * scale``.
+Stage 1, a base classifier: the authors' AlexNet variant (``backbone="alexnet"``, default; 224 px,
+4,802,593 parameters, frames scaled to [0, 1] as their ``ImageDataGenerator(1/255)``), then
+``Dense(4096) -> ReLU -> Dense(1)`` (sigmoid = P(fake)). Stage 2, few-shot Siamese fine-tuning:
+everything but the last ``Dense(1)`` is frozen, both Siamese branches share the net, a branch's
+output is the sigmoid score, pairs of real images are pulled together (distance -> 0), and a test
+image is scored by its distance to real reference images. ``FTDetectModule`` runs the stages; this
+net holds the reference embeddings, the distance threshold and scale (buffers) and, once
+``siamese_ready``, answers with ``(distance - threshold) * scale``.
 
-Feature network: ``backbone="face"`` (default) is a face-recognition embedding, ``face_net``
-``"inception_resnet_v1"`` (default; 512-d, a user's weights or random) or ``"dlib_resnet"`` (dlib's
-trained 128-d ResNet, ``weights="installed"`` or a ``.dat``; see ``face_backbone``), fine-tuned in
-stage 1; ``backbone="alexnet"`` is the authors' AlexNet variant (their default base
-model), 4,802,593 parameters, frames scaled to [0, 1] as their ``ImageDataGenerator(1/255)``.
+``backbone="face"`` (our option) puts a face-recognition embedding (``face_net``
+``"inception_resnet_v1"``, a user's weights or random, or ``"dlib_resnet"``, dlib's trained
+ResNet; see ``face_backbone``) under the same head, fine-tuned in stage 1.
 """
 
 from __future__ import annotations
@@ -26,8 +25,6 @@ import torch
 from torch import nn
 
 from dfdetect.models.layers.face_backbone import (
-    FACENET_MEAN,
-    FACENET_STD,
     FULL_REPEATS,
     INCEPTION,
     face_input_size,
@@ -40,6 +37,7 @@ from dfdetect.models.nets.registry import NetInfo, register_net
 
 BACKBONES = ("face", "alexnet")
 ALEXNET_MIN_INPUT = 57  # below this the third 3x3 stride-2 max-pool sees less than 3x3
+ALEXNET_INPUT = 224  # the authors' notebook (main.ipynb); their later main.py uses 64
 
 
 def conv_relu(c_in: int, c_out: int, kernel: int, stride: int = 1) -> list[nn.Module]:
@@ -72,12 +70,12 @@ class AuthorsAlexNet(nn.Sequential):
     "ftdetect",
     NetInfo(
         paper="Jeon, Bang & Woo, FakeTalkerDetect, ICCV-W 2019",
-        code="github.com/cutz-j/FakeTalkerDetect (base net: facenet InceptionResnetV1 by default)",
-        input_size=160,
-        mean=FACENET_MEAN,
-        std=FACENET_STD,
+        code="github.com/cutz-j/FakeTalkerDetect main.ipynb (commit 89db8ba), model/alexnet.py",
+        input_size=ALEXNET_INPUT,
+        mean=(0.0, 0.0, 0.0),
+        std=(1.0, 1.0, 1.0),
         kind="frame",
-        params=25_587_969,
+        params=4_802_593,
         weight_formats=("facenet_state_dict", "dlib_dat"),
     ),
 )
@@ -85,7 +83,7 @@ class FTDetect(FrameDetector):
     def __init__(
         self,
         input_size: int | None = None,
-        backbone: str = "face",
+        backbone: str = "alexnet",
         weights: str | Path | None = None,
         face_net: str = INCEPTION,
         block_repeats: Sequence[int] = FULL_REPEATS,
@@ -104,7 +102,7 @@ class FTDetect(FrameDetector):
             if weights is not None:
                 raise ValueError("weights apply to the face backbone; the AlexNet base trains from scratch")
             self.mean, self.std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
-            self.input_size = max(int(input_size or 160), ALEXNET_MIN_INPUT)
+            self.input_size = max(int(input_size or ALEXNET_INPUT), ALEXNET_MIN_INPUT)
             self.features = AuthorsAlexNet()
             feature_dim = AuthorsAlexNet.out_dim
         self.hidden = nn.Sequential(nn.Linear(feature_dim, hidden), nn.ReLU(inplace=True))
