@@ -338,3 +338,19 @@ def test_an_ensemble_gives_verdicts_named_after_its_kind_and_members(tmp_path, c
     result, verdicts, _ = predict(predict_cfg(tmp_path, f"input={raw}", "ensemble=dd2", members))
     assert result["model"]["kind"] == "ensemble" and result["model"]["members"] == [str(checkpoint)] * 2
     assert all(v.model.startswith("dd2@") and v.verdict in ("fake", "real") for v in verdicts)
+
+
+def test_clips_a_detector_abstains_on_are_left_out_and_all_abstained_is_unknown(tmp_path, checkpoint):
+    from dfdetect.predict import Predictor
+
+    raw = labelled_tree(tmp_path / "raw")
+    cfg = predict_cfg(tmp_path, f"input={raw}", f"ckpt_path={checkpoint}")
+    predictor = Predictor.from_config(cfg)
+    prepared = predictor.prepare(raw / "real" / "r0.avi")
+    scores = iter([float("nan"), 0.9, float("nan")])
+    predictor.clip_probs = lambda clips: np.array([next(scores) for _ in clips])
+    (v,) = predictor.score([prepared])
+    assert (v.verdict, v.p_fake, v.n_clips) == ("fake", 0.9, 1)
+    predictor.clip_probs = lambda clips: np.full(len(clips), np.nan)
+    (v,) = predictor.score([prepared])
+    assert (v.verdict, v.p_fake, v.reason.split(":")[0]) == ("unknown", None, "abstained")

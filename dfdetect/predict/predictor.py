@@ -123,6 +123,8 @@ class Predictor:
     def _verdict(self, p: PreparedFile, probs: np.ndarray, score_seconds: float) -> FileVerdict:
         tracks: dict[int, dict] = {}
         for clip, prob in zip(p.clips if p.scorable else [], probs, strict=True):
+            if not np.isfinite(prob):  # the detector abstained (ABNet: an identity it has no references of)
+                continue
             track = tracks.setdefault(clip.track, {"track": clip.track, "p_fake": None, "clips": []})
             track["clips"].append(
                 {
@@ -133,7 +135,9 @@ class Predictor:
                 }
             )
         p_fake = file_score(list(tracks.values()), self.aggregation, self.confident) if tracks else None
-        reason = p.reason or ("" if tracks else "no_face: no clip with a face")
+        reason = p.reason or (
+            "" if tracks else f"abstained: the detector gave none of {len(probs)} clips a score"
+        )
         return FileVerdict(
             path=p.path,
             kind=p.kind,
@@ -141,7 +145,7 @@ class Predictor:
             p_fake=p_fake,
             threshold=self.decision.threshold,
             n_faces=len(tracks) if tracks else p.n_faces,
-            n_clips=len(probs),
+            n_clips=sum(len(t["clips"]) for t in tracks.values()),
             reason=reason,
             model=self.identity.tag,
             label=p.label,

@@ -18,7 +18,16 @@ from dfdetect.preprocess.pipeline import FAILED, OK, MemoryCropWriter, process_i
 from dfdetect.preprocess.settings import ClipSettings
 
 # why a file has no verdict; a reason reads "<code>: <detail>"
-REASONS = ("missing", "unsupported_type", "too_large", "decode_error", "too_short", "no_face", "error")
+REASONS = (
+    "missing",
+    "unsupported_type",
+    "too_large",
+    "decode_error",
+    "too_short",
+    "no_face",
+    "abstained",  # the detector scored no clip (ABNet: an identity without references)
+    "error",
+)
 
 
 @dataclass
