@@ -46,8 +46,18 @@ def test_every_group_has_options():
     assert {"fdr", "limit", "overfit"} <= set(options("debug"))
 
 
+# face-identity datasets (PuFace): dlib chips with identity labels, not clips
+FACE_DATA = {"ffpp_mini_faces", "faces_folder"}
+
+
 @pytest.mark.parametrize("option", options("data"))
 def test_data_option_instantiates(option, train_cfg, tmp_path):
+    if option in FACE_DATA:
+        from dfdetect.data.identity_datamodule import IdentityDataModule
+
+        cfg = train_cfg(f"data={option}", f"data.path={tmp_path}", demo=False)
+        assert isinstance(hydra.utils.instantiate(cfg.data), IdentityDataModule)
+        return
     if option == "demo":
         cfg = train_cfg("data=demo")
     else:

@@ -23,6 +23,9 @@ FLOORS = {
     "dfdetect.models.nets": 2,
     "dfdetect.attack": 3,
     "dfdetect.models.lightning": 3,
+    "dfdetect.faceid": 3,
+    "dfdetect.cloak": 3,
+    "dfdetect.purify": 4,
     "dfdetect.ensemble": 4,
     "dfdetect.run": 5,
 }
