@@ -71,3 +71,11 @@ def test_face_embedding_benchmark_times_ours_and_dlib_and_prints_a_ratio(capsys,
     parity = next(line for line in lines if "parity" in line)
     assert float(parity.split()[-1]) <= 1e-4
     assert abs(ratio(lines) - rates["ours"] / rates["dlib"]) < 0.01 * ratio(lines) + 1e-3
+
+
+def test_cloak_benchmark_times_batched_and_single_and_prints_a_ratio(capsys, monkeypatch):
+    args = "--attack fawkes_low --images 2 --batch 2 --steps 1 --rounds 1 --threads 1 --device cpu".split()
+    lines = run_script("benchmark_cloak.py", *args, capsys=capsys, monkeypatch=monkeypatch)
+    rates = {line.split()[0]: float(line.split()[1]) for line in lines if line.split()[0] in ("batched", "one_at_a_time")}
+    assert set(rates) == {"batched", "one_at_a_time"} and min(rates.values()) > 0
+    assert abs(ratio(lines) - rates["batched"] / rates["one_at_a_time"]) < 0.01 * ratio(lines) + 1e-3

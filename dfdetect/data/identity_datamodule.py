@@ -157,6 +157,16 @@ class IdentityDataModule(pl.LightningDataModule):
             self._chips[split] = (x, torch.as_tensor(rows["label"].to_numpy().copy()))
         return self._chips[split]
 
+    def identity_chips(self, split: str, identity: str) -> torch.Tensor:
+        """One identity's chips of a split (UserError if it has none)."""
+        if identity not in self.identities:
+            raise UserError(f"unknown identity {identity!r}; known: {self.identities}")
+        x, y = self.chips(split)
+        mine = x[y == self.identities.index(identity)]
+        if len(mine) == 0:
+            raise UserError(f"identity {identity!r} has no {split} images")
+        return mine
+
     # --- Lightning -----------------------------------------------------------------------------
     def prepare_data(self) -> None:
         self.prepare()
