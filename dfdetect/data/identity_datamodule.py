@@ -73,6 +73,7 @@ class IdentityDataModule(pl.LightningDataModule):
         batch_size: int = 32,
         num_workers: int = 0,
         chip_batch: int = 16,
+        name: str | None = None,
     ):
         super().__init__()
         if source not in SOURCES:
@@ -82,6 +83,7 @@ class IdentityDataModule(pl.LightningDataModule):
         self.wanted = list(identities) if identities else None
         self.train_fraction, self.split_seed, self.chip_size = train_fraction, split_seed, chip_size
         self.batch_size, self.num_workers, self.chip_batch = batch_size, num_workers, chip_batch
+        self.name = name or self.chips_dir.name  # names the dataset's cloak folders
         self.table: pd.DataFrame | None = None
         self._chips: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
