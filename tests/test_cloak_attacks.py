@@ -115,3 +115,23 @@ def test_target_is_drawn_among_the_farthest_identities():
     assert select_target(user, cands, top=1) == "id5"
     idx = pair_targets(7, 30, max_images=10, rng=np.random.default_rng(0))
     assert len(idx) == 7 and len(set(idx)) <= 10 and idx.max() < 30
+
+
+def test_lpips_from_user_files_and_lowkey_with_it(tmp_path):
+    from torchvision.models import alexnet
+
+    from dfdetect.cloak.lpips import CHANNELS, LPIPS
+    from dfdetect.utils.errors import UserError
+
+    torch.manual_seed(0)
+    torch.save(alexnet(weights=None).state_dict(), tmp_path / "alex.pth")
+    torch.save({f"lin{i}.model.1.weight": torch.rand(1, c, 1, 1) for i, c in enumerate(CHANNELS)}, tmp_path / "lin.pth")
+    lp = LPIPS.from_files(tmp_path / "alex.pth", tmp_path / "lin.pth")
+    x = torch.rand(2, 3, 64, 64)
+    assert torch.allclose(lp(x, x), torch.zeros(2))
+    assert (lp(x, (x + 0.2 * torch.randn_like(x)).clamp(0, 1)) > 0).all()
+    attack = LowKey(steps=1, perceptual="lpips", lpips_alexnet=str(tmp_path / "alex.pth"),
+                    lpips_linear=str(tmp_path / "lin.pth"))  # fmt: skip
+    assert attack._penalty(x, x.flip(-1)).shape == (2,)
+    with pytest.raises(UserError, match="lpips_alexnet"):
+        LowKey(perceptual="lpips")

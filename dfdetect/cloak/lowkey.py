@@ -6,7 +6,7 @@ applied to ``x'`` and to its Gaussian smoothing ``G(x')`` (kernel 7, sigma 3, re
 ``x + U(+-0.005)``, ``steps`` signed-gradient steps of ``step_size`` on the [0, 1] scale, clamped to
 [0, 1]. ``P``: LPIPS (AlexNet) in LowKey; its ImageNet weights cannot be downloaded here, so the
 default penalty is DSSIM (``perceptual="dssim"``), and ``perceptual="lpips"`` takes user-supplied
-weights (``dfdetect.cloak.lpips``). As in LowKey's LPIPS mode no epsilon clamp is applied unless
+weight files (``lpips_alexnet``, ``lpips_linear``; ``dfdetect.cloak.lpips``). As in LowKey's LPIPS mode no epsilon clamp is applied unless
 ``epsilon`` is set: the L-infinity change is at most ``init + steps * step_size`` (0.13 by default).
 """
 
@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from dfdetect.cloak.ssim import dssim, gaussian_window
+from dfdetect.utils.errors import UserError
 
 
 def gaussian_smooth(x: torch.Tensor, kernel: int = 7, sigma: float = 3.0) -> torch.Tensor:
@@ -35,11 +36,17 @@ class LowKey:
 
     def __init__(self, steps: int = 50, step_size: float = 0.0025, init: float = 0.005, blur_kernel: int = 7,
                  blur_sigma: float = 3.0, perceptual: str = "dssim", perceptual_weight: float = 0.05,
-                 epsilon: float | None = None, lpips=None, seed: int = 0):  # fmt: skip
+                 epsilon: float | None = None, lpips=None, lpips_alexnet: str | None = None,
+                 lpips_linear: str | None = None, seed: int = 0):  # fmt: skip
         if perceptual not in ("dssim", "lpips", "none"):
             raise ValueError(f"perceptual must be dssim, lpips or none, got {perceptual!r}")
         if perceptual == "lpips" and lpips is None:
-            raise ValueError("perceptual=lpips needs an LPIPS module built from your weights (dfdetect.cloak.lpips)")
+            if not (lpips_alexnet and lpips_linear):
+                raise UserError("perceptual=lpips needs your weight files: lpips_alexnet=<torchvision AlexNet "
+                                "state dict> lpips_linear=<LPIPS v0.1 alex.pth> (nothing is downloaded)")
+            from dfdetect.cloak.lpips import LPIPS
+
+            lpips = LPIPS.from_files(lpips_alexnet, lpips_linear)
         self.steps, self.step_size, self.init = steps, step_size, init
         self.blur_kernel, self.blur_sigma = blur_kernel, blur_sigma
         self.perceptual, self.perceptual_weight, self.epsilon, self.lpips = perceptual, perceptual_weight, epsilon, lpips
@@ -55,7 +62,7 @@ class LowKey:
         if self.perceptual == "dssim":
             return dssim(255 * x, 255 * xa)
         if self.perceptual == "lpips":
-            return self.lpips(x, xa)
+            return self.lpips.to(x.device)(x, xa)
         return torch.zeros(len(x), device=x.device)
 
     def __call__(self, x255: torch.Tensor, extractors: Sequence, x_target: torch.Tensor | None = None) -> torch.Tensor:
