@@ -53,7 +53,7 @@ def evaluate_from_config(cfg: DictConfig) -> dict:
 
     ev = Evaluation(faces, net, defenses, list(cfg.models), make_e2e, list(cfg.e2e_defenses), device)
     cloak_dir = Path(cfg.cloak_dir)
-    results = evaluate(ev, attacks, list(cfg.users), cloak_dir, extractors, device, cfg.seed)
+    results = evaluate(ev, attacks, list(cfg.users), cloak_dir, extractors, device, cfg.seed, cfg.get("natural", True))
     results.to_csv(out_dir / "results.csv", index=False)
     table = summary_table(results)
     _write_text(out_dir / "table.md", table + "\n")
