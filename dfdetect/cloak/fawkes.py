@@ -43,8 +43,9 @@ def from_tanh_space(w: torch.Tensor) -> torch.Tensor:
 def _mode(modes: Mapping, mode: str, rho, steps, lr) -> tuple[float, int, float]:
     if mode not in modes:
         raise ValueError(f"unknown mode {mode!r}; one of {sorted(modes)}")
-    r, s, l = modes[mode]
-    return float(rho if rho is not None else r), int(steps if steps is not None else s), float(lr if lr is not None else l)
+    m_rho, m_steps, m_lr = modes[mode]
+    return (float(rho if rho is not None else m_rho), int(steps if steps is not None else m_steps),
+            float(lr if lr is not None else m_lr))  # fmt: skip
 
 
 def _adadelta(params, lr):

@@ -34,7 +34,7 @@ class RedNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, saved = x, []
-        for i, conv in enumerate(self.encoder):
+        for conv in self.encoder:
             h = F.relu(conv(h))
             saved.append(h)
         for j, deconv in enumerate(self.decoder[:-1]):
