@@ -97,3 +97,11 @@ def test_predict_benchmark_times_ours_the_baseline_and_the_decode_bound(capsys, 
     assert [line.split(":")[0].split(" (")[0] for line in lines[1:4]] == ["baseline", "ours", "decode bound"]
     assert lines[-2].startswith("ours / decode bound time: ")
     ratio(lines)
+
+
+def test_cloak_benchmark_times_batched_and_single_and_prints_a_ratio(capsys, monkeypatch):
+    args = "--attack fawkes_low --images 2 --batch 2 --steps 1 --rounds 1 --threads 1 --device cpu".split()
+    lines = run_script("benchmark_cloak.py", *args, capsys=capsys, monkeypatch=monkeypatch)
+    rates = {line.split()[0]: float(line.split()[1]) for line in lines if line.split()[0] in ("batched", "one_at_a_time")}
+    assert set(rates) == {"batched", "one_at_a_time"} and min(rates.values()) > 0
+    assert abs(ratio(lines) - rates["batched"] / rates["one_at_a_time"]) < 0.01 * ratio(lines) + 1e-3

@@ -46,8 +46,18 @@ def test_every_group_has_options():
     assert {"fdr", "limit", "overfit"} <= set(options("debug"))
 
 
+# face-identity datasets (PuFace): dlib chips with identity labels, not clips
+FACE_DATA = {"ffpp_mini_faces", "faces_folder"}
+
+
 @pytest.mark.parametrize("option", options("data"))
 def test_data_option_instantiates(option, train_cfg, tmp_path):
+    if option in FACE_DATA:
+        from dfdetect.data.identity_datamodule import IdentityDataModule
+
+        cfg = train_cfg(f"data={option}", f"data.path={tmp_path}", demo=False)
+        assert isinstance(hydra.utils.instantiate(cfg.data), IdentityDataModule)
+        return
     if option == "demo":
         cfg = train_cfg("data=demo")
     else:
@@ -102,15 +112,35 @@ def test_callbacks_option_instantiates(option, train_cfg):
         assert monitors == {"val/auc", None}
 
 
+# experiments of scripts/train_purifier.py (conf/puface.yaml), not of train.py
+PURIFIER_EXPERIMENTS = {"puface"}
+
+
 @pytest.mark.parametrize("group", ["experiment", "debug"])
 def test_global_options_compose_and_instantiate(group, train_cfg):
     for option in options(group):
         if option == "default" and group == "debug":
             continue
+        if group == "experiment" and option in PURIFIER_EXPERIMENTS:
+            continue
         cfg = train_cfg(f"{group}={option}")
         assert isinstance(hydra.utils.instantiate(cfg.data), ClipDataModule)
         assert isinstance(hydra.utils.instantiate(cfg.model), DetectorModule)
         hydra.utils.instantiate(cfg.trainer, logger=False)
+
+
+@pytest.mark.parametrize("option", sorted(PURIFIER_EXPERIMENTS))
+def test_purifier_experiments_compose_and_instantiate(option, tmp_path):
+    from dfdetect.data.identity_datamodule import IdentityDataModule
+    from dfdetect.purify.module import PurifierModule
+    from dfdetect.purify.train import build_purifier_module
+    from tests.conftest import compose_config
+
+    cfg = compose_config("puface.yaml", [f"experiment={option}"], tmp_path)
+    assert isinstance(build_purifier_module(cfg.purifier), PurifierModule)
+    assert isinstance(hydra.utils.instantiate(cfg.data), IdentityDataModule)
+    assert cfg.pool.exclude and cfg.pool.faces == cfg.data
+    hydra.utils.instantiate(cfg.trainer, logger=False)
 
 
 def test_debug_overfit_switches_augmentation_off(train_cfg):
