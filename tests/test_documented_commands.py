@@ -44,6 +44,7 @@ PLACEHOLDERS = {
     "<fitted dd3 ckpt>": "dd3.ckpt",
     "<checkpoint_dir>": "checkpoints/train/runs/run",
     "<run>": "run",
+    "<i>": "0",
     "<raw>": "/data/raw",
     "<raw data>": "/data/raw",
     "<raw dataset>": "/data/raw",
