@@ -73,23 +73,41 @@ ENTRIES: dict[str, dict] = {
             "calibration.enabled=false",
         ],
     },
+    # DD1 over the paper's member CLRNet (here CLRNet-lite): each fold's own checkpoint as the gate,
+    # so nothing is fitted on that fold's test videos
+    "dd1_clrnet_lite": {
+        "script": "evaluate.py",
+        "args": ["ensemble=dd1", "calibration.enabled=false"],
+        "members": ["clrnet_lite"],
+    },
 }
 # rows shown, not run: detectors and defenses waiting for other work
 PENDING = {
     "abnet": "pending (#19 items 1-3: rewrite under way)",
     "fakespotter": "pending (#19 items 1-3: rewrite under way)",
     "ftdetect": "pending (#19 items 1-3: rewrite under way)",
-    "dd1 (clrnet)": "pending (needs its members per fold)",
     "dd2 (clrnet, abnet, ftdetect)": "pending (#19 items 1-3)",
     "dd3 (clrnet, abnet, ftdetect)": "pending (#19 items 1-3)",
 }
 FINISHED = "predictions.parquet"
 
 
+def member_checkpoint(out: Path, member: str, fold: int) -> str:
+    """The best checkpoint of ``member``'s run of ``fold`` (``<member ckpt>`` before it exists)."""
+    metrics = out / member / f"fold{fold}" / "metrics.json"
+    if metrics.exists():
+        return json.loads(metrics.read_text()).get("best_checkpoint") or f"<{member} ckpt>"
+    return f"<{member} ckpt>"
+
+
 def command(name: str, data: str, folds: int, fold: int, run_dir: Path) -> list[str]:
     entry = ENTRIES[name]
     script = entry.get("script", "train.py")
     args = [f"data={data}", f"data.folds={folds}", f"data.fold={fold}", *entry["args"]]
+    if "members" in entry:
+        out = run_dir.parent.parent
+        ckpts = ",".join(member_checkpoint(out, m, fold) for m in entry["members"])
+        args.append(f"ensemble.members=[{ckpts}]")
     if "budget" in entry:
         args.append(f"trainer.max_time={entry['budget']}")
     return [sys.executable, str(ROOT / script), *args, f"hydra.run.dir={run_dir}"]
@@ -106,6 +124,9 @@ def run_fold(name: str, data: str, folds: int, fold: int, out: Path) -> str:
     run_dir = out / name / f"fold{fold}"
     if (run_dir / FINISHED).exists():
         return "ok"
+    missing = [m for m in ENTRIES[name].get("members", []) if "<" in member_checkpoint(out, m, fold)]
+    if missing:
+        return f"skipped (no checkpoint of {missing} for fold {fold} yet)"
     run_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with open(run_dir / "stdout.log", "w") as log:
@@ -130,6 +151,8 @@ def summarise(
         "command": shown(command(name, data, folds, 0, out)),
     }
     row["command"] = row["command"].replace("data.fold=0", "data.fold=<i>")
+    for member in ENTRIES[name].get("members", []):
+        row["command"] = row["command"].replace(member_checkpoint(out, member, 0), f"<{member} ckpt>")
     if not done:
         return {**row, "status": "not run"}, None
     epochs, wall = [], 0.0

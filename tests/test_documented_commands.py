@@ -45,6 +45,7 @@ PLACEHOLDERS = {
     "<checkpoint_dir>": "checkpoints/train/runs/run",
     "<run>": "run",
     "<i>": "0",
+    "<clrnet_lite ckpt>": "a.ckpt",
     "<raw>": "/data/raw",
     "<raw data>": "/data/raw",
     "<raw dataset>": "/data/raw",

@@ -134,3 +134,16 @@ def test_table_pools_finished_folds_without_rerunning_them(zoo_table, tmp_path, 
 def test_unknown_entry_is_an_error(zoo_table, tmp_path):
     with pytest.raises(SystemExit):
         zoo_table.main(["--out", str(tmp_path), "--only", "mesonet9"])
+
+
+def test_a_defense_uses_each_folds_own_member_checkpoint(zoo_table, tmp_path):
+    out = tmp_path / "out"
+    for fold in (0, 1):
+        run = out / "clrnet_lite" / f"fold{fold}"
+        run.mkdir(parents=True)
+        (run / "metrics.json").write_text(json.dumps({"best_checkpoint": f"/ck/fold{fold}.ckpt"}))
+    cmd = zoo_table.command("dd1_clrnet_lite", "ffpp_mini", 5, 1, out / "dd1_clrnet_lite" / "fold1")
+    assert "ensemble.members=[/ck/fold1.ckpt]" in cmd and "data.fold=1" in cmd
+    # a fold whose member has not run yet is skipped, not run with a placeholder
+    status = zoo_table.run_fold("dd1_clrnet_lite", "ffpp_mini", 5, 2, out)
+    assert status.startswith("skipped") and not (out / "dd1_clrnet_lite" / "fold2").exists()
