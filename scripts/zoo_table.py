@@ -155,10 +155,11 @@ def summarise(
         row["command"] = row["command"].replace(member_checkpoint(out, member, 0), f"<{member} ckpt>")
     if not done:
         return {**row, "status": "not run"}, None
-    epochs, wall = [], 0.0
+    epochs, wall, fold_aucs = [], 0.0, []
     for d in done.values():
         metrics = json.loads((d / "metrics.json").read_text()) if (d / "metrics.json").exists() else {}
         epochs.append(metrics.get("epochs"))
+        fold_aucs.append(metrics.get("test/video_auc", float("nan")))
         wall += float((d / "wall_seconds.txt").read_text()) if (d / "wall_seconds.txt").exists() else 0.0
     clips = pool_folds({i: pd.read_parquet(d / FINISHED) for i, d in done.items()}, groups)
     videos = video_scores(clips)
@@ -173,6 +174,9 @@ def summarise(
         ci_low=interval["low"],
         ci_high=interval["high"],
         clip_auc=auc(clips["prob"].to_numpy(), clips["label"].to_numpy()),
+        fold_auc_mean=float(pd.Series(fold_aucs, dtype=float).mean()),
+        fold_auc_min=float(pd.Series(fold_aucs, dtype=float).min()),
+        fold_auc_max=float(pd.Series(fold_aucs, dtype=float).max()),
     )
     return row, videos.reset_index().assign(entry=name)
 
@@ -188,19 +192,21 @@ def write_tables(rows: list[dict], videos: list[pd.DataFrame], out: Path) -> Non
         with atomic_path(out / "oof_videos.csv") as tmp:
             pd.concat(videos, ignore_index=True).to_csv(tmp, index=False)
     lines = [
-        "| detector | folds | epochs per fold | wall s | videos (groups) | OOF video AUC | 95 % CI (groups) | OOF clip AUC | command |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| detector | folds | epochs per fold | wall s | videos (groups) | OOF video AUC | 95 % CI (groups) "
+        "| OOF clip AUC | per-fold video AUC, mean (min–max) | command |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         if r["status"] not in ("ok", "partial"):
             lines.append(
-                f"| {r['name']} | {r.get('folds', '')} | {r['status']} |  |  |  |  |  | {r.get('command', '')} |"
+                f"| {r['name']} | {r.get('folds', '')} | {r['status']} |  |  |  |  |  |  | {r.get('command', '')} |"
             )
             continue
         partial = "" if r["status"] == "ok" else " (partial)"
         lines.append(
             f"| {r['name']} | {r['folds']}{partial} | {r['epochs']} | {r['wall_s']} | {r['videos']} ({r['groups']}) "
             f"| {_number(r['video_auc'])} | {_number(r['ci_low'])}–{_number(r['ci_high'])} | {_number(r['clip_auc'])} "
+            f"| {_number(r['fold_auc_mean'])} ({_number(r['fold_auc_min'])}–{_number(r['fold_auc_max'])}) "
             f"| `{r['command']}` |"
         )
     with atomic_path(out / "results.md") as tmp:
@@ -220,6 +226,7 @@ def main(argv=None) -> None:
     parser.add_argument("--only", nargs="*", default=None, help="entries to run (default: all)")
     parser.add_argument("--redo", nargs="*", default=[], help="entries whose folds run again")
     parser.add_argument("--list", action="store_true", help="print the commands and exit")
+    parser.add_argument("--table-only", action="store_true", help="tabulate the finished folds, run nothing")
     args = parser.parse_args(argv)
     out = Path(args.out or ROOT / "logs" / "zoo" / f"{args.data}_cv{args.folds}").resolve()
     names = args.only if args.only is not None else list(ENTRIES)
@@ -250,7 +257,7 @@ def main(argv=None) -> None:
         rows += [{"name": n, "status": why} for n, why in PENDING.items()]
         write_tables(rows, videos, out)
 
-    jobs = [(n, f) for n in names for f in range(args.folds)]
+    jobs = [] if args.table_only else [(n, f) for n in names for f in range(args.folds)]
     for name, fold in tqdm(jobs, desc=f"zoo on {args.data}, {args.folds} folds", unit="fold"):
         status = run_fold(name, args.data, args.folds, fold, out)
         if status != "ok":
