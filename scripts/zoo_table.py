@@ -166,7 +166,7 @@ def summarise(
     interval = cluster_bootstrap_auc(videos)
     row.update(
         status="ok" if len(done) == folds else "partial",
-        epochs="/".join("" if e is None else str(e) for e in epochs),
+        epochs="/".join(str(e) for e in epochs) if any(e is not None for e in epochs) else "–",
         wall_s=round(wall),
         videos=len(videos),
         groups=videos["group"].nunique(),
@@ -198,8 +198,9 @@ def write_tables(rows: list[dict], videos: list[pd.DataFrame], out: Path) -> Non
     ]
     for r in rows:
         if r["status"] not in ("ok", "partial"):
+            shown_command = f"`{r['command']}`" if r.get("command") else ""
             lines.append(
-                f"| {r['name']} | {r.get('folds', '')} | {r['status']} |  |  |  |  |  |  | {r.get('command', '')} |"
+                f"| {r['name']} | {r.get('folds', '')} | {r['status']} |  |  |  |  |  |  | {shown_command} |"
             )
             continue
         partial = "" if r["status"] == "ok" else " (partial)"
