@@ -1,11 +1,17 @@
-"""Train every detector of the zoo on one dataset and tabulate val/test AUC and accuracy.
+"""Every detector of the zoo under grouped k-fold cross-validation on one dataset: pooled
+out-of-fold video AUC with a 95 % bootstrap interval clustered by group.
 
-Each entry is one ``python train.py`` (or ``evaluate.py``) command with a bounded CPU budget
-(``trainer.max_epochs`` and ``trainer.max_time``); its run dir is ``<out>/<entry>``. The script is
-resumable: an entry whose ``metrics.json`` exists is not run again (``--redo NAME`` forces it).
-It ends by writing ``<out>/results.md`` and ``<out>/results.csv`` with the command of every row.
+Each entry is one ``python train.py`` (or ``evaluate.py``) command run once per fold with
+``data.folds=<k> data.fold=<i>``, each with a bounded CPU budget (``trainer.max_epochs`` and
+``trainer.max_time``); its run dir is ``<out>/<entry>/fold<i>``. Over the k folds every video is
+tested exactly once, by a model that never saw its group. The script is resumable: a fold whose
+``predictions.parquet`` exists is not run again (``--redo NAME`` reruns an entry's folds).
+Per entry it pools the folds' test predictions (a video's score is the mean P(fake) of its clips),
+computes the video AUC and a percentile interval from 2,000 bootstrap draws of whole groups
+(``dfdetect.run.crossval``), and writes ``<out>/results.md``, ``<out>/results.csv`` and
+``<out>/oof_videos.csv``.
 
-python scripts/zoo_table.py [--data ffpp_mini] [--out logs/zoo/ffpp_mini] [--only meso4 xception] [--list]
+python scripts/zoo_table.py [--data ffpp_mini] [--folds 5] [--out logs/zoo/ffpp_mini_cv5] [--only meso4] [--list]
 """
 
 from __future__ import annotations
@@ -22,81 +28,86 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
+from dfdetect.data.manifest import read_manifest
+from dfdetect.run.crossval import auc, cluster_bootstrap_auc, pool_folds, video_scores
 from dfdetect.utils.io import atomic_path
 
 ROOT = Path(__file__).resolve().parents[1]
 MESONET_WEIGHTS = ROOT.parent / "shared" / "weights" / "mesonet"
 
 # frame nets see the first frame of each clip (data.num_frames=1: 16 frames per video), clip nets
-# all five; every run stops at its epoch count or its wall-clock budget, whichever comes first
+# all five; every fold stops at its epoch count or its wall-clock budget, whichever comes first.
+# Recipes are the model configs' (the authors'), except what an entry's arguments change.
 FRAME = ["data.num_frames=1"]
 ENTRIES: dict[str, dict] = {
-    "mesoinception4_df_zero_shot": {
-        "script": "evaluate.py",
-        "args": ["model=mesoinception4", f"model.net.weights={MESONET_WEIGHTS / 'MesoInception_DF.h5'}"],
-    },
-    "meso4_df_zero_shot": {
-        "script": "evaluate.py",
-        "args": ["model=meso4", f"model.net.weights={MESONET_WEIGHTS / 'Meso4_DF.h5'}"],
-    },
-    # the authors' DF weights fine-tuned on the training split with a 10x smaller learning rate
-    "mesoinception4_df_finetuned": {
-        "args": [
-            "model=mesoinception4",
-            f"model.net.weights={MESONET_WEIGHTS / 'MesoInception_DF.h5'}",
-            "model.optimizer.lr=1e-4",
-            *FRAME,
-            "trainer.max_epochs=6",
-        ],
-        "budget": "00:00:07:00",
-    },
-    "meso4_df_finetuned": {
-        "args": [
-            "model=meso4",
-            f"model.net.weights={MESONET_WEIGHTS / 'Meso4_DF.h5'}",
-            "model.optimizer.lr=1e-4",
-            *FRAME,
-            "trainer.max_epochs=6",
-        ],
-        "budget": "00:00:05:00",
-    },
+    "meso4": {"args": ["model=meso4", *FRAME, "trainer.max_epochs=10"], "budget": "00:00:01:30"},
     "mesoinception4": {
-        "args": ["model=mesoinception4", *FRAME, "trainer.max_epochs=12"],
-        "budget": "00:00:07:00",
-    },
-    "meso4": {"args": ["model=meso4", *FRAME, "trainer.max_epochs=12"], "budget": "00:00:05:00"},
-    "shallownet_v1": {
-        "args": ["model=shallownet_v1", *FRAME, "trainer.max_epochs=10"],
-        "budget": "00:00:04:00",
-    },
-    "shallownet_v2": {
-        "args": ["model=shallownet_v2", *FRAME, "trainer.max_epochs=3", "trainer.limit_train_batches=8"],
-        "budget": "00:00:05:00",
+        "args": ["model=mesoinception4", *FRAME, "trainer.max_epochs=10"],
+        "budget": "00:00:01:30",
     },
     "shallownet_v3": {
         "args": ["model=shallownet_v3", *FRAME, "trainer.max_epochs=10"],
-        "budget": "00:00:04:00",
+        "budget": "00:00:01:30",
     },
-    "clrnet_lite": {"args": ["model=clrnet_lite", "trainer.max_epochs=6"], "budget": "00:00:08:00"},
-    "xception": {
-        "args": ["model=xception", *FRAME, "data.net_input_size=160", "trainer.max_epochs=4"],
-        "budget": "00:00:08:00",
+    # smaller configs: Xception at 128 px, CLRNet-lite instead of CLRNet
+    "xception_128px": {
+        "args": ["model=xception", *FRAME, "data.net_input_size=128", "trainer.max_epochs=10"],
+        "budget": "00:00:02:00",
     },
-    "abnet": {"args": ["model=abnet", "trainer.max_epochs=5"], "budget": "00:00:07:00"},
-    "fakespotter": {"args": ["model=fakespotter", *FRAME, "trainer.max_epochs=5"], "budget": "00:00:05:00"},
-    # both stages within the CPU budget: 2 base-classifier epochs, then 2 Siamese epochs
-    "ftdetect": {
-        "args": ["experiment=ftdetect", *FRAME, "model.siamese_start_epoch=2", "trainer.max_epochs=4"],
-        "budget": "00:00:10:00",
+    "clrnet_lite": {"args": ["model=clrnet_lite", "trainer.max_epochs=10"], "budget": "00:00:02:00"},
+    "shallownet_v1": {
+        "args": ["model=shallownet_v1", *FRAME, "trainer.max_epochs=10"],
+        "budget": "00:00:01:30",
+    },
+    "shallownet_v2": {
+        "args": ["model=shallownet_v2", *FRAME, "trainer.max_epochs=10", "trainer.limit_train_batches=8"],
+        "budget": "00:00:01:30",
+    },
+    # the authors' released DF weights, no training: the same folds' test videos
+    "mesoinception4_df_zero_shot": {
+        "script": "evaluate.py",
+        "args": [
+            "model=mesoinception4",
+            f"model.net.weights={MESONET_WEIGHTS / 'MesoInception_DF.h5'}",
+            *FRAME,
+            "calibration.enabled=false",
+        ],
+    },
+    # DD1 over the paper's member CLRNet (here CLRNet-lite): each fold's own checkpoint as the gate,
+    # so nothing is fitted on that fold's test videos
+    "dd1_clrnet_lite": {
+        "script": "evaluate.py",
+        "args": ["ensemble=dd1", "calibration.enabled=false"],
+        "members": ["clrnet_lite"],
     },
 }
-COLUMNS = ["val/auc", "val/acc", "test/auc", "test/acc", "test/video_auc", "test/video_acc"]
+# rows shown, not run: detectors and defenses waiting for other work
+PENDING = {
+    "abnet": "pending (#19 items 1-3: rewrite under way)",
+    "fakespotter": "pending (#19 items 1-3: rewrite under way)",
+    "ftdetect": "pending (#19 items 1-3: rewrite under way)",
+    "dd2 (clrnet, abnet, ftdetect)": "pending (#19 items 1-3)",
+    "dd3 (clrnet, abnet, ftdetect)": "pending (#19 items 1-3)",
+}
+FINISHED = "predictions.parquet"
 
 
-def command(name: str, data: str, run_dir: Path) -> list[str]:
+def member_checkpoint(out: Path, member: str, fold: int) -> str:
+    """The best checkpoint of ``member``'s run of ``fold`` (``<member ckpt>`` before it exists)."""
+    metrics = out / member / f"fold{fold}" / "metrics.json"
+    if metrics.exists():
+        return json.loads(metrics.read_text()).get("best_checkpoint") or f"<{member} ckpt>"
+    return f"<{member} ckpt>"
+
+
+def command(name: str, data: str, folds: int, fold: int, run_dir: Path) -> list[str]:
     entry = ENTRIES[name]
     script = entry.get("script", "train.py")
-    args = [f"data={data}", *entry["args"]]
+    args = [f"data={data}", f"data.folds={folds}", f"data.fold={fold}", *entry["args"]]
+    if "members" in entry:
+        out = run_dir.parent.parent
+        ckpts = ",".join(member_checkpoint(out, m, fold) for m in entry["members"])
+        args.append(f"ensemble.members=[{ckpts}]")
     if "budget" in entry:
         args.append(f"trainer.max_time={entry['budget']}")
     return [sys.executable, str(ROOT / script), *args, f"hydra.run.dir={run_dir}"]
@@ -108,50 +119,96 @@ def shown(cmd: list[str]) -> str:
     return shlex.join(parts).replace(str(ROOT.parent), "..")
 
 
-def run_entry(name: str, data: str, out: Path) -> dict:
-    run_dir = out / name
-    cmd = command(name, data, run_dir)
-    metrics_file = run_dir / "metrics.json"
-    if not metrics_file.exists():
-        run_dir.mkdir(parents=True, exist_ok=True)
-        start = time.perf_counter()
-        with open(run_dir / "stdout.log", "w") as log:
-            done = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
-        if done.returncode != 0 or not metrics_file.exists():
-            return {"name": name, "status": f"failed (exit {done.returncode}, see {run_dir}/stdout.log)"}
-        with atomic_path(run_dir / "wall_seconds.txt") as tmp:
-            Path(tmp).write_text(f"{time.perf_counter() - start:.1f}\n")
-    metrics = json.loads(metrics_file.read_text())
-    wall = run_dir / "wall_seconds.txt"
-    row = {"name": name, "status": "ok", "epochs": metrics.get("epochs"), "command": shown(cmd)}
-    row["wall_s"] = float(wall.read_text()) if wall.exists() else None
-    row.update({c: metrics.get(c) for c in COLUMNS})
-    return row
+def run_fold(name: str, data: str, folds: int, fold: int, out: Path) -> str:
+    """Run one fold unless finished; returns ``ok`` or why not."""
+    run_dir = out / name / f"fold{fold}"
+    if (run_dir / FINISHED).exists():
+        return "ok"
+    missing = [m for m in ENTRIES[name].get("members", []) if "<" in member_checkpoint(out, m, fold)]
+    if missing:
+        return f"skipped (no checkpoint of {missing} for fold {fold} yet)"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with open(run_dir / "stdout.log", "w") as log:
+        cmd = command(name, data, folds, fold, run_dir)
+        done = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+    if done.returncode != 0 or not (run_dir / FINISHED).exists():
+        return f"failed (exit {done.returncode}, see {run_dir}/stdout.log)"
+    with atomic_path(run_dir / "wall_seconds.txt") as tmp:
+        Path(tmp).write_text(f"{time.perf_counter() - start:.1f}\n")
+    return "ok"
 
 
-def _number(row: dict, key: str) -> str:
-    value = row.get(key)
+def summarise(
+    name: str, out: Path, folds: int, groups: dict[str, str], data: str
+) -> tuple[dict, pd.DataFrame | None]:
+    """One table row from the finished folds of an entry, and its out-of-fold video scores."""
+    dirs = {i: out / name / f"fold{i}" for i in range(folds)}
+    done = {i: d for i, d in dirs.items() if (d / FINISHED).exists()}
+    row = {
+        "name": name,
+        "folds": f"{len(done)}/{folds}",
+        "command": shown(command(name, data, folds, 0, out)),
+    }
+    row["command"] = row["command"].replace("data.fold=0", "data.fold=<i>")
+    for member in ENTRIES[name].get("members", []):
+        row["command"] = row["command"].replace(member_checkpoint(out, member, 0), f"<{member} ckpt>")
+    if not done:
+        return {**row, "status": "not run"}, None
+    epochs, wall, fold_aucs = [], 0.0, []
+    for d in done.values():
+        metrics = json.loads((d / "metrics.json").read_text()) if (d / "metrics.json").exists() else {}
+        epochs.append(metrics.get("epochs"))
+        fold_aucs.append(metrics.get("test/video_auc", float("nan")))
+        wall += float((d / "wall_seconds.txt").read_text()) if (d / "wall_seconds.txt").exists() else 0.0
+    clips = pool_folds({i: pd.read_parquet(d / FINISHED) for i, d in done.items()}, groups)
+    videos = video_scores(clips)
+    interval = cluster_bootstrap_auc(videos)
+    row.update(
+        status="ok" if len(done) == folds else "partial",
+        epochs="/".join(str(e) for e in epochs) if any(e is not None for e in epochs) else "–",
+        wall_s=round(wall),
+        videos=len(videos),
+        groups=videos["group"].nunique(),
+        video_auc=interval["auc"],
+        ci_low=interval["low"],
+        ci_high=interval["high"],
+        clip_auc=auc(clips["prob"].to_numpy(), clips["label"].to_numpy()),
+        fold_auc_mean=float(pd.Series(fold_aucs, dtype=float).mean()),
+        fold_auc_min=float(pd.Series(fold_aucs, dtype=float).min()),
+        fold_auc_max=float(pd.Series(fold_aucs, dtype=float).max()),
+    )
+    return row, videos.reset_index().assign(entry=name)
+
+
+def _number(value) -> str:
     return "" if value is None or pd.isna(value) else f"{value:.3f}"
 
 
-def write_tables(rows: list[dict], out: Path) -> None:
-    frame = pd.DataFrame(rows)
+def write_tables(rows: list[dict], videos: list[pd.DataFrame], out: Path) -> None:
     with atomic_path(out / "results.csv") as tmp:
-        frame.to_csv(tmp, index=False)
+        pd.DataFrame(rows).to_csv(tmp, index=False)
+    if videos:
+        with atomic_path(out / "oof_videos.csv") as tmp:
+            pd.concat(videos, ignore_index=True).to_csv(tmp, index=False)
     lines = [
-        "| detector | epochs | wall s | val AUC | val acc | test AUC | test acc | test video AUC | command |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| detector | folds | epochs per fold | wall s | videos (groups) | OOF video AUC | 95 % CI (groups) "
+        "| OOF clip AUC | per-fold video AUC, mean (min–max) | command |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for row in rows:
-        if row["status"] != "ok":
-            lines.append(f"| {row['name']} | {row['status']} |  |  |  |  |  |  |  |")
+    for r in rows:
+        if r["status"] not in ("ok", "partial"):
+            shown_command = f"`{r['command']}`" if r.get("command") else ""
+            lines.append(
+                f"| {r['name']} | {r.get('folds', '')} | {r['status']} |  |  |  |  |  |  | {shown_command} |"
+            )
             continue
-
-        wall = "" if row["wall_s"] is None else f"{row['wall_s']:.0f}"
-        epochs = "" if row["epochs"] is None else str(row["epochs"])
+        partial = "" if r["status"] == "ok" else " (partial)"
         lines.append(
-            f"| {row['name']} | {epochs} | {wall} | {_number(row, 'val/auc')} | {_number(row, 'val/acc')} | {_number(row, 'test/auc')} "
-            f"| {_number(row, 'test/acc')} | {_number(row, 'test/video_auc')} | `{row['command']}` |"
+            f"| {r['name']} | {r['folds']}{partial} | {r['epochs']} | {r['wall_s']} | {r['videos']} ({r['groups']}) "
+            f"| {_number(r['video_auc'])} | {_number(r['ci_low'])}–{_number(r['ci_high'])} | {_number(r['clip_auc'])} "
+            f"| {_number(r['fold_auc_mean'])} ({_number(r['fold_auc_min'])}–{_number(r['fold_auc_max'])}) "
+            f"| `{r['command']}` |"
         )
     with atomic_path(out / "results.md") as tmp:
         Path(tmp).write_text("\n".join(lines) + "\n")
@@ -162,28 +219,54 @@ def main(argv=None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", default="ffpp_mini")
-    parser.add_argument("--out", default=None, help="default logs/zoo/<data>")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument(
+        "--store", default=None, help="the data's clip store, for the groups (default data/stores/<data>)"
+    )
+    parser.add_argument("--out", default=None, help="default logs/zoo/<data>_cv<folds>")
     parser.add_argument("--only", nargs="*", default=None, help="entries to run (default: all)")
-    parser.add_argument("--redo", nargs="*", default=[], help="entries to run again")
+    parser.add_argument("--redo", nargs="*", default=[], help="entries whose folds run again")
     parser.add_argument("--list", action="store_true", help="print the commands and exit")
+    parser.add_argument("--table-only", action="store_true", help="tabulate the finished folds, run nothing")
     args = parser.parse_args(argv)
-    out = Path(args.out or ROOT / "logs" / "zoo" / args.data).resolve()
-    names = args.only or list(ENTRIES)
+    out = Path(args.out or ROOT / "logs" / "zoo" / f"{args.data}_cv{args.folds}").resolve()
+    names = args.only if args.only is not None else list(ENTRIES)
     unknown = sorted((set(names) | set(args.redo)) - set(ENTRIES))
     if unknown:
         parser.error(f"unknown entries {unknown}; known: {sorted(ENTRIES)}")
     if args.list:
         for name in names:
-            print(f"{name}: {shown(command(name, args.data, out / name))}")
+            for fold in range(args.folds):
+                print(
+                    f"{name} fold {fold}: {shown(command(name, args.data, args.folds, fold, out / name / f'fold{fold}'))}"
+                )
         return
     for name in args.redo:
-        (out / name / "metrics.json").unlink(missing_ok=True)
-    # the table keeps every entry finished earlier (run_entry only reads those), in ENTRIES order
-    rows = {n: run_entry(n, args.data, out) for n in ENTRIES if (out / n / "metrics.json").exists()}
-    for name in tqdm(names, desc=f"zoo on {args.data}", unit="run"):
-        rows[name] = run_entry(name, args.data, out)
-        write_tables([rows[n] for n in ENTRIES if n in rows], out)
+        for fold in range(args.folds):
+            (out / name / f"fold{fold}" / FINISHED).unlink(missing_ok=True)
+    store = Path(args.store or ROOT / "data" / "stores" / args.data)
+    manifest = read_manifest(store)
+    groups = dict(zip(manifest["video_id"], manifest["group"].astype(str), strict=True))
+
+    def tabulate() -> None:
+        rows, videos = [], []
+        for name in ENTRIES:
+            row, oof = summarise(name, out, args.folds, groups, args.data)
+            rows.append(row)
+            if oof is not None:
+                videos.append(oof)
+        rows += [{"name": n, "status": why} for n, why in PENDING.items()]
+        write_tables(rows, videos, out)
+
+    jobs = [] if args.table_only else [(n, f) for n in names for f in range(args.folds)]
+    for name, fold in tqdm(jobs, desc=f"zoo on {args.data}, {args.folds} folds", unit="fold"):
+        status = run_fold(name, args.data, args.folds, fold, out)
+        if status != "ok":
+            print(f"{name} fold {fold}: {status}", file=sys.stderr)
+        tabulate()
+    tabulate()
     print((out / "results.md").read_text())
+    print(f"wrote {out / 'results.md'}, {out / 'results.csv'} and {out / 'oof_videos.csv'}")
 
 
 if __name__ == "__main__":

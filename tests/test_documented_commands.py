@@ -47,6 +47,8 @@ PLACEHOLDERS = {
     "<fitted dd3 ckpt>": "dd3.ckpt",
     "<checkpoint_dir>": "checkpoints/train/runs/run",
     "<run>": "run",
+    "<i>": "0",
+    "<clrnet_lite ckpt>": "a.ckpt",
     "<raw>": "/data/raw",
     "<raw data>": "/data/raw",
     "<raw dataset>": "/data/raw",

@@ -15,10 +15,12 @@ from torch.utils.data import DataLoader, IterableDataset, WeightedRandomSampler
 
 from dfdetect.data.augment import build_clip_augmentation
 from dfdetect.data.clip_dataset import ClipDataset
+from dfdetect.data.folds import fold_splits
 from dfdetect.data.frames import SkipCounter, check_policy
 from dfdetect.data.manifest import ALL, SPLITS, read_manifest
 from dfdetect.data.split_check import (
     EVEN_SHARES,
+    SEEDS_TRIED,
     SplitError,
     split_counts,
     split_error,
@@ -47,6 +49,11 @@ class ClipDataModule(pl.LightningDataModule):
     ``store`` is a clip store directory, or a callable that builds one and returns its path
     (called once in ``prepare_data``, then again to find it; it must be cached and idempotent).
     Augmentations apply to the train split only.
+
+    ``folds=k, fold=i``: grouped k-fold cross-validation (``dfdetect.data.folds``). Whole groups are
+    dealt to k folds (seeded by ``fold_seed``, class shares balanced); fold i is the test split, fold
+    (i + 1) % k the validation split, the others the training split. Over i = 0..k-1 every clip is
+    tested exactly once. ``split_fractions``, ``split_seed`` and preset splits do not apply.
 
     ``format="litdata"`` streams the clips instead from ``litdata_uri``, a LitData export of a
     store (``scripts/export_litdata.py``; local folder or ``s3://``/``gs://`` URI, credentials from
@@ -84,6 +91,9 @@ class ClipDataModule(pl.LightningDataModule):
         litdata_uri: str | os.PathLike | None = None,
         litdata_storage_options: Mapping[str, Any] | None = None,
         on_bad_frame: str = "fail",
+        folds: int | None = None,
+        fold: int = 0,
+        fold_seed: int = 0,
     ):
         super().__init__()
         self.store = store
@@ -119,6 +129,12 @@ class ClipDataModule(pl.LightningDataModule):
         self.litdata_uri = str(litdata_uri) if litdata_uri else None
         self.litdata_storage_options = dict(litdata_storage_options or {})
         self.on_bad_frame = check_policy(on_bad_frame)
+        # grouped k-fold: fold `fold` of `folds` is the test split, val is carved from the others
+        if folds is not None and format == "litdata":
+            raise ValueError("data.folds needs data.format=store (a LitData export fixes its splits)")
+        if folds is not None and not 0 <= fold < folds:
+            raise ValueError(f"data.fold must be in 0..{folds - 1} for data.folds={folds}, got {fold}")
+        self.folds, self.fold, self.fold_seed = folds, fold, fold_seed
         self._skipped: dict[str, SkipCounter] = {}
         self.manifest: pd.DataFrame | None = None
         self.splits: dict[str, ClipDataset] = {}
@@ -156,7 +172,12 @@ class ClipDataModule(pl.LightningDataModule):
 
     def _split(self, df: pd.DataFrame, seed: int, fractions: Sequence[float] | None = None) -> pd.DataFrame:
         df = df.copy()
-        df["split"] = assign_grouped_splits(df, fractions or self.split_fractions, seed, self.group_column)
+        if self.folds is not None:
+            df["split"] = fold_splits(df, self.folds, self.fold, self.fold_seed, self.group_column)
+        else:
+            df["split"] = assign_grouped_splits(
+                df, fractions or self.split_fractions, seed, self.group_column
+            )
         check_no_group_leak(df, self.group_column)
         if self.fit_on == "val":
             df = self._refit_on_validation(df, seed)
@@ -186,7 +207,12 @@ class ClipDataModule(pl.LightningDataModule):
                     )
             return
         raw, fix = self._read_manifest(), None
+        if self.folds is not None:
+            seed = self._working_fold_seed(raw, needed, both_classes)
+            fix = None if seed is None else (self.split_fractions, seed)
         for shares, first in ((self.split_fractions, self.split_seed + 1), (EVEN_SHARES, 0)):
+            if self.folds is not None:
+                break
             seed = working_seed(
                 lambda s, f=shares: self._split(raw, s, f), needed, both_classes, self.group_column, first
             )
@@ -202,7 +228,24 @@ class ClipDataModule(pl.LightningDataModule):
             self.group_column,
             fix=fix,
             names=self.split_names(),
+            seed_key="data.split_seed" if self.folds is None else "data.fold_seed",
         )
+
+    def _working_fold_seed(self, raw: pd.DataFrame, needed: Sequence[str], both_classes: bool) -> int | None:
+        """The first fold seed after ours whose every fold has usable splits (a new fold seed
+        moves every fold, so one fold's being usable is not enough)."""
+        for seed in range(self.fold_seed + 1, self.fold_seed + 1 + SEEDS_TRIED):
+            if all(
+                not unusable(
+                    raw.assign(split=fold_splits(raw, self.folds, i, seed, self.group_column)),
+                    needed,
+                    both_classes,
+                    self.group_column,
+                )
+                for i in range(self.folds)
+            ):
+                return seed
+        return None
 
     def teardown(self, stage: str | None = None) -> None:
         skipped = self.skipped_clips()

@@ -91,6 +91,7 @@ def split_error(
     column: str = "group",
     fix: tuple[Sequence[float], int] | None = None,
     names: Mapping[str, str] | None = None,
+    seed_key: str = "data.split_seed",
 ) -> SplitError:
     """The error for the first unusable split among ``needed`` (there must be one).
     ``fix``: split shares and a seed known to work, suggested in the message."""
@@ -109,7 +110,7 @@ def split_error(
             if tuple(shares) == tuple(fractions)
             else f"data.split_fractions=[{','.join(map(str, shares))}] "
         )
-        fixes.append(f"{other}data.split_seed={seed} gives every split both classes")
+        fixes.append(f"{other}{seed_key}={seed} gives every split both classes")
     fixes.append(f"other split shares (data.split_fractions=[{share}] now)")
     fixes.append(
         "more data, or fewer and larger groups: clips of one group always share a split, and "

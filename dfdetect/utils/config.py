@@ -14,6 +14,11 @@ log = logging.getLogger(__name__)
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("dfdetect.relpath"):
         OmegaConf.register_new_resolver("dfdetect.relpath", lambda path, base: os.path.relpath(path, base))
+    if not OmegaConf.has_resolver("dfdetect.or"):
+        # the first value that is not null: ${dfdetect.or:${oc.select:data.net_input_size,null},240}
+        OmegaConf.register_new_resolver(
+            "dfdetect.or", lambda value, default: default if value is None else value
+        )
 
 
 def instantiate_group(cfg: DictConfig | None, kind: str) -> list:

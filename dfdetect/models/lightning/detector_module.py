@@ -2,16 +2,17 @@
 
 It takes a ``net`` (see ``dfdetect.models.nets.base``), a partial optimizer and optional partial
 scheduler; converts uint8 clips to normalised floats on the training device; trains with BCE on
-logits (label 1 = fake); and logs clip- and video-level acc, F1, AUROC, AP and EER as
-``val/*`` and ``test/*``. A NaN logit means the detector abstains on that clip (ABNet: an identity
-it holds no references of): such clips are left out of the metrics and counted as
-``{stage}/unknown_clips``.
+logits (label 1 = fake) or, with ``loss="mse"``, the squared error of P(fake) (MesoNet's
+authors' ``loss='mean_squared_error'``), optionally with class weights; and logs clip- and
+video-level acc, F1, AUROC, AP and EER as ``val/*`` and ``test/*``. A NaN logit means the detector
+abstains on that clip (ABNet: an identity it holds no references of): such clips are left out of
+the metrics and counted as ``{stage}/unknown_clips``.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -24,6 +25,7 @@ from torch import nn
 from dfdetect.models.lightning.metrics import ClipVideoMetrics
 
 STAGES = ("val", "test")
+LOSSES = ("bce", "mse")
 # the checkpoint key under which a module stores the config that built it (see checkpoint.py)
 CONFIG_KEY = "dfdetect_model_config"
 
@@ -43,8 +45,20 @@ class DetectorModule(pl.LightningModule):
         scheduler_monitor: str = "val/auc",
         channels_last: bool = True,
         threshold: float = 0.5,
+        loss: str = "bce",
+        class_weight: str | Sequence[float] | None = None,
     ):
         super().__init__()
+        if loss not in LOSSES:
+            raise ValueError(f"model.loss must be one of {LOSSES}, got {loss!r}")
+        if isinstance(class_weight, str) and class_weight != "balanced":
+            raise ValueError(
+                f"model.class_weight must be null, 'balanced' or [real, fake], got {class_weight!r}"
+            )
+        if class_weight is not None and not isinstance(class_weight, str) and len(class_weight) != 2:
+            raise ValueError(
+                f"model.class_weight must be null, 'balanced' or [real, fake], got {class_weight!r}"
+            )
         # callables stay out of the checkpoint so it loads with torch.load(weights_only=True)
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
         self.optimizer_factory = optimizer
@@ -57,6 +71,11 @@ class DetectorModule(pl.LightningModule):
         std = torch.tensor(getattr(net, "std", (1.0, 1.0, 1.0)), dtype=torch.float32)
         self.register_buffer("pixel_scale", (1.0 / (255.0 * std)).view(1, 1, -1, 1, 1), persistent=False)
         self.register_buffer("pixel_shift", (-mean / std).view(1, 1, -1, 1, 1), persistent=False)
+        weights = (
+            class_weight if class_weight is not None and not isinstance(class_weight, str) else (1.0, 1.0)
+        )
+        # training-loss weight of real (0) and fake (1) clips; "balanced" is set in on_fit_start
+        self.register_buffer("class_weights", torch.tensor(weights, dtype=torch.float32), persistent=False)
         self.metrics = nn.ModuleDict({s: ClipVideoMetrics(threshold=threshold) for s in STAGES})
         self.predictions: dict[str, pd.DataFrame] = {}
         self.unknown_clips = dict.fromkeys(STAGES, 0)
@@ -73,15 +92,31 @@ class DetectorModule(pl.LightningModule):
             return self.net(clips)
         return self.net(self.normalise(clips))
 
-    @staticmethod
-    def clip_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """The detection loss of every clip (BCE on the logit of P(fake)); training minimises its
-        mean, ``{stage}/loss`` reports its mean over the stage's clips."""
+    def clip_losses(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The detection loss of every clip (``model.loss``: BCE on the logit of P(fake), or the
+        squared error of P(fake)); training minimises its class-weighted mean, ``{stage}/loss``
+        reports its plain mean over the stage's clips."""
+        if self.hparams.get("loss", "bce") == "mse":
+            return (torch.sigmoid(logits) - labels.float()).square()
         return F.binary_cross_entropy_with_logits(logits, labels.float(), reduction="none")
 
     def _loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self(batch["clip"])
-        return self.clip_losses(logits, batch["label"]).mean(), logits
+        losses = self.clip_losses(logits, batch["label"])
+        return (losses * self.class_weights[batch["label"]]).mean(), logits
+
+    def on_fit_start(self) -> None:
+        """``class_weight: balanced`` as Keras computes it, n / (2 n_class), over the training clips
+        as the loader draws them: all ones when the datamodule already balances its sampling."""
+        if self.hparams.get("class_weight") != "balanced":
+            return
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None or getattr(datamodule, "balance", False):
+            self.class_weights.fill_(1.0)
+            return
+        labels = torch.as_tensor(datamodule.splits["train"].labels).long()
+        counts = torch.bincount(labels, minlength=2).clamp(min=1).float()
+        self.class_weights.copy_(len(labels) / (2.0 * counts))
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss, logits = self._loss(batch)

@@ -13,8 +13,9 @@ their notebooks with input (5, 240, 240, 3), ``classes=2, dropout=0.25, include_
   real. We return its logit of P(fake), ``z_fake - z_real``, so the Keras head is kept exactly.
 
 Keras details: BN eps 1e-3 (momentum 0.99, i.e. 0.01 here, by default), he-normal input kernels,
-orthogonal recurrent kernels, forget-gate bias 1, frames scaled to [0, 1]. The authors'
-``l2(1e-4)`` penalty on the input kernels is not part of the net. 248,107,394 trainable
+orthogonal recurrent kernels, forget-gate bias 1, frames scaled to [0, 1]. ``kernel_l2`` is the
+authors' ``l2(1e-4)`` on every ConvLSTM input kernel (default 0 in the net; the configs set 1e-4),
+applied as a gradient term inside the layer (``keras_compat.with_l2``). 248,107,394 trainable
 parameters at full size; Keras' "Total params" (248,160,514) also counts BN moving statistics.
 """
 
@@ -123,6 +124,7 @@ class CLRNet(ClipDetector):
         dropout: float = 0.25,
         bn_momentum: float = KERAS_BN_MOMENTUM,
         cell: Cell = ConvLSTM2d,
+        kernel_l2: float = 0.0,
     ):
         super().__init__()
         self.input_size = input_size
@@ -142,6 +144,9 @@ class CLRNet(ClipDetector):
         self.head_dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(c_in, 2)  # Keras softmax order: (fake, real)
         self._keras_init()
+        for m in self.modules():
+            if isinstance(m, ConvLSTM2d):
+                m.kernel_l2 = kernel_l2
 
     def _keras_init(self) -> None:
         if self.fc.weight.is_meta:
@@ -183,5 +188,6 @@ class CLRNetLite(CLRNet):
         dropout: float = 0.25,
         bn_momentum: float = KERAS_BN_MOMENTUM,
         cell: Cell = ConvLSTM2d,
+        kernel_l2: float = 0.0,
     ):
-        super().__init__(input_size, tuple(blocks), filters, dropout, bn_momentum, cell)
+        super().__init__(input_size, tuple(blocks), filters, dropout, bn_momentum, cell, kernel_l2)

@@ -1,7 +1,9 @@
 """Xception (Chollet 2017) as the FaceForensics++ baseline uses it (Rössler et al. 2019).
 
 timm's ``legacy_xception`` is the Cadene port of the Keras Xception that FF++ fine-tunes: 299x299
-input, mean = std = 0.5. Our head is one P(fake) logit. Nothing is ever downloaded: pass
+input, mean = std = 0.5 (``input_scaling="ffpp"``, the net's default). The Tariq lab's notebook
+trains Keras' Xception from scratch on 240 px frames divided by 255: ``input_scaling="unit"``
+(mean 0, std 1), what ``conf/model/xception.yaml`` uses. Our head is one P(fake) logit. Nothing is ever downloaded: pass
 ``weights=<file>`` to start from a local state dict, which may be
 
 - timm / Cadene ImageNet weights (1000-way ``fc``): the backbone is loaded, the head stays fresh;
@@ -19,10 +21,12 @@ import torch
 from torch import nn
 
 from dfdetect.models.nets.base import FrameDetector
-from dfdetect.models.nets.registry import NetInfo, register_net
+from dfdetect.models.nets.registry import UNIT_SCALE, NetInfo, register_net
 
 TIMM_NAME = "legacy_xception"
 _PREFIXES = ("module.", "net.", "model.")
+# mean and std on the 0-1 scale: FF++ / Cadene (x - 0.5) / 0.5, or Keras' x / 255
+INPUT_SCALINGS = {"ffpp": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)), "unit": UNIT_SCALE}
 
 
 def _strip_prefixes(key: str) -> str:
@@ -104,8 +108,17 @@ class Xception(FrameDetector):
     mean = (0.5, 0.5, 0.5)
     std = (0.5, 0.5, 0.5)
 
-    def __init__(self, input_size: int = 299, dropout: float = 0.0, weights: str | None = None):
+    def __init__(
+        self,
+        input_size: int = 299,
+        dropout: float = 0.0,
+        weights: str | None = None,
+        input_scaling: str = "ffpp",
+    ):
         super().__init__()
+        if input_scaling not in INPUT_SCALINGS:
+            raise ValueError(f"input_scaling must be one of {sorted(INPUT_SCALINGS)}, got {input_scaling!r}")
+        self.mean, self.std = INPUT_SCALINGS[input_scaling]
         self.input_size = input_size
         self.model = timm.create_model(TIMM_NAME, pretrained=False, num_classes=1, drop_rate=dropout)
         if weights is not None:

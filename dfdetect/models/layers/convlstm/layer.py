@@ -32,7 +32,7 @@ from torch import nn
 
 from dfdetect.models.layers.convlstm import cpu_kernels
 from dfdetect.models.layers.convlstm.spectral_conv_grad import SpectralConvGrad
-from dfdetect.models.layers.keras_compat import conv2d_same
+from dfdetect.models.layers.keras_compat import conv2d_same, with_l2
 
 HARD_SIGMOID_SLOPE = 0.2
 
@@ -306,7 +306,8 @@ class _ConvLSTMRecurrence(torch.autograd.Function):
 
 
 class ConvLSTM2d(nn.Module):
-    """Fast ConvLSTM. Parameters: ``weight_ih (4F, C, k, k)``, ``weight_hh (4F, F, k, k)``, ``bias (4F,)``."""
+    """Fast ConvLSTM. Parameters: ``weight_ih (4F, C, k, k)``, ``weight_hh (4F, F, k, k)``, ``bias (4F,)``.
+    ``kernel_l2``: Keras' ``kernel_regularizer=l2(...)`` on the input kernel, as a gradient term."""
 
     def __init__(
         self,
@@ -315,8 +316,10 @@ class ConvLSTM2d(nn.Module):
         kernel_size: int,
         stride: int = 1,
         return_sequences: bool = True,
+        kernel_l2: float = 0.0,
     ):
         super().__init__()
+        self.kernel_l2 = kernel_l2
         if kernel_size % 2 == 0:
             raise ValueError(f"ConvLSTM2d needs an odd kernel size, got {kernel_size}")
         self.in_channels, self.out_channels = in_channels, out_channels
@@ -373,7 +376,8 @@ class ConvLSTM2d(nn.Module):
         slope, offset = self._hard_sigmoid_affine()
         bias = torch.addcmul(offset, self.bias, slope)
         slope = slope.view(-1, 1, 1, 1)
-        x_gates = _input_conv(frames, self.weight_ih * slope, bias, self.stride).unflatten(0, (t, b))
+        weight_ih = with_l2(self.weight_ih, getattr(self, "kernel_l2", 0.0))
+        x_gates = _input_conv(frames, weight_ih * slope, bias, self.stride).unflatten(0, (t, b))
         hidden = _ConvLSTMRecurrence.apply(x_gates, self.weight_hh * slope).transpose(0, 1)
         return hidden if self.return_sequences else hidden[:, -1]
 

@@ -1,0 +1,83 @@
+"""Pooled out-of-fold evaluation of a k-fold cross-validation: every video scored once, by the model
+that did not train on it; video AUC with a bootstrap interval that resamples whole groups.
+
+A group (a source video with its fakes, or an identity) is the unit of independence: its videos
+share faces and sources, so resampling single videos would understate the spread. The bootstrap
+draws as many groups as there are, with replacement, and recomputes the AUC over the videos of the
+drawn groups; draws holding one class only are redrawn (and counted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+
+def auc(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """Area under the ROC curve (label 1 = positive), ties counted half; ``weights`` repeat items
+    (a bootstrap's multiplicities). NaN when a class is missing."""
+    scores, labels = np.asarray(scores, float), np.asarray(labels, int)
+    weights = np.ones(len(scores)) if weights is None else np.asarray(weights, float)
+    pos, neg = weights * (labels == 1), weights * (labels == 0)
+    if pos.sum() == 0 or neg.sum() == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="stable")
+    s, p, n = scores[order], pos[order], neg[order]
+    # per distinct score: negatives strictly below, half of those tied
+    uniq, start = np.unique(s, return_index=True)
+    neg_tied = np.add.reduceat(n, start)
+    pos_tied = np.add.reduceat(p, start)
+    neg_below = np.concatenate([[0.0], np.cumsum(neg_tied)[:-1]])
+    return float((pos_tied * (neg_below + 0.5 * neg_tied)).sum() / (p.sum() * n.sum()))
+
+
+def video_scores(clips: pd.DataFrame) -> pd.DataFrame:
+    """Per video: label, group and score (mean clip P(fake), as ``test/video_auc``)."""
+    return clips.groupby("video_id", sort=True).agg(
+        label=("label", "first"), group=("group", "first"), prob=("prob", "mean")
+    )
+
+
+def bootstrap_aucs(videos: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> tuple[np.ndarray, int]:
+    """AUCs of ``n_boot`` bootstrap draws of whole groups of ``videos`` (label, group, prob), and
+    how many draws were redrawn for holding one class only."""
+    names, codes = np.unique(videos["group"].astype(str).to_numpy(), return_inverse=True)
+    scores, labels = videos["prob"].to_numpy(float), videos["label"].to_numpy(int)
+    rng = np.random.default_rng(seed)
+    values, redrawn = [], 0
+    while len(values) < n_boot and redrawn <= 100 * n_boot:
+        counts = np.bincount(rng.integers(0, len(names), len(names)), minlength=len(names))
+        value = auc(scores, labels, counts[codes])
+        if np.isnan(value):
+            redrawn += 1
+        else:
+            values.append(value)
+    return np.asarray(values), redrawn
+
+
+def cluster_bootstrap_auc(
+    videos: pd.DataFrame, n_boot: int = 2000, seed: int = 0, level: float = 0.95
+) -> dict[str, float]:
+    """AUC of ``videos`` (label, group, prob) and its percentile interval from a bootstrap over
+    groups. ``redrawn``: draws with one class only, replaced by new draws."""
+    values, redrawn = bootstrap_aucs(videos, n_boot, seed)
+    tail = (1 - level) / 2
+    low, high = np.quantile(values, [tail, 1 - tail]) if len(values) else (np.nan, np.nan)
+    scores, labels = videos["prob"].to_numpy(float), videos["label"].to_numpy(int)
+    return {"auc": auc(scores, labels), "low": float(low), "high": float(high), "redrawn": redrawn}
+
+
+def pool_folds(fold_predictions: Mapping[int, pd.DataFrame], groups: Mapping[str, str]) -> pd.DataFrame:
+    """The test predictions of every fold in one frame (with ``fold`` and ``group``); raises when a
+    video is tested in two folds or lacks a group."""
+    parts = [p.assign(fold=f) for f, p in sorted(fold_predictions.items())]
+    clips = pd.concat(parts, ignore_index=True)
+    twice = clips.groupby("video_id")["fold"].nunique()
+    if (twice > 1).any():
+        raise ValueError(f"video {twice[twice > 1].index[0]!r} is tested in more than one fold")
+    clips["group"] = clips["video_id"].map(groups)
+    if clips["group"].isna().any():
+        raise ValueError(f"video {clips.loc[clips['group'].isna(), 'video_id'].iloc[0]!r} has no group")
+    return clips
