@@ -9,13 +9,14 @@ import json
 import threading
 
 import pytest
-from fastapi import FastAPI, Request  # module level: FastAPI reads the route's annotations here
+from fastapi import FastAPI  # module level: FastAPI reads the route's annotations here
 from omegaconf import OmegaConf
 
 from dfdetect.serve.audit import AuditLog
 from dfdetect.serve.auth import TRUSTED, UNTRUSTED, ApiKeys, key_hash
 from dfdetect.serve.media import UnsupportedMedia, sniff, spool
 from dfdetect.serve.pins import check_pins
+from dfdetect.serve.server import add_gate_routes
 from dfdetect.serve.service import without_scores
 from dfdetect.utils.errors import UserError
 
@@ -149,15 +150,7 @@ def gate_app(
         upload_dir=str(tmp_path / "up"),
     )
     app = FastAPI()
-
-    @app.post("/v1/detect")
-    async def detect(request: Request):
-        return await gate.handle(request, "detect")
-
-    @app.post("/v1/recognize")
-    async def recognize(request: Request):
-        return await gate.handle(request, "recognize")
-
+    add_gate_routes(app, gate)
     return app, gate
 
 

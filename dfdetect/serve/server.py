@@ -125,14 +125,7 @@ def build_server(cfg: DictConfig):
         "versions": {**dict(info.get("versions") or {}), **_versions()},
     }
     app = server.app
-
-    @app.post("/v1/detect")
-    async def detect(request: Request):
-        return await gate.handle(request, "detect")
-
-    @app.post("/v1/recognize")
-    async def recognize(request: Request):
-        return await gate.handle(request, "recognize")
+    add_gate_routes(app, gate)
 
     @app.get("/info")
     async def info_route(request: Request):
@@ -150,6 +143,18 @@ def build_server(cfg: DictConfig):
         return HTMLResponse(page_html(public_info))
 
     return server, gate
+
+
+def add_gate_routes(app, gate) -> None:
+    """The two routes that go through the gate: ``/v1/detect`` and ``/v1/recognize``."""
+
+    @app.post("/v1/detect")
+    async def detect(request: Request):
+        return await gate.handle(request, "detect")
+
+    @app.post("/v1/recognize")
+    async def recognize(request: Request):
+        return await gate.handle(request, "recognize")
 
 
 def serve(cfg: DictConfig) -> None:
