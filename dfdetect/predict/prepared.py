@@ -73,12 +73,12 @@ def _file_problem(item: InputItem, max_bytes: int | None) -> str:
     return ""
 
 
-def _reason_of(status: str, reason: str, stats: dict, settings: ClipSettings) -> str:
+def _reason_of(kind: str, status: str, reason: str, stats: dict, settings: ClipSettings) -> str:
     if status == FAILED:
         return f"decode_error: {reason}"
     if stats.get("too_large"):
         return f"too_large: {reason}"
-    if stats.get("n_frames", 1) < settings.frames_per_clip and "shorter than one clip" in reason:
+    if kind == "video" and stats.get("n_frames", 0) < settings.frames_per_clip:
         return f"too_short: {reason}"
     return f"no_face: {reason or 'no face found'}"
 
@@ -124,6 +124,6 @@ def prepare_file(
                     )
                 )
         else:
-            out.reason = _reason_of(result.status, result.reason, result.stats, settings)
+            out.reason = _reason_of(item.kind, result.status, result.reason, result.stats, settings)
     out.seconds = time.perf_counter() - t0
     return out
