@@ -57,21 +57,6 @@ ENTRIES: dict[str, dict] = {
     },
     # smaller configs, named by their arguments: Xception at 128 px on 8 batches (128 frames) per
     # epoch; CLRNet-lite instead of CLRNet; ShallowNet V1/V2 on 4 batches per epoch
-    "xception_128px": {
-        "args": [
-            "model=xception",
-            *FRAME,
-            "data.net_input_size=128",
-            *ONE_CORE,
-            "trainer.max_epochs=2",
-            "trainer.limit_train_batches=8",
-        ],
-        "budget": "00:00:02:00",
-    },
-    "clrnet_lite": {
-        "args": ["model=clrnet_lite", *ONE_CORE, "trainer.max_epochs=3"],
-        "budget": "00:00:02:00",
-    },
     "shallownet_v1": {
         "args": [
             "model=shallownet_v1",
@@ -92,6 +77,34 @@ ENTRIES: dict[str, dict] = {
         ],
         "budget": "00:00:01:30",
     },
+    "xception_128px": {
+        "args": [
+            "model=xception",
+            *FRAME,
+            "data.net_input_size=128",
+            *ONE_CORE,
+            "trainer.max_epochs=2",
+            "trainer.limit_train_batches=8",
+        ],
+        "budget": "00:00:02:00",
+    },
+    "clrnet_lite": {
+        "args": ["model=clrnet_lite", *ONE_CORE, "trainer.max_epochs=3"],
+        "budget": "00:00:02:00",
+    },
+    # ABNet over 2-s segments (16 frames, every 4th of 64); the first 4 segments of each real val
+    # and test video are its identity's references (left out of the scores), as docs/models.md
+    "abnet": {
+        "args": [
+            "model=abnet",
+            SEG64,
+            "data.frame_stride=4",
+            "model.enrol_splits=[train,val,test]",
+            *ONE_CORE,
+            "trainer.max_epochs=5",
+        ],
+        "budget": "00:00:03:00",
+    },
     # FakeSpotter's default feature (per-layer mean neuron coverage of dlib's frozen ResNet)
     "fakespotter": {
         "args": ["model=fakespotter", *FRAME, *ONE_CORE, "trainer.max_epochs=2"],
@@ -109,19 +122,6 @@ ENTRIES: dict[str, dict] = {
             "trainer.limit_train_batches=8",
         ],
         "budget": "00:00:06:00",
-    },
-    # ABNet over 2-s segments (16 frames, every 4th of 64); the first 4 segments of each real val
-    # and test video are its identity's references (left out of the scores), as docs/models.md
-    "abnet": {
-        "args": [
-            "model=abnet",
-            SEG64,
-            "data.frame_stride=4",
-            "model.enrol_splits=[train,val,test]",
-            *ONE_CORE,
-            "trainer.max_epochs=5",
-        ],
-        "budget": "00:00:03:00",
     },
     # the authors' released DF weights, no training: the same folds' test videos
     "mesoinception4_df_zero_shot": {

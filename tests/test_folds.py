@@ -3,6 +3,8 @@ fold's train/val/test disjoint by group, both classes in every fold where the gr
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -151,3 +153,31 @@ def test_fitting_on_validation_keeps_groups_apart_where_they_allow(tmp_path):
     dm.check_splits(["train", "val"])
     assert dm.fit_select_unit == "group"
     assert dm.manifest.groupby("group")["split"].nunique().max() == 1
+
+
+def test_stores_of_the_same_videos_deal_the_same_folds_whatever_their_clips_per_video():
+    # ABNet reads a store of 8 long clips per video, the other nets one of 16 short clips: the
+    # fold a video lands in must not depend on that (pooled rows compare the same test videos)
+    df16 = ffpp_like_manifest(0)
+    df8 = df16.groupby("video_id", sort=False).head(8).reset_index(drop=True)
+    for seed in range(3):
+        a = df16.assign(fold=assign_grouped_folds(df16, 5, seed)).groupby("video_id")["fold"].first()
+        b = df8.assign(fold=assign_grouped_folds(df8, 5, seed)).groupby("video_id")["fold"].first()
+        assert a.equals(b.reindex(a.index))
+
+
+ROOT = Path(__file__).resolve().parents[1]
+FFPP_MINI_STORES = (ROOT / "data/stores/ffpp_mini", ROOT / "outputs/stores/ffpp_mini_seg64")
+
+
+@pytest.mark.skipif(
+    not all((s / "manifest.parquet").exists() for s in FFPP_MINI_STORES), reason="ffpp_mini stores not built"
+)
+def test_the_two_ffpp_mini_stores_deal_the_same_folds():
+    from dfdetect.data.manifest import read_manifest
+
+    folds = []
+    for store in FFPP_MINI_STORES:
+        m = read_manifest(store)
+        folds.append(m.assign(fold=assign_grouped_folds(m, 5, 0)).groupby("video_id")["fold"].first())
+    assert len(folds[0]) == 60 and folds[0].equals(folds[1].reindex(folds[0].index))
