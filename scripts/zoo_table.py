@@ -46,34 +46,36 @@ ONE_CORE = ["data.num_workers=0"]
 # and groups as data/stores/ffpp_mini, so data.fold_seed=0 deals the same folds
 SEG64 = "data.store=${paths.root_dir}/outputs/stores/ffpp_mini_seg64"
 ENTRIES: dict[str, dict] = {
-    "meso4": {"args": ["model=meso4", *FRAME, "trainer.max_epochs=10"], "budget": "00:00:01:30"},
+    "meso4": {"args": ["model=meso4", *FRAME, *ONE_CORE, "trainer.max_epochs=10"], "budget": "00:00:01:30"},
     "mesoinception4": {
-        "args": ["model=mesoinception4", *FRAME, "trainer.max_epochs=10"],
+        "args": ["model=mesoinception4", *FRAME, *ONE_CORE, "trainer.max_epochs=10"],
         "budget": "00:00:01:30",
     },
     "shallownet_v3": {
-        "args": ["model=shallownet_v3", *FRAME, "trainer.max_epochs=10"],
+        "args": ["model=shallownet_v3", *FRAME, *ONE_CORE, "trainer.max_epochs=10"],
         "budget": "00:00:01:30",
     },
     # smaller configs, named by their arguments: Xception at 128 px on 8 batches (128 frames) per
-    # epoch; CLRNet-lite instead of CLRNet; ShallowNet V1/V2 on 4 batches per epoch
-    "shallownet_v1": {
+    # epoch; CLRNet-lite instead of CLRNet; ShallowNet V1/V2 at 64 px, one epoch of 8 batches
+    "shallownet_v1_64px": {
         "args": [
             "model=shallownet_v1",
             *FRAME,
+            "data.net_input_size=64",
             *ONE_CORE,
             "trainer.max_epochs=1",
-            "trainer.limit_train_batches=4",
+            "trainer.limit_train_batches=8",
         ],
         "budget": "00:00:01:30",
     },
-    "shallownet_v2": {
+    "shallownet_v2_64px": {
         "args": [
             "model=shallownet_v2",
             *FRAME,
+            "data.net_input_size=64",
             *ONE_CORE,
             "trainer.max_epochs=1",
-            "trainer.limit_train_batches=4",
+            "trainer.limit_train_batches=8",
         ],
         "budget": "00:00:01:30",
     },
