@@ -165,7 +165,16 @@ def member_checkpoint(out: Path, member: str, fold: int) -> str:
 def command(name: str, data: str, folds: int, fold: int, run_dir: Path) -> list[str]:
     entry = ENTRIES[name]
     if "fusion" in entry:  # no subprocess: run_fold fuses the members' finished runs
-        return [sys.executable, str(ROOT / "scripts" / "zoo_table.py"), "--data", data, "--folds", str(folds), "--only", name]
+        return [
+            sys.executable,
+            str(ROOT / "scripts" / "zoo_table.py"),
+            "--data",
+            data,
+            "--folds",
+            str(folds),
+            "--only",
+            name,
+        ]
     script = entry.get("script", "train.py")
     args = [f"data={data}", f"data.folds={folds}", f"data.fold={fold}", *entry["args"]]
     if "members" in entry:
@@ -250,7 +259,9 @@ def summarise(
         ci_low=interval["low"],
         ci_high=interval["high"],
         # a fused defense scores videos, not clips
-        clip_auc=None if "fusion" in ENTRIES[name] else auc(clips["prob"].to_numpy(), clips["label"].to_numpy()),
+        clip_auc=None
+        if "fusion" in ENTRIES[name]
+        else auc(clips["prob"].to_numpy(), clips["label"].to_numpy()),
         fold_auc_mean=float(pd.Series(fold_aucs, dtype=float).mean()),
         fold_auc_min=float(pd.Series(fold_aucs, dtype=float).min()),
         fold_auc_max=float(pd.Series(fold_aucs, dtype=float).max()),

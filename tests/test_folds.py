@@ -136,7 +136,10 @@ def test_fitting_on_a_validation_fold_of_one_pair_splits_its_videos_by_class(tmp
         dm.check_splits(["train", "val"])  # both parts hold both classes
         assert dm.fit_select_unit == "video"
         m = dm.manifest
-        fit, select = set(m.loc[m["split"] == "train", "video_id"]), set(m.loc[m["split"] == "val", "video_id"])
+        fit, select = (
+            set(m.loc[m["split"] == "train", "video_id"]),
+            set(m.loc[m["split"] == "val", "video_id"]),
+        )
         val_videos = set(plain.split_frame("val")["video_id"])
         assert fit | select == val_videos and not fit & select  # by video, within the validation fold
         assert set(dm.split_frame("test")["video_id"]) == set(plain.split_frame("test")["video_id"])

@@ -102,7 +102,9 @@ def test_a_fold_is_fused_from_its_members_runs(tmp_path):
     metrics = fuse_fold("dd2", {"a": tmp_path / "a", "b": tmp_path / "b"}, out)
     videos = pd.read_parquet(out / "predictions.parquet").set_index("video_id")
     assert videos["prob"].to_dict() == pytest.approx({"t0": 0.6, "t1": 0.9})
-    assert metrics["test/video_auc"] == 1.0 and json.loads((out / "metrics.json").read_text())["kind"] == "dd2"
+    assert (
+        metrics["test/video_auc"] == 1.0 and json.loads((out / "metrics.json").read_text())["kind"] == "dd2"
+    )
     metrics = fuse_fold("dd3", {"a": tmp_path / "a", "b": tmp_path / "b"}, tmp_path / "dd3")
     assert metrics["fitted"]["val_videos"] == 5 and metrics["test/videos"] == 2
     write_run(tmp_path / "c", [("t0", 0, 0.5), ("t1", 1, 0.5)], [("t1", 1, 0.5), ("r1", 0, 0.5)])

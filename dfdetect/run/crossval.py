@@ -96,6 +96,7 @@ def fuse_fold(kind: str, member_dirs: Mapping[str, Path], run_dir: Path) -> dict
     reads each member's ``predictions.parquet`` (test) and, for DD3, ``val_predictions.parquet``;
     writes ``predictions.parquet`` (one row per test video, its fused P(fake)) and ``metrics.json``
     in ``run_dir``; returns the metrics."""
+
     def read(name: str) -> dict[str, pd.DataFrame]:
         return {m: pd.read_parquet(Path(d) / name) for m, d in member_dirs.items()}
 
