@@ -29,7 +29,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from dfdetect.data.manifest import read_manifest
-from dfdetect.run.crossval import auc, cluster_bootstrap_auc, pool_folds, video_scores
+from dfdetect.run.crossval import auc, cluster_bootstrap_auc, fuse_fold, pool_folds, video_scores
 from dfdetect.utils.io import atomic_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,29 +39,91 @@ MESONET_WEIGHTS = ROOT.parent / "shared" / "weights" / "mesonet"
 # all five; every fold stops at its epoch count or its wall-clock budget, whichever comes first.
 # Recipes are the model configs' (the authors'), except what an entry's arguments change.
 FRAME = ["data.num_frames=1"]
+# one core per run: the main process reads the clips (no loader workers)
+ONE_CORE = ["data.num_workers=0"]
+# 8 clips of 64 frames per video (scripts/preprocess.py data=ffpp_mini data.store=<store>
+# data.sampling.clips_per_video=8 data.sampling.frames_per_clip=64 face.keyframes=4): the same videos
+# and groups as data/stores/ffpp_mini, so data.fold_seed=0 deals the same folds
+SEG64 = "data.store=${paths.root_dir}/outputs/stores/ffpp_mini_seg64"
 ENTRIES: dict[str, dict] = {
-    "meso4": {"args": ["model=meso4", *FRAME, "trainer.max_epochs=10"], "budget": "00:00:01:30"},
+    "meso4": {"args": ["model=meso4", *FRAME, *ONE_CORE, "trainer.max_epochs=10"], "budget": "00:00:01:30"},
     "mesoinception4": {
-        "args": ["model=mesoinception4", *FRAME, "trainer.max_epochs=10"],
+        "args": ["model=mesoinception4", *FRAME, *ONE_CORE, "trainer.max_epochs=10"],
         "budget": "00:00:01:30",
     },
     "shallownet_v3": {
-        "args": ["model=shallownet_v3", *FRAME, "trainer.max_epochs=10"],
+        "args": ["model=shallownet_v3", *FRAME, *ONE_CORE, "trainer.max_epochs=10"],
         "budget": "00:00:01:30",
     },
-    # smaller configs: Xception at 128 px, CLRNet-lite instead of CLRNet
+    # smaller configs, named by their arguments: Xception at 128 px on 8 batches (128 frames) per
+    # epoch; CLRNet-lite instead of CLRNet; ShallowNet V1/V2 at 64 px, one epoch of 8 batches
+    "shallownet_v1_64px": {
+        "args": [
+            "model=shallownet_v1",
+            *FRAME,
+            "data.net_input_size=64",
+            *ONE_CORE,
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=8",
+        ],
+        "budget": "00:00:01:30",
+    },
+    "shallownet_v2_64px": {
+        "args": [
+            "model=shallownet_v2",
+            *FRAME,
+            "data.net_input_size=64",
+            *ONE_CORE,
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=8",
+        ],
+        "budget": "00:00:01:30",
+    },
     "xception_128px": {
-        "args": ["model=xception", *FRAME, "data.net_input_size=128", "trainer.max_epochs=10"],
+        "args": [
+            "model=xception",
+            *FRAME,
+            "data.net_input_size=128",
+            *ONE_CORE,
+            "trainer.max_epochs=2",
+            "trainer.limit_train_batches=8",
+        ],
         "budget": "00:00:02:00",
     },
-    "clrnet_lite": {"args": ["model=clrnet_lite", "trainer.max_epochs=10"], "budget": "00:00:02:00"},
-    "shallownet_v1": {
-        "args": ["model=shallownet_v1", *FRAME, "trainer.max_epochs=10"],
-        "budget": "00:00:01:30",
+    "clrnet_lite": {
+        "args": ["model=clrnet_lite", *ONE_CORE, "trainer.max_epochs=3"],
+        "budget": "00:00:02:00",
     },
-    "shallownet_v2": {
-        "args": ["model=shallownet_v2", *FRAME, "trainer.max_epochs=10", "trainer.limit_train_batches=8"],
-        "budget": "00:00:01:30",
+    # ABNet over 2-s segments (16 frames, every 4th of 64); the first 4 segments of each real val
+    # and test video are its identity's references (left out of the scores), as docs/models.md
+    "abnet": {
+        "args": [
+            "model=abnet",
+            SEG64,
+            "data.frame_stride=4",
+            "model.enrol_splits=[train,val,test]",
+            *ONE_CORE,
+            "trainer.max_epochs=5",
+        ],
+        "budget": "00:00:03:00",
+    },
+    # FakeSpotter's default feature (per-layer mean neuron coverage of dlib's frozen ResNet)
+    "fakespotter": {
+        "args": ["model=fakespotter", *FRAME, *ONE_CORE, "trainer.max_epochs=2"],
+        "budget": "00:00:02:00",
+    },
+    # FTDetect, both stages (the authors' inference rule is what is scored): one base epoch on 8
+    # batches (128 frames), then one Siamese epoch of 40 steps; max_time only as a guard
+    "ftdetect": {
+        "args": [
+            "experiment=ftdetect",
+            *FRAME,
+            *ONE_CORE,
+            "model.siamese_start_epoch=1",
+            "trainer.max_epochs=2",
+            "trainer.limit_train_batches=8",
+        ],
+        "budget": "00:00:06:00",
     },
     # the authors' released DF weights, no training: the same folds' test videos
     "mesoinception4_df_zero_shot": {
@@ -80,15 +142,15 @@ ENTRIES: dict[str, dict] = {
         "args": ["ensemble=dd1", "calibration.enabled=false"],
         "members": ["clrnet_lite"],
     },
+    # the paper's defenses over members that read different clips (ABNet: 2-s segments of the
+    # 64-frame store): fused per video from each fold's own member runs (test scores; DD3 is fitted
+    # on the members' validation scores of that fold), dfdetect/ensemble/late_fusion.py
+    "dd1_clrnet_lite_videos": {"fusion": "dd1", "members": ["clrnet_lite"]},
+    "dd2_clrnet_lite_abnet_ftdetect": {"fusion": "dd2", "members": ["clrnet_lite", "abnet", "ftdetect"]},
+    "dd3_clrnet_lite_abnet_ftdetect": {"fusion": "dd3", "members": ["clrnet_lite", "abnet", "ftdetect"]},
 }
 # rows shown, not run: detectors and defenses waiting for other work
-PENDING = {
-    "abnet": "pending (#19 items 1-3: rewrite under way)",
-    "fakespotter": "pending (#19 items 1-3: rewrite under way)",
-    "ftdetect": "pending (#19 items 1-3: rewrite under way)",
-    "dd2 (clrnet, abnet, ftdetect)": "pending (#19 items 1-3)",
-    "dd3 (clrnet, abnet, ftdetect)": "pending (#19 items 1-3)",
-}
+PENDING: dict[str, str] = {}
 FINISHED = "predictions.parquet"
 
 
@@ -102,6 +164,17 @@ def member_checkpoint(out: Path, member: str, fold: int) -> str:
 
 def command(name: str, data: str, folds: int, fold: int, run_dir: Path) -> list[str]:
     entry = ENTRIES[name]
+    if "fusion" in entry:  # no subprocess: run_fold fuses the members' finished runs
+        return [
+            sys.executable,
+            str(ROOT / "scripts" / "zoo_table.py"),
+            "--data",
+            data,
+            "--folds",
+            str(folds),
+            "--only",
+            name,
+        ]
     script = entry.get("script", "train.py")
     args = [f"data={data}", f"data.folds={folds}", f"data.fold={fold}", *entry["args"]]
     if "members" in entry:
@@ -115,7 +188,8 @@ def command(name: str, data: str, folds: int, fold: int, run_dir: Path) -> list[
 
 def shown(cmd: list[str]) -> str:
     """The command as a user types it (from the project root, without the run dir)."""
-    parts = ["python", Path(cmd[1]).name, *(a for a in cmd[2:] if not a.startswith("hydra.run.dir="))]
+    parts = ["python", Path(cmd[1]).relative_to(ROOT).as_posix()]
+    parts += [a for a in cmd[2:] if not a.startswith("hydra.run.dir=")]
     return shlex.join(parts).replace(str(ROOT.parent), "..")
 
 
@@ -124,7 +198,18 @@ def run_fold(name: str, data: str, folds: int, fold: int, out: Path) -> str:
     run_dir = out / name / f"fold{fold}"
     if (run_dir / FINISHED).exists():
         return "ok"
-    missing = [m for m in ENTRIES[name].get("members", []) if "<" in member_checkpoint(out, m, fold)]
+    entry = ENTRIES[name]
+    if "fusion" in entry:
+        member_dirs = {m: out / m / f"fold{fold}" for m in entry["members"]}
+        missing = [m for m, d in member_dirs.items() if not (d / FINISHED).exists()]
+        if missing:
+            return f"skipped (no finished run of {missing} for fold {fold} yet)"
+        start = time.perf_counter()
+        fuse_fold(entry["fusion"], member_dirs, run_dir)
+        with atomic_path(run_dir / "wall_seconds.txt") as tmp:
+            Path(tmp).write_text(f"{time.perf_counter() - start:.1f}\n")
+        return "ok"
+    missing = [m for m in entry.get("members", []) if "<" in member_checkpoint(out, m, fold)]
     if missing:
         return f"skipped (no checkpoint of {missing} for fold {fold} yet)"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -173,7 +258,10 @@ def summarise(
         video_auc=interval["auc"],
         ci_low=interval["low"],
         ci_high=interval["high"],
-        clip_auc=auc(clips["prob"].to_numpy(), clips["label"].to_numpy()),
+        # a fused defense scores videos, not clips
+        clip_auc=None
+        if "fusion" in ENTRIES[name]
+        else auc(clips["prob"].to_numpy(), clips["label"].to_numpy()),
         fold_auc_mean=float(pd.Series(fold_aucs, dtype=float).mean()),
         fold_auc_min=float(pd.Series(fold_aucs, dtype=float).min()),
         fold_auc_max=float(pd.Series(fold_aucs, dtype=float).max()),

@@ -3,6 +3,8 @@ fold's train/val/test disjoint by group, both classes in every fold where the gr
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -119,3 +121,66 @@ def test_the_fold_seed_named_in_the_error_makes_every_fold_usable(tmp_path):
     assert err is not None
     named = int(str(err).split("data.fold_seed=")[1].split()[0])
     assert named > 0 and first_error(named) is None
+
+
+def test_fitting_on_a_validation_fold_of_one_pair_splits_its_videos_by_class(tmp_path):
+    # 3 pair groups (2 real + 3 fake videos each) and 3 one-video actors, 3 folds: each validation
+    # fold holds one pair, so no grouped fit/select partition gives both parts a fake
+    videos = [(f"p{g}_{v}", int(v >= 2), f"p{g}") for g in range(3) for v in range(5)]
+    videos += [(f"a{g}", 0, f"a{g}") for g in range(3)]
+    write_jpeg_store(tmp_path, videos, clips_per_video=1, frames_per_clip=1, size=16)
+    for i in range(3):
+        plain = ClipDataModule(tmp_path, image_size=16, folds=3, fold=i)
+        plain.setup()
+        dm = ClipDataModule(tmp_path, image_size=16, folds=3, fold=i, fit_on="val")
+        dm.check_splits(["train", "val"])  # both parts hold both classes
+        assert dm.fit_select_unit == "video"
+        m = dm.manifest
+        fit, select = (
+            set(m.loc[m["split"] == "train", "video_id"]),
+            set(m.loc[m["split"] == "val", "video_id"]),
+        )
+        val_videos = set(plain.split_frame("val")["video_id"])
+        assert fit | select == val_videos and not fit & select  # by video, within the validation fold
+        assert set(dm.split_frame("test")["video_id"]) == set(plain.split_frame("test")["video_id"])
+        for part in ("train", "val"):
+            assert sorted(m.loc[m["split"] == part, "label"].unique()) == [0, 1]
+        # the pair's videos: each class split on its own (2 real, 3 fake: both parts get both)
+        assert m.loc[m["split"] == "val", "group"].isin(m.loc[m["split"] == "train", "group"]).any()
+
+
+def test_fitting_on_validation_keeps_groups_apart_where_they_allow(tmp_path):
+    videos = [(f"p{g}_{v}", int(v >= 1), f"p{g}") for g in range(8) for v in range(2)]
+    write_jpeg_store(tmp_path, videos, clips_per_video=1, frames_per_clip=1, size=16)
+    dm = ClipDataModule(tmp_path, image_size=16, folds=3, fold=0, fit_on="val")
+    dm.check_splits(["train", "val"])
+    assert dm.fit_select_unit == "group"
+    assert dm.manifest.groupby("group")["split"].nunique().max() == 1
+
+
+def test_stores_of_the_same_videos_deal_the_same_folds_whatever_their_clips_per_video():
+    # ABNet reads a store of 8 long clips per video, the other nets one of 16 short clips: the
+    # fold a video lands in must not depend on that (pooled rows compare the same test videos)
+    df16 = ffpp_like_manifest(0)
+    df8 = df16.groupby("video_id", sort=False).head(8).reset_index(drop=True)
+    for seed in range(3):
+        a = df16.assign(fold=assign_grouped_folds(df16, 5, seed)).groupby("video_id")["fold"].first()
+        b = df8.assign(fold=assign_grouped_folds(df8, 5, seed)).groupby("video_id")["fold"].first()
+        assert a.equals(b.reindex(a.index))
+
+
+ROOT = Path(__file__).resolve().parents[1]
+FFPP_MINI_STORES = (ROOT / "data/stores/ffpp_mini", ROOT / "outputs/stores/ffpp_mini_seg64")
+
+
+@pytest.mark.skipif(
+    not all((s / "manifest.parquet").exists() for s in FFPP_MINI_STORES), reason="ffpp_mini stores not built"
+)
+def test_the_two_ffpp_mini_stores_deal_the_same_folds():
+    from dfdetect.data.manifest import read_manifest
+
+    folds = []
+    for store in FFPP_MINI_STORES:
+        m = read_manifest(store)
+        folds.append(m.assign(fold=assign_grouped_folds(m, 5, 0)).groupby("video_id")["fold"].first())
+    assert len(folds[0]) == 60 and folds[0].equals(folds[1].reindex(folds[0].index))

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from dfdetect.run.crossval import auc as roc_auc
 from dfdetect.run.evaluate import evaluate
 from dfdetect.run.train import train
 from tests.conftest import ROOT, compose_config, tiny_data_overrides
@@ -46,6 +47,12 @@ def test_training_writes_checkpoints_and_predictions(train_cfg):
     assert preds["clip_id"].is_unique
     test_clip_ids = set(objects["datamodule"].split_frame("test")["clip_id"])
     assert set(preds["clip_id"]) <= test_clip_ids
+    # the best checkpoint's validation scores, from the validate call after fitting
+    val = pd.read_parquet(objects["run_dir"] / "val_predictions.parquet")
+    val_clip_ids = set(objects["datamodule"].split_frame("val")["clip_id"])
+    assert set(val["clip_id"]) == val_clip_ids and val["clip_id"].is_unique
+    assert val.groupby("video_id")["label"].nunique().max() == 1
+    assert metrics["val/auc"] == pytest.approx(roc_auc(val["prob"], val["label"]), abs=1e-6)
 
 
 def test_resume_from_last_checkpoint_reaches_the_same_step(train_cfg, tmp_path):

@@ -147,3 +147,23 @@ def test_a_defense_uses_each_folds_own_member_checkpoint(zoo_table, tmp_path):
     # a fold whose member has not run yet is skipped, not run with a placeholder
     status = zoo_table.run_fold("dd1_clrnet_lite", "ffpp_mini", 5, 2, out)
     assert status.startswith("skipped") and not (out / "dd1_clrnet_lite" / "fold2").exists()
+
+
+def test_a_fused_defense_waits_for_every_member_and_scores_videos(zoo_table, tmp_path):
+    out = tmp_path / "out"
+    name = "dd2_clrnet_lite_abnet_ftdetect"
+    members = zoo_table.ENTRIES[name]["members"]
+    rows = {m: [("r0", 0, 0.2 + 0.1 * k), ("f0", 1, 0.5), ("f1", 1, 0.3)] for k, m in enumerate(members)}
+    for m in members[:-1]:
+        finish_fold(out, m, 0, rows[m])
+    status = zoo_table.run_fold(name, "ffpp_mini", 5, 0, out)
+    assert status.startswith("skipped") and members[-1] in status and not (out / name / "fold0").exists()
+    finish_fold(out, members[-1], 0, rows[members[-1]])
+    assert zoo_table.run_fold(name, "ffpp_mini", 5, 0, out) == "ok"
+    fused = pd.read_parquet(out / name / "fold0" / "predictions.parquet").set_index("video_id")["prob"]
+    # the largest member score per video: r0 0.4 (third member), f0 0.5, f1 0.3
+    assert fused.to_dict() == pytest.approx({"r0": 0.4, "f0": 0.5, "f1": 0.3})
+    groups = {"r0": "g0", "f0": "g0", "f1": "g0"}
+    row, videos = zoo_table.summarise(name, out, 5, groups, "ffpp_mini")
+    assert row["folds"] == "1/5" and row["video_auc"] == 0.5 and row["clip_auc"] is None
+    assert row["command"] == f"python scripts/zoo_table.py --data ffpp_mini --folds 5 --only {name}"

@@ -120,6 +120,7 @@ class ClipDataModule(pl.LightningDataModule):
             raise ValueError(f"fit_on must be 'train' or 'val', got {fit_on!r}")
         # "val": fit on a grouped part of the validation split (ensembles), select on the rest
         self.fit_on = fit_on
+        self.fit_select_unit = "group"  # "video" when fitting on validation had to split its videos
         self.fit_on_val_fractions = tuple(fit_on_val_fractions)
         if format not in FORMATS:
             raise ValueError(f"data format must be one of {FORMATS}, got {format!r}")
@@ -184,10 +185,35 @@ class ClipDataModule(pl.LightningDataModule):
         return df
 
     def _refit_on_validation(self, df: pd.DataFrame, seed: int) -> pd.DataFrame:
-        """Drop the train split; split validation groups into new train (fit) and val (select)."""
+        """Drop the train split; split validation groups into new train (fit) and val (select).
+
+        When no grouped partition gives both parts real and fake clips (a validation fold holding
+        one group with fakes, as on ffpp_mini with 5 folds), the validation videos are split instead,
+        each class on its own (``fit_select_unit`` = ``"video"``, with a warning): fit and select
+        then share groups, the test split is untouched either way."""
         val = df[df["split"] == "val"].assign(split="")
         fit, select = self.fit_on_val_fractions
-        val["split"] = assign_grouped_splits(val, (fit, select, 0.0), seed + 1, self.group_column)
+        shares = (fit, select, 0.0)
+        self.fit_select_unit = "group"
+        for attempt in range(SEEDS_TRIED):
+            val["split"] = assign_grouped_splits(val, shares, seed + 1 + attempt, self.group_column)
+            if not unusable(val, ["train", "val"], True, self.group_column):
+                return pd.concat([val, df[df["split"] == "test"]])
+        if val["label"].value_counts().reindex([0, 1], fill_value=0).min() and (
+            val.groupby("label")["video_id"].nunique().min() >= 2
+        ):
+            val["split"] = pd.concat(
+                assign_grouped_splits(part.assign(split=""), shares, seed + 1, "video_id")
+                for _, part in val.groupby("label")
+            ).reindex(val.index)
+            self.fit_select_unit = "video"
+            log.warning(
+                "fitting on validation: its groups cannot be split into fitting and selecting parts "
+                "that both hold real and fake clips, so its videos are split by class instead "
+                "(fit and select share groups; the test split is not used)"
+            )
+        else:
+            val["split"] = assign_grouped_splits(val, shares, seed + 1, self.group_column)
         return pd.concat([val, df[df["split"] == "test"]])
 
     def split_names(self) -> dict[str, str]:

@@ -67,12 +67,16 @@ def write_metrics(run_dir: Path, metrics: dict) -> Path:
 
 
 def write_predictions(
-    run_dir: Path, predictions: pd.DataFrame, datamodule: ClipDataModule, split: str
+    run_dir: Path,
+    predictions: pd.DataFrame,
+    datamodule: ClipDataModule,
+    split: str,
+    name: str = "predictions.parquet",
 ) -> Path:
-    """``predictions.parquet``: clip_id, video_id, dataset, method, image_key, label, prob (one row
-    per clip). ``image_key`` = ``<dataset>/<video_id>`` joins cached API results (a still image is a
-    one-clip video). Beside it, ``metrics_by_method.csv``: detection metrics per dataset and
-    per manipulation method, clip and video level."""
+    """``predictions.parquet`` (or ``name``): clip_id, video_id, dataset, method, image_key, label,
+    prob (one row per clip). ``image_key`` = ``<dataset>/<video_id>`` joins cached API results (a
+    still image is a one-clip video). Beside ``predictions.parquet``, ``metrics_by_method.csv``:
+    detection metrics per dataset and per manipulation method, clip and video level."""
     frame = datamodule.split_frame(split)
     rows = frame.iloc[predictions["clip_index"].to_numpy()].reset_index(drop=True)
     out = pd.DataFrame(
@@ -88,18 +92,26 @@ def write_predictions(
     )
     if (out["label"].to_numpy() != rows["label"].to_numpy()).any():
         raise RuntimeError("prediction labels disagree with the manifest; clip indices are misaligned")
-    path = run_dir / "predictions.parquet"
+    path = run_dir / name
     with atomic_path(path) as tmp:
         out.to_parquet(tmp, index=False)
+    if name != "predictions.parquet":
+        return path
     with atomic_path(run_dir / "metrics_by_method.csv") as tmp:
         metrics_by_dataset_and_method(out).to_csv(tmp, index=False)
     return path
 
 
+VAL_PREDICTIONS = "val_predictions.parquet"
+
+
 class PredictionsWriter(pl.Callback):
     """Writes ``predictions.parquet`` at the end of the test loop, on global rank 0, from the
     predictions the module gathered over all ranks. Run as a callback it works wherever the test loop
-    runs, including the worker processes of ``ddp_spawn``, whose state never reaches the launcher."""
+    runs, including the worker processes of ``ddp_spawn``, whose state never reaches the launcher.
+    A ``trainer.validate`` call (not the validation inside ``fit``) also writes the validation
+    split's as ``val_predictions.parquet``: what a defense fitted on validation reads
+    (``scripts/zoo_table.py``)."""
 
     def __init__(self, run_dir: Path, datamodule: ClipDataModule, split: str = "test"):
         self.run_dir = run_dir
@@ -112,6 +124,14 @@ class PredictionsWriter(pl.Callback):
         if trainer.is_global_zero and predictions is not None:
             datamodule = trainer.datamodule or self.datamodule
             self.path = write_predictions(self.run_dir, predictions, datamodule, self.split)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        predictions = getattr(pl_module, "predictions", {}).get("val")
+        if trainer.state.fn != "validate" or trainer.sanity_checking or predictions is None:
+            return
+        if trainer.is_global_zero:
+            datamodule = trainer.datamodule or self.datamodule
+            write_predictions(self.run_dir, predictions, datamodule, "val", VAL_PREDICTIONS)
 
 
 # set by Lightning's ddp launcher in the launching process; a later sweep job must start clean

@@ -5,14 +5,22 @@ A group (a source video with its fakes, or an identity) is the unit of independe
 share faces and sources, so resampling single videos would understate the spread. The bootstrap
 draws as many groups as there are, with replacement, and recomputes the AUC over the videos of the
 drawn groups; draws holding one class only are redrawn (and counted).
+
+``fuse_fold`` makes a defense (DD1-DD3) of one fold from its members' finished runs, at the level of
+videos (``dfdetect.ensemble.late_fusion``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from dfdetect.ensemble.late_fusion import fuse, member_video_scores
+from dfdetect.run.common import VAL_PREDICTIONS
+from dfdetect.utils.io import atomic_path, write_json
 
 
 def auc(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> float:
@@ -81,3 +89,34 @@ def pool_folds(fold_predictions: Mapping[int, pd.DataFrame], groups: Mapping[str
     if clips["group"].isna().any():
         raise ValueError(f"video {clips.loc[clips['group'].isna(), 'video_id'].iloc[0]!r} has no group")
     return clips
+
+
+def fuse_fold(kind: str, member_dirs: Mapping[str, Path], run_dir: Path) -> dict:
+    """A defense over the finished runs of one fold's members (``dfdetect.ensemble.late_fusion``):
+    reads each member's ``predictions.parquet`` (test) and, for DD3, ``val_predictions.parquet``;
+    writes ``predictions.parquet`` (one row per test video, its fused P(fake)) and ``metrics.json``
+    in ``run_dir``; returns the metrics."""
+
+    def read(name: str) -> dict[str, pd.DataFrame]:
+        return {m: pd.read_parquet(Path(d) / name) for m, d in member_dirs.items()}
+
+    test = member_video_scores(read("predictions.parquet"))
+    val = member_video_scores(read(VAL_PREDICTIONS)) if kind == "dd3" else None
+    if val is not None and set(val.index) & set(test.index):
+        raise ValueError("a validation video is also a test video; refusing to fit DD3 on it")
+    prob, fitted = fuse(kind, list(member_dirs), test, val)
+    if prob.isna().any():
+        raise ValueError(f"every member abstained on video {prob[prob.isna()].index[0]!r}")
+    videos = test[["label"]].assign(prob=prob).reset_index()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    metrics = {
+        "kind": kind,
+        "members": {m: str(d) for m, d in member_dirs.items()},
+        "test/video_auc": auc(videos["prob"].to_numpy(), videos["label"].to_numpy()),
+        "test/videos": int(len(videos)),
+        **({"fitted": fitted} if fitted else {}),
+    }
+    write_json(run_dir / "metrics.json", metrics)
+    with atomic_path(run_dir / "predictions.parquet") as tmp:
+        videos.assign(clip_id=videos["video_id"]).to_parquet(tmp, index=False)
+    return metrics
