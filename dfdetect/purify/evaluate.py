@@ -134,6 +134,26 @@ def amplification_sweep(ev: Evaluation, attack_name: str, attack, users: Sequenc
     return pd.DataFrame(rows)
 
 
+def purifier_sweep(ev: Evaluation, attack_name: str, attack, users: Sequence[str], purifiers: Mapping[float, Callable],
+                   cloak_dir: Path, extractors, device, seed: int = 0) -> pd.DataFrame:  # fmt: skip
+    """Fig. 4: ASR and normal accuracy (linear probe) of the user's real cloaks when the training
+    chips pass through the purifier trained on k-amplified cloaks, one purifier per ``k``."""
+    rows = []
+    keep_models, keep_defenses = ev.models, dict(ev.defenses)
+    ev.models = ["linear"]
+    try:
+        for user in check_users(ev.faces, users):
+            cloaked = user_cloaks(ev.faces, attack_name, attack, user, cloak_dir, extractors, device, seed)
+            for k, purify in purifiers.items():
+                name = f"purifier_k{float(k):g}"
+                ev.defenses[name] = purify
+                for row in ev.run_cell(user, cloaked, name):
+                    rows.append({"attack": attack_name, "k_train": float(k), **row})
+    finally:
+        ev.models, ev.defenses = keep_models, keep_defenses
+    return pd.DataFrame(rows)
+
+
 def summary_table(results: pd.DataFrame) -> str:
     """Markdown: one row per attack x model, ASR / normal accuracy (%) per defense, mean over users."""
     mean = results.groupby(["attack", "model", "defense"], sort=False)[["asr", "normal_accuracy"]].mean()
