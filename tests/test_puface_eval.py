@@ -122,3 +122,29 @@ def test_purifier_strip_has_a_column_per_purifier(tmp_path):
     img = read_image(strip)
     assert img.shape == (28 + 2 * 8, 4 * 8, 3)
     assert img[28, 8 * 3, 0] == 3 and img[28 + 8, 8 * 2, 0] == 2
+
+
+class CountingE2E:
+    """A stand-in end-to-end model (1-NN on the mean red value) that counts its fits."""
+
+    fits = 0
+
+    def fit(self, chips, labels):
+        CountingE2E.fits += 1
+        self.red, self.labels = chips.float()[:, 0].mean((1, 2)), torch.as_tensor(labels)
+        return self
+
+    def predict(self, chips):
+        d = (chips.float()[:, 0].mean((1, 2))[:, None] - self.red[None]).abs()
+        return self.labels[d.argmin(1)].numpy()
+
+
+def test_e2e_natural_rows_are_fitted_once_for_all_users(tmp_path):
+    CountingE2E.fits = 0
+    ev = Evaluation(Faces(), Red(), {"none": lambda c: c}, ["e2e"], CountingE2E, ["none"])
+    results = evaluate(ev, {"toy": RedShift()}, ["a", "b"], tmp_path, [Red()], "cpu")
+    # natural: one fit shared by users a and b; toy: one fit per user
+    assert CountingE2E.fits == 3
+    by = results.set_index(["attack", "user"])
+    assert by.loc[("natural", "a"), "asr"] == 0 and by.loc[("natural", "b"), "asr"] == 0
+    assert by.loc[("toy", "a"), "asr"] == 1
