@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 
 from dfdetect.purify.defenses import bit_depth, build_defenses, jpeg, median_filter
@@ -112,6 +113,8 @@ def test_sweep_checkpoints_from_pattern_or_explicit_and_missing_named(tmp_path):
         (tmp_path / name).write_bytes(b"x")
     got = sweep_checkpoints([1, 2.5, 4], str(tmp_path / "k{k}.ckpt"), {4: str(tmp_path / "other.ckpt")})
     assert got == {1.0: tmp_path / "k1.ckpt", 2.5: tmp_path / "k2.5.ckpt", 4.0: tmp_path / "other.ckpt"}
+    # as the config gives them: an empty DictConfig of explicit checkpoints
+    assert sweep_checkpoints([1], str(tmp_path / "k{k}.ckpt"), OmegaConf.create({})) == {1.0: tmp_path / "k1.ckpt"}
     with pytest.raises(UserError, match=r"k=6 .*k6\.ckpt.*k_range=\[6,6\]"):
         sweep_checkpoints([6], str(tmp_path / "k{k}.ckpt"))
 

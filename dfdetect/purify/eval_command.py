@@ -59,7 +59,7 @@ def run_purifier_sweep(cfg: DictConfig, ev: Evaluation, attacks: dict, cloak_dir
     spec = cfg.purifier_sweep
     if spec.attack not in attacks:
         raise UserError(f"purifier_sweep.attack {spec.attack!r} is not in run_attacks {list(attacks)}")
-    ckpts = sweep_checkpoints(spec.ks, spec.get("ckpt"), OmegaConf.to_container(spec.get("ckpts") or {}))
+    ckpts = sweep_checkpoints(spec.ks, spec.get("ckpt"), spec.get("ckpts"))
     purifiers = {k: partial(purify_chips, load_purifier(path), device=device) for k, path in ckpts.items()}
     attack = attacks[spec.attack]
     rows = purifier_sweep(ev, spec.attack, attack, list(cfg.users), purifiers, cloak_dir, extractors, device, cfg.seed)
