@@ -9,8 +9,8 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from dfdetect.purify.defenses import bit_depth, build_defenses, jpeg, median_filter
 from dfdetect.data.identity_datamodule import read_image
+from dfdetect.purify.defenses import bit_depth, build_defenses, jpeg, median_filter
 from dfdetect.purify.eval_command import sweep_checkpoints
 from dfdetect.purify.evaluate import Evaluation, check_users, evaluate, purifier_sweep, summary_table
 from dfdetect.purify.grid import purifier_strip
