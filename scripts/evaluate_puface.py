@@ -4,7 +4,7 @@
 
 Cloaks each user's training chips (resumable), trains the FR models on raw and defended training
 sets and writes results.csv, table.md (ASR / normal accuracy per attack x model x defense),
-sweep.csv and grid_<attack>.png into the run directory.
+sweep.csv, purifier_sweep.csv, grid_<attack>.png and purifier_strip.png into the run directory.
 """
 
 import os
@@ -29,7 +29,9 @@ def main(cfg: DictConfig) -> None:
         out = evaluate_from_config(cfg)
     print("ASR % / normal accuracy % (mean over users)\n" + out["table"])
     if "sweep" in out:
-        print("amplification sweep (linear probe)\n" + out["sweep"])
+        print("attacker's amplification sweep (linear probe)\n" + out["sweep"])
+    if "purifier_sweep" in out:
+        print("purifiers trained per k vs the real cloaks (linear probe)\n" + out["purifier_sweep"])
     print(f"results in {out['out']} ({out['seconds']} s)")
 
 

@@ -113,7 +113,7 @@ def test_callbacks_option_instantiates(option, train_cfg):
 
 
 # experiments of scripts/train_purifier.py (conf/puface.yaml), not of train.py
-PURIFIER_EXPERIMENTS = {"puface"}
+PURIFIER_EXPERIMENTS = {"puface", "puface_lowkey"}
 
 
 @pytest.mark.parametrize("group", ["experiment", "debug"])
@@ -140,6 +140,9 @@ def test_purifier_experiments_compose_and_instantiate(option, tmp_path):
     assert isinstance(build_purifier_module(cfg.purifier), PurifierModule)
     assert isinstance(hydra.utils.instantiate(cfg.data), IdentityDataModule)
     assert cfg.pool.exclude and cfg.pool.faces == cfg.data
+    pool = hydra.utils.instantiate(cfg.pool)
+    expected = {"puface": ["fawkes_low"], "puface_lowkey": ["fawkes_low", "lowkey"]}[option]
+    assert list(pool.cloaks) == expected and all(callable(a) for a in pool.cloaks.values())
     hydra.utils.instantiate(cfg.trainer, logger=False)
 
 

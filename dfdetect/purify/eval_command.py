@@ -1,10 +1,14 @@
-"""``scripts/evaluate_puface.py``: the table (attack x FR model x defense), the amplification sweep
-and the picture grid, into the run directory (results.csv, table.md, sweep.csv, grid_<attack>.png)."""
+"""``scripts/evaluate_puface.py``: the table (attack x FR model x defense), the attacker's
+amplification sweep, Fig. 4's sweep over purifiers trained per k, and the pictures, into the run
+directory (results.csv, table.md, sweep.csv, purifier_sweep.csv, grid_<attack>.png,
+purifier_strip.png)."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 
 import hydra
@@ -15,9 +19,16 @@ from dfdetect.cloak.extractors import build_extractors
 from dfdetect.cloak.runner import pick_device
 from dfdetect.faceid.features import frozen_dlib
 from dfdetect.faceid.finetune import EndToEnd
-from dfdetect.purify.defenses import build_defenses
-from dfdetect.purify.evaluate import Evaluation, amplification_sweep, evaluate, summary_table, user_cloaks
-from dfdetect.purify.grid import picture_grid
+from dfdetect.purify.defenses import build_defenses, purify_chips
+from dfdetect.purify.evaluate import (
+    Evaluation,
+    amplification_sweep,
+    evaluate,
+    purifier_sweep,
+    summary_table,
+    user_cloaks,
+)
+from dfdetect.purify.grid import picture_grid, purifier_strip
 from dfdetect.purify.load import load_purifier
 from dfdetect.utils.errors import UserError
 from dfdetect.utils.io import atomic_path
@@ -28,6 +39,37 @@ log = logging.getLogger(__name__)
 def _write_text(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def sweep_checkpoints(ks, pattern: str | None, explicit: Mapping | None = None) -> dict[float, Path]:
+    """``{k: checkpoint}``: ``explicit[k]`` where given, else ``pattern`` with ``{k}`` replaced by k
+    (``1``, ``2.5``); every file must exist."""
+    explicit = {float(k): v for k, v in (explicit or {}).items()}
+    out = {}
+    for k in map(float, ks):
+        path = explicit.get(k) or (pattern.replace("{k}", f"{k:g}") if pattern else None)
+        if not path or not Path(path).is_file():
+            raise UserError(f"purifier_sweep: no purifier checkpoint for k={k:g} ({path}); train one with "
+                            f"scripts/train_purifier.py experiment=puface 'purifier.k_range=[{k:g},{k:g}]'")  # fmt: skip
+        out[k] = Path(path)
+    return out
+
+
+def run_purifier_sweep(cfg: DictConfig, ev: Evaluation, attacks: dict, cloak_dir: Path, extractors, device) -> str:
+    spec = cfg.purifier_sweep
+    if spec.attack not in attacks:
+        raise UserError(f"purifier_sweep.attack {spec.attack!r} is not in run_attacks {list(attacks)}")
+    ckpts = sweep_checkpoints(spec.ks, spec.get("ckpt"), spec.get("ckpts"))
+    purifiers = {k: partial(purify_chips, load_purifier(path), device=device) for k, path in ckpts.items()}
+    attack = attacks[spec.attack]
+    rows = purifier_sweep(ev, spec.attack, attack, list(cfg.users), purifiers, cloak_dir, extractors, device, cfg.seed)
+    out_dir = Path(cfg.paths.output_dir)
+    rows.to_csv(out_dir / "purifier_sweep.csv", index=False)
+    user = str(cfg.users[0])
+    natural = ev.faces.identity_chips("train", user)[: cfg.grid_images]
+    cloaked = user_cloaks(ev.faces, spec.attack, attack, user, cloak_dir, extractors, device, cfg.seed)[: cfg.grid_images]
+    purifier_strip(natural, cloaked, {f"k={k:g}": fn(cloaked) for k, fn in purifiers.items()}, out_dir / "purifier_strip.png")
+    return rows.groupby(["k_train"])[["asr", "normal_accuracy"]].mean().round(4).to_string()
 
 
 def evaluate_from_config(cfg: DictConfig) -> dict:
@@ -65,6 +107,8 @@ def evaluate_from_config(cfg: DictConfig) -> dict:
                                    sweep_defenses, cloak_dir, extractors, device, cfg.seed)  # fmt: skip
         rows.to_csv(out_dir / "sweep.csv", index=False)
         summary["sweep"] = rows.groupby(["k", "defense"])[["asr", "normal_accuracy"]].mean().round(4).to_string()
+    if cfg.get("purifier_sweep") and cfg.purifier_sweep.ks:
+        summary["purifier_sweep"] = run_purifier_sweep(cfg, ev, attacks, cloak_dir, extractors, device)
     grid_defense = cfg.get("grid_defense")
     if grid_defense in defenses:
         user = str(cfg.users[0])

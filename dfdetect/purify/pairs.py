@@ -1,16 +1,18 @@
 """The purifier's training data: natural chips of an identity dataset and their cloaked versions.
 
 The defender cloaks ``per_identity`` training chips of every identity outside ``exclude`` (the
-users an evaluation protects) with ``cloak`` (Fawkes v0.3 low by default: a targeted attack, its
-target drawn among the other identities) into ``cloak_dir/<identity>/`` (resumable, lossless PNG),
-then trains on ``(natural, cloaked)`` pairs; the module amplifies the cloaks. A share
-``val_fraction`` of the pairs (at least one) is held out for validation; training pairs are
-flipped horizontally at random (both images alike).
+users an evaluation protects) with each attack of ``cloaks`` (``{name: attack}``; Fawkes v0.3 low by
+default: a targeted attack, its target drawn among the other identities) into
+``cloak_dir/<name>/<identity>/`` (resumable, lossless PNG), then trains on ``(natural, cloaked)``
+pairs, one per chip and attack; the module amplifies the cloaks. A share ``val_fraction`` of the
+chips (at least one) is held out for validation with all their pairs; training pairs are flipped
+horizontally at random (both images alike).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -41,16 +43,19 @@ class PairDataset(Dataset):
 
 
 class CloakPairDataModule(pl.LightningDataModule):
-    def __init__(self, faces, cloak, cloak_dir: str, exclude: list[str] | None = None, per_identity: int = 8,
+    def __init__(self, faces, cloaks: Mapping, cloak_dir: str, exclude: list[str] | None = None, per_identity: int = 8,
                  val_fraction: float = 0.1, batch_size: int = 16, num_workers: int = 0,
                  extractors: tuple[str, ...] = ("dlib",), device: str = "auto", seed: int = 0):  # fmt: skip
         super().__init__()
-        self.faces, self.cloak, self.cloak_dir = faces, cloak, Path(cloak_dir)
+        if not cloaks:
+            raise UserError("the purifier's pool needs at least one attack (pool.cloaks: {name: attack})")
+        self.faces, self.cloaks, self.cloak_dir = faces, dict(cloaks), Path(cloak_dir)
         self.exclude = [str(e) for e in (exclude or [])]
         self.per_identity, self.val_fraction = per_identity, val_fraction
         self.batch_size, self.num_workers = batch_size, num_workers
         self.extractors, self.device, self.seed = list(extractors), device, seed
         self.pairs: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.chip_ids: torch.Tensor | None = None  # pair -> its natural chip (pairs of one chip share a split side)
 
     def prepare(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.pairs is not None:
@@ -60,24 +65,30 @@ class CloakPairDataModule(pl.LightningDataModule):
             raise UserError(f"no identities left to train the purifier on after excluding {self.exclude}")
         extractors = build_extractors(self.extractors)
         device = pick_device(self.device)
-        naturals, cloaked = [], []
-        for ident in idents:
-            chips = self.faces.identity_chips("train", ident)[: self.per_identity]
-            names = self.faces.rows("train", ident)["name"].tolist()[: self.per_identity]
-            candidates = {i: self.faces.identity_chips("train", i) for i in self.faces.identities if i != ident}
-            out = self.cloak_dir / ident
-            cloak_to_folder(self.cloak, names, chips, out, candidates, extractors, device, 32, self.seed,
-                            facts={"extractors": ",".join(self.extractors)})  # fmt: skip
-            naturals.append(chips)
-            cloaked.append(torch.from_numpy(np.stack([read_image(out / n) for n in names])).permute(0, 3, 1, 2))
+        naturals, cloaked, chip_ids = [], [], []
+        for name, attack in self.cloaks.items():
+            first = 0
+            for ident in idents:
+                chips = self.faces.identity_chips("train", ident)[: self.per_identity]
+                names = self.faces.rows("train", ident)["name"].tolist()[: self.per_identity]
+                candidates = {i: self.faces.identity_chips("train", i) for i in self.faces.identities if i != ident}
+                out = self.cloak_dir / name / ident
+                cloak_to_folder(attack, names, chips, out, candidates, extractors, device, 32, self.seed,
+                                facts={"extractors": ",".join(self.extractors)})  # fmt: skip
+                naturals.append(chips)
+                cloaked.append(torch.from_numpy(np.stack([read_image(out / n) for n in names])).permute(0, 3, 1, 2))
+                chip_ids.append(torch.arange(first, first + len(chips)))
+                first += len(chips)
         self.pairs = (torch.cat(naturals), torch.cat(cloaked).contiguous())
+        self.chip_ids = torch.cat(chip_ids)
         return self.pairs
 
     def setup(self, stage: str | None = None) -> None:
         natural, cloaked = self.prepare()
-        order = torch.randperm(len(natural), generator=torch.Generator().manual_seed(self.seed))
-        n_val = max(1, round(self.val_fraction * len(natural)))
-        val, train = order[:n_val], order[n_val:]
+        n_chips = int(self.chip_ids.max()) + 1
+        order = torch.randperm(n_chips, generator=torch.Generator().manual_seed(self.seed))
+        is_val = torch.isin(self.chip_ids, order[: max(1, round(self.val_fraction * n_chips))])
+        val, train = is_val.nonzero()[:, 0], (~is_val).nonzero()[:, 0]
         self.train_set = PairDataset(natural[train], cloaked[train], hflip=True)
         self.val_set = PairDataset(natural[val], cloaked[val], hflip=False)
 
