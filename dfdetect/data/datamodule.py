@@ -199,9 +199,7 @@ class ClipDataModule(pl.LightningDataModule):
             val["split"] = assign_grouped_splits(val, shares, seed + 1 + attempt, self.group_column)
             if not unusable(val, ["train", "val"], True, self.group_column):
                 return pd.concat([val, df[df["split"] == "test"]])
-        if val["label"].value_counts().reindex([0, 1], fill_value=0).min() and (
-            val.groupby("label")["video_id"].nunique().min() >= 2
-        ):
+        if val.groupby("label")["video_id"].nunique().reindex([0, 1], fill_value=0).min() >= 2:
             val["split"] = pd.concat(
                 assign_grouped_splits(part.assign(split=""), shares, seed + 1, "video_id")
                 for _, part in val.groupby("label")

@@ -72,11 +72,12 @@ def write_predictions(
     datamodule: ClipDataModule,
     split: str,
     name: str = "predictions.parquet",
+    by_method: bool = True,
 ) -> Path:
-    """``predictions.parquet`` (or ``name``): clip_id, video_id, dataset, method, image_key, label,
-    prob (one row per clip). ``image_key`` = ``<dataset>/<video_id>`` joins cached API results (a
-    still image is a one-clip video). Beside ``predictions.parquet``, ``metrics_by_method.csv``:
-    detection metrics per dataset and per manipulation method, clip and video level."""
+    """``name``: clip_id, video_id, dataset, method, image_key, label, prob (one row per clip).
+    ``image_key`` = ``<dataset>/<video_id>`` joins cached API results (a still image is a one-clip
+    video). With ``by_method``, beside it ``metrics_by_method.csv``: detection metrics per dataset
+    and per manipulation method, clip and video level."""
     frame = datamodule.split_frame(split)
     rows = frame.iloc[predictions["clip_index"].to_numpy()].reset_index(drop=True)
     out = pd.DataFrame(
@@ -95,7 +96,7 @@ def write_predictions(
     path = run_dir / name
     with atomic_path(path) as tmp:
         out.to_parquet(tmp, index=False)
-    if name != "predictions.parquet":
+    if not by_method:
         return path
     with atomic_path(run_dir / "metrics_by_method.csv") as tmp:
         metrics_by_dataset_and_method(out).to_csv(tmp, index=False)
@@ -131,7 +132,7 @@ class PredictionsWriter(pl.Callback):
             return
         if trainer.is_global_zero:
             datamodule = trainer.datamodule or self.datamodule
-            write_predictions(self.run_dir, predictions, datamodule, "val", VAL_PREDICTIONS)
+            write_predictions(self.run_dir, predictions, datamodule, "val", VAL_PREDICTIONS, by_method=False)
 
 
 # set by Lightning's ddp launcher in the launching process; a later sweep job must start clean
