@@ -1,27 +1,11 @@
-"""The deepfake gate as a service:  python serve.py model=<name> model.net.weights=<file> [serve.port=8000]
-(or ckpt_path=<checkpoint>, or ensemble=<dd1|dd2|dd3>); docs/serving.md."""
+"""The deepfake gate as a service:  python serve.py model=<name> model.net.weights=<file> (alias of ``dfdetect serve``)."""
 
 import os
 from pathlib import Path
 
 os.environ.setdefault("DFDETECT_ROOT", str(Path(__file__).resolve().parent))
 
-import hydra  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
-
-from dfdetect.utils.config import register_resolvers  # noqa: E402
-
-register_resolvers()
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="serve.yaml")
-def main(cfg: DictConfig) -> None:
-    from dfdetect.serve.server import serve
-    from dfdetect.utils.errors import one_line_errors
-
-    with one_line_errors("serve"):
-        serve(cfg)
-
+from dfdetect.cli import alias  # noqa: E402
 
 if __name__ == "__main__":
-    main()
+    alias("serve")

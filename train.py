@@ -1,29 +1,11 @@
-"""Train a deepfake detector:  python train.py model=<name> data=<name> trainer=<name>"""
+"""Train a deepfake detector:  python train.py model=<name> data=<name> trainer=<name> (alias of ``dfdetect train``)."""
 
 import os
 from pathlib import Path
 
 os.environ.setdefault("DFDETECT_ROOT", str(Path(__file__).resolve().parent))
 
-import hydra  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
-
-from dfdetect.utils.config import register_resolvers  # noqa: E402
-
-register_resolvers()
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="train.yaml")
-def main(cfg: DictConfig) -> float | None:
-    from dfdetect.run.common import hydra_job_ddp_scope
-    from dfdetect.run.train import train
-    from dfdetect.utils.errors import one_line_errors
-
-    with one_line_errors("train"), hydra_job_ddp_scope():
-        metrics, _ = train(cfg)
-    value = metrics.get(cfg.get("optimized_metric") or "")
-    return float(value) if value is not None else None
-
+from dfdetect.cli import alias  # noqa: E402
 
 if __name__ == "__main__":
-    main()
+    alias("train")

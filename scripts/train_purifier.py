@@ -1,34 +1,11 @@
-"""Train PuFace's purifier (docs/puface.md):
-
-    python scripts/train_purifier.py experiment=puface [purifier=autoencoder] [ckpt_path=<ckpt>]
-
-The defender's cloaks are made first (resumable); checkpoints go to paths.checkpoint_dir (the
-best on val/loss and last.ckpt). Apply the result with scripts/purify.py.
-"""
+"""scripts/train_purifier.py (alias of ``dfdetect puface train``)."""
 
 import os
 from pathlib import Path
 
 os.environ.setdefault("DFDETECT_ROOT", str(Path(__file__).resolve().parents[1]))
 
-import hydra  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
-
-from dfdetect.utils.config import register_resolvers  # noqa: E402
-from dfdetect.utils.errors import one_line_errors  # noqa: E402
-
-register_resolvers()
-
-
-@hydra.main(version_base="1.3", config_path="../conf", config_name="puface.yaml")
-def main(cfg: DictConfig) -> None:
-    from dfdetect.purify.train import train_purifier
-
-    with one_line_errors("train_purifier"):
-        out = train_purifier(cfg)
-    losses = ", ".join(f"{k}={v:.5f}" for k, v in sorted(out["metrics"].items()))
-    print(f"purifier trained on {out['pairs']} pairs: {losses}\nbest: {out['best']}\nlast: {out['last']}")
-
+from dfdetect.cli import alias  # noqa: E402
 
 if __name__ == "__main__":
-    main()
+    alias("puface train")

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, open_dict
 from dfdetect.utils.config import register_resolvers
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF_DIR = ROOT / "conf"
+CONF_DIR = ROOT / "dfdetect" / "conf"
 SHARED = ROOT.parent / "shared"
 
 register_resolvers()

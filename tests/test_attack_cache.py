@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dfdetect.attack.cache import ApiCache
-from dfdetect.attack.from_cache import attack_records_from_cache
-from dfdetect.attack.providers import parse_response
-from dfdetect.attack.records import ApiResult, AttackDataError
-from dfdetect.attack.scoring.metrics import compute_attack_metrics
+from dfdetect.measure.cache import ApiCache
+from dfdetect.measure.providers import parse_response
+from dfdetect.measure.records import ApiResult, AttackDataError
+from dfdetect.table2.from_cache import attack_records_from_cache
+from dfdetect.table2.metrics import compute_attack_metrics
 
 
 @pytest.fixture

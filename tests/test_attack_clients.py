@@ -13,12 +13,12 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from dfdetect.attack.cache import ApiCache
-from dfdetect.attack.cost import BudgetExceeded, CostMeter, tier_cost
-from dfdetect.attack.from_cache import attack_records_from_cache
-from dfdetect.attack.ratelimit import Backoff, RateLimiter, parse_retry_after
-from dfdetect.attack.registry import build_client
+from dfdetect.measure.cache import ApiCache
+from dfdetect.measure.cost import BudgetExceeded, CostMeter, tier_cost
+from dfdetect.measure.ratelimit import Backoff, RateLimiter, parse_retry_after
+from dfdetect.measure.registry import build_client
 from dfdetect.run.attack import EXIT_BUDGET, EXIT_OK, run_attack
+from dfdetect.table2.from_cache import attack_records_from_cache
 from tests.attack_fakes import AzureHandler, FakeWorld, NaverHandler, serve, serve_aws, sha
 from tests.conftest import SHARED, compose_config, requires_shared
 
@@ -165,7 +165,7 @@ def test_naver_client_parses_answers_and_faults(creds):
 
 
 def test_missing_or_wrong_credentials(creds, monkeypatch):
-    from dfdetect.attack.providers.base import CredentialsError
+    from dfdetect.measure.providers.base import CredentialsError
 
     world = FakeWorld(keys=NAVER_KEYS)
     with serve(NaverHandler, world) as url:
@@ -359,8 +359,8 @@ def test_dry_run_and_cost_guards_send_nothing_or_stop(tmp_path, creds):
 
 
 def test_cache_feeds_the_rescoring(tmp_path, creds):
-    from dfdetect.attack.scoring.metrics import after_defense
-    from dfdetect.attack.scoring.report import load_attack_records
+    from dfdetect.table2.metrics import after_defense
+    from dfdetect.table2.report import load_attack_records
 
     pairs_csv, shas = write_pairs(tmp_path / "imgs", 3)
     world = FakeWorld()
@@ -448,8 +448,8 @@ def test_mtcnn_crops_of_real_faces(tmp_path, creds):
 
 
 def test_store_pairs_target_a_real_video_of_the_identity(tmp_path):
-    from dfdetect.attack.pairs import pairs_from_store
     from dfdetect.data.manifest import write_manifest
+    from dfdetect.measure.pairs import pairs_from_store
 
     rows = []
     for video, label, identity in [("r_a1", 0, "A"), ("r_a0", 0, "A"), ("f_a", 1, "A"), ("f_b", 1, "B")]:
@@ -483,7 +483,7 @@ def test_store_pairs_target_a_real_video_of_the_identity(tmp_path):
 
 
 def test_in_flight_calls_of_a_dead_run_are_not_sent_again(tmp_path, creds):
-    from dfdetect.attack.journal import CallJournal, call_key
+    from dfdetect.measure.journal import CallJournal, call_key
 
     pairs_csv, shas = write_pairs(tmp_path / "imgs", 1)
     fake, real = shas[0]

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import zlib
 
-from dfdetect.attack.cache import ApiCache
+from dfdetect.measure.cache import ApiCache
 from tests.attack_fakes import AzureHandler, FakeWorld, NaverHandler, serve
 from tests.conftest import ROOT
 from tests.test_attack_clients import FAST, NAVER_KEYS, write_pairs

@@ -13,9 +13,9 @@ import zlib
 
 import pytest
 
-from dfdetect.attack.cache import ApiCache
-from dfdetect.attack.records import ApiResult
-from dfdetect.attack.redact import Redactor, env_secrets
+from dfdetect.measure.cache import ApiCache
+from dfdetect.measure.records import ApiResult
+from dfdetect.measure.redact import Redactor, env_secrets
 from dfdetect.run.attack import EXIT_FAILED, EXIT_INPUT, EXIT_OK, run_attack
 from tests.attack_fakes import AzureHandler, FakeWorld, NaverHandler, serve, serve_aws
 from tests.test_attack_clients import AZURE_KEY, NAVER_KEYS, attack_cfg, creds, write_pairs  # noqa: F401

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dfdetect.attack.names import AliasTable, default_aliases, normalise_name
-from dfdetect.attack.records import ATTACK_COLUMNS, AttackDataError
-from dfdetect.attack.scoring.metrics import (
+from dfdetect.measure.names import AliasTable, default_aliases, normalise_name
+from dfdetect.measure.records import ATTACK_COLUMNS, AttackDataError
+from dfdetect.table2.metrics import (
     after_defense,
     bootstrap_ci,
     compute_attack_metrics,
@@ -21,7 +21,7 @@ from dfdetect.attack.scoring.metrics import (
     join_predictions,
     prediction_keys,
 )
-from dfdetect.attack.tariq2022 import image_key, read_tariq2022
+from dfdetect.table2.tariq2022 import image_key, read_tariq2022
 
 ROOT = Path(__file__).resolve().parents[1]
 TARIQ = ROOT.parent / "shared" / "data" / "api_results" / "tariq2022"
@@ -428,10 +428,7 @@ def test_fig4_convention_reproduces_the_papers_quoted_numbers(name, target_answe
 
 # ----------------------------------------------------------------------------------- rescore.py
 def load_rescore():
-    spec = importlib.util.spec_from_file_location("rescore", ROOT / "scripts" / "rescore.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("dfdetect.tasks.rescore")
 
 
 def test_rescore_writes_the_metrics_table(tmp_path):

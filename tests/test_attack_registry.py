@@ -13,14 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dfdetect.attack import registry
-from dfdetect.attack.cache import ApiCache
-from dfdetect.attack.errors import AttackDataError
-from dfdetect.attack.from_cache import attack_records_from_cache
-from dfdetect.attack.providers import aws, azure, naver
-from dfdetect.attack.providers.base import ApiClient, Outcome, parse_response
-from dfdetect.attack.records import ATTACK_COLUMNS, ApiResult, validate_attack_records
-from dfdetect.attack.registry import (
+from dfdetect.measure import registry
+from dfdetect.measure.cache import ApiCache
+from dfdetect.measure.errors import AttackDataError
+from dfdetect.measure.providers import aws, azure, naver
+from dfdetect.measure.providers.base import ApiClient, Outcome, parse_response
+from dfdetect.measure.records import ATTACK_COLUMNS, ApiResult, validate_attack_records
+from dfdetect.measure.registry import (
     Provider,
     build_client,
     get_provider,
@@ -28,10 +27,11 @@ from dfdetect.attack.registry import (
     provider_names,
     register_provider,
 )
-from dfdetect.attack.scoring.metrics import after_defense, compute_attack_metrics
-from dfdetect.attack.scoring.plots import plot_attack_metrics
-from dfdetect.attack.scoring.table2 import cells, table2_row, write_table2
 from dfdetect.run.attack import EXIT_OK, run_attack
+from dfdetect.table2.from_cache import attack_records_from_cache
+from dfdetect.table2.metrics import after_defense, compute_attack_metrics
+from dfdetect.table2.plots import plot_attack_metrics
+from dfdetect.table2.table2 import cells, table2_row, write_table2
 from tests.attack_fakes import sha
 from tests.conftest import CONF_DIR, compose_config
 from tests.test_attack_clients import csv_run, write_pairs
@@ -123,7 +123,7 @@ def fake_providers(own_registry):
 
 
 def attack_cfg(tmp_path, provider: str, pairs_csv, *overrides):
-    """``conf/attack.yaml`` with ``providers.<provider>`` given as overrides (a config file's keys)."""
+    """``dfdetect/conf/attack.yaml`` with ``providers.<provider>`` given as overrides (a config file's keys)."""
     return compose_config(
         "attack.yaml",
         [

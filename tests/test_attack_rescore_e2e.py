@@ -9,11 +9,11 @@ import hydra
 import pandas as pd
 import pytest
 
-from dfdetect.attack.pairs import pairs_from_store
-from dfdetect.attack.scoring.table2 import format_pct
+from dfdetect.measure.pairs import pairs_from_store
 from dfdetect.run.attack import EXIT_OK, run_attack
 from dfdetect.run.evaluate import evaluate
 from dfdetect.run.train import train
+from dfdetect.table2.table2 import format_pct
 from tests.attack_fakes import AzureHandler, FakeWorld, serve, sha
 from tests.conftest import SHARED, compose_config, requires_shared, tiny_data_overrides
 from tests.test_attack_clients import AZURE_KEY, FAST

@@ -8,14 +8,16 @@ import sys
 
 import pytest
 
-from dfdetect.data.demo import build_demo_store
+from dfdetect.demo.render import build_demo_store
 from tests.conftest import ROOT, requires_shared
 
 
 def run_script(name: str, *args: str, capsys, monkeypatch) -> list[str]:
     """Run the script's main() in this process (the imports are paid once per test session)."""
     monkeypatch.setattr(sys, "argv", [name, *args])
-    runpy.run_path(str(ROOT / "scripts" / name), run_name="__main__")
+    with pytest.raises(SystemExit) as done:
+        runpy.run_path(str(ROOT / "scripts" / name), run_name="__main__")
+    assert done.value.code == 0
     return capsys.readouterr().out.strip().splitlines()
 
 

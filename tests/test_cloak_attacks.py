@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from dfdetect.cloak.amplify import amplify
-from dfdetect.cloak.extractors import build_extractors
-from dfdetect.cloak.fawkes import FawkesTargeted, FawkesUntargeted, pair_targets, select_target
-from dfdetect.cloak.lowkey import LowKey, gaussian_smooth
-from dfdetect.cloak.ssim import dssim, ssim
+from dfdetect.puface.cloak.amplify import amplify
+from dfdetect.puface.cloak.extractors import build_extractors
+from dfdetect.puface.cloak.fawkes import FawkesTargeted, FawkesUntargeted, pair_targets, select_target
+from dfdetect.puface.cloak.lowkey import LowKey, gaussian_smooth
+from dfdetect.puface.cloak.ssim import dssim, ssim
 from tests.conftest import SHARED, requires_shared
 
 FACES = SHARED / "data/samples/celebfom"
@@ -120,7 +120,7 @@ def test_target_is_drawn_among_the_farthest_identities():
 def test_lpips_from_user_files_and_lowkey_with_it(tmp_path):
     from torchvision.models import alexnet
 
-    from dfdetect.cloak.lpips import CHANNELS, LPIPS
+    from dfdetect.puface.cloak.lpips import CHANNELS, LPIPS
     from dfdetect.utils.errors import UserError
 
     torch.manual_seed(0)

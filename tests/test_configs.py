@@ -40,7 +40,7 @@ def test_every_group_has_options():
         "ensemble",
         "preprocess",
     ):
-        assert options(group), f"conf/{group}/ is empty"
+        assert options(group), f"dfdetect/conf/{group}/ is empty"
     assert {"default", "cpu", "gpu", "ddp", "ddp_sim"} <= set(options("trainer"))
     assert {"csv", "wandb", "tensorboard"} <= set(options("logger"))
     assert {"fdr", "limit", "overfit"} <= set(options("debug"))
@@ -53,7 +53,7 @@ FACE_DATA = {"ffpp_mini_faces", "faces_folder"}
 @pytest.mark.parametrize("option", options("data"))
 def test_data_option_instantiates(option, train_cfg, tmp_path):
     if option in FACE_DATA:
-        from dfdetect.data.identity_datamodule import IdentityDataModule
+        from dfdetect.puface.data.identity_datamodule import IdentityDataModule
 
         cfg = train_cfg(f"data={option}", f"data.path={tmp_path}", demo=False)
         assert isinstance(hydra.utils.instantiate(cfg.data), IdentityDataModule)
@@ -112,7 +112,7 @@ def test_callbacks_option_instantiates(option, train_cfg):
         assert monitors == {"val/auc", None}
 
 
-# experiments of scripts/train_purifier.py (conf/puface.yaml), not of train.py
+# experiments of scripts/train_purifier.py (dfdetect/conf/puface.yaml), not of train.py
 PURIFIER_EXPERIMENTS = {"puface", "puface_lowkey"}
 
 
@@ -131,9 +131,9 @@ def test_global_options_compose_and_instantiate(group, train_cfg):
 
 @pytest.mark.parametrize("option", sorted(PURIFIER_EXPERIMENTS))
 def test_purifier_experiments_compose_and_instantiate(option, tmp_path):
-    from dfdetect.data.identity_datamodule import IdentityDataModule
-    from dfdetect.purify.module import PurifierModule
-    from dfdetect.purify.train import build_purifier_module
+    from dfdetect.puface.data.identity_datamodule import IdentityDataModule
+    from dfdetect.puface.purifier.module import PurifierModule
+    from dfdetect.puface.purifier.train import build_purifier_module
     from tests.conftest import compose_config
 
     cfg = compose_config("puface.yaml", [f"experiment={option}"], tmp_path)

@@ -6,11 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
-from dfdetect.data import demo
-from dfdetect.data.baselines import baseline_test_auc, clip_features
-from dfdetect.data.demo import DemoConfig, build_demo_store
 from dfdetect.data.manifest import MANIFEST_COLUMNS, MANIFEST_NAME, read_manifest
 from dfdetect.data.splits import assign_grouped_splits
+from dfdetect.demo import render as demo
+from dfdetect.demo.baselines import baseline_test_auc, clip_features
+from dfdetect.demo.render import DemoConfig, build_demo_store
 
 SMALL = DemoConfig(n_groups=6, clips_per_video=2, image_size=96)
 

@@ -1,4 +1,4 @@
-"""Every command that README.md, docs/*.md and the comments of conf/**/*.yaml show still works as
+"""Every command that README.md, docs/*.md and the comments of dfdetect/conf/**/*.yaml show still works as
 written: each Hydra command (``train.py``, ``evaluate.py``, any script with ``@hydra.main``) is run
 with ``--cfg job`` and must compose; each other script must answer ``--help`` and know every
 ``--flag`` shown for it. The docs are read when the test runs, so a command added or changed
@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
+from dfdetect.cli import TASKS
 from tests.conftest import CONF_DIR, ROOT, repo_env
 
 # <name> after these keys: a real option of that config group
@@ -71,6 +72,9 @@ PLACEHOLDERS = {
 EXPECTED_TO_FAIL = {"model=nope": "nope"}
 
 COMMAND = re.compile(r"(?:^|[\s`(;])(?:python3?|torchrun)\s+(?P<rest>.*)", re.S)
+# `dfdetect <task> [<benchmark> | train | evaluate] ...`: checked through the alias script of that task
+CLI_COMMAND = re.compile(r"(?:^|[\s`(;])dfdetect\s+(?P<task>[a-z][\w-]*)(?:\s+(?P<word>[a-z][\w-]*)(?=\s|$))?(?P<rest>.*)", re.S)
+ALIAS = re.compile(r'alias\("([^"]+)"\)')
 SCRIPT = re.compile(r"(?:^|\s)(?P<script>[\w./-]+\.py)(?=\s|$)")
 SHELL_END = re.compile(r"\s(?:&&?|;|\|\|?)(?:\s|$)|;\s")
 INLINE_CODE = re.compile(r"`([^`]+)`")
@@ -141,6 +145,30 @@ def expand(text: str, where: str) -> list[str]:
     ]
 
 
+@functools.cache
+def alias_scripts() -> dict[str, str]:
+    """``dfdetect`` task words (``train``, ``bench predict``, ``puface evaluate``) -> the alias
+    script that runs them, from the root and ``scripts/`` aliases themselves."""
+    out: dict[str, str] = {}
+    for path in sorted([*ROOT.glob("*.py"), *(ROOT / "scripts").glob("*.py")]):
+        match = ALIAS.search(path.read_text())
+        if match:
+            out.setdefault(match.group(1), path.relative_to(ROOT).as_posix())
+    return out
+
+
+def cli_script(task: str, word: str | None) -> tuple[str, str]:
+    """(alias script, the word given back to the arguments) of ``dfdetect <task> [<word>]``."""
+    scripts = alias_scripts()
+    if word is not None and f"{task} {word}" in scripts:
+        return scripts[f"{task} {word}"], ""
+    if task == "puface":
+        return scripts["puface evaluate"], word or ""
+    if task not in scripts:
+        raise ValueError(f"dfdetect {task}: no such task has an alias script (root or scripts/)")
+    return scripts[task], word or ""
+
+
 def documented_commands() -> list[Documented]:
     files = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted(CONF_DIR.rglob("*.yaml"))]
     found = []
@@ -159,12 +187,27 @@ def documented_commands() -> list[Documented]:
                         raise ValueError(f"{where}: cannot split {form!r} like a shell: {exc}") from exc
                     found.append(Documented(where, snippet.strip(), script.group("script"), args))
                 break
+            for match in CLI_COMMAND.finditer(snippet):
+                script, word = cli_script(match.group("task"), match.group("word"))
+                for form in expand(f"{word} {match.group('rest')}", where):
+                    try:
+                        args = tuple(shlex.split(form))
+                    except ValueError as exc:
+                        raise ValueError(f"{where}: cannot split {form!r} like a shell: {exc}") from exc
+                    found.append(Documented(where, snippet.strip(), script, args))
+                break
     return found
 
 
 @functools.cache
 def is_hydra(script: str) -> bool:
-    return "@hydra.main" in (ROOT / script).read_text()
+    """Whether the script takes Hydra overrides: an alias of a Hydra task, or a ``@hydra.main``."""
+    text = (ROOT / script).read_text()
+    match = ALIAS.search(text)
+    if match is None:
+        return "@hydra.main" in text
+    task = match.group(1).split()[0]
+    return task != "bench" and TASKS[task].hydra
 
 
 def sweep_points(args: tuple[str, ...]) -> list[tuple[str, ...]]:

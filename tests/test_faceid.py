@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from dfdetect.faceid.classifiers import FeatureClassifier
-from dfdetect.faceid.finetune import EndToEnd
-from dfdetect.faceid.metrics import attack_success_rate, normal_accuracy
+from dfdetect.puface.faceid.classifiers import FeatureClassifier
+from dfdetect.puface.faceid.finetune import EndToEnd
+from dfdetect.puface.faceid.metrics import attack_success_rate, normal_accuracy
 from dfdetect.utils.errors import UserError
 
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from dfdetect.data.identity_datamodule import IdentityDataModule
-from dfdetect.data.identity_table import split_per_identity, store_faces
+from dfdetect.puface.data.identity_datamodule import IdentityDataModule
+from dfdetect.puface.data.identity_table import split_per_identity, store_faces
 from dfdetect.utils.errors import UserError
 from tests.clip_store_fakes import write_jpeg_store
 from tests.conftest import SHARED
@@ -77,7 +77,7 @@ def test_missing_folder_and_unknown_identity_are_clear_errors(tmp_path):
 
 @pytest.mark.skipif(not (SHARED / "data/samples/celebfom").is_dir(), reason="needs ../shared/data/samples")
 def test_image_without_a_face_is_left_out_and_named(tmp_path, caplog):
-    from dfdetect.preprocess.identity_chips import MTCNNChipper
+    from dfdetect.puface.data.identity_chips import MTCNNChipper
 
     raw = tmp_path / "raw"
     for ident, files in {"emma": ["Emma Stone_real.png", "Emma Stone_fake.png"],

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from dfdetect.data import ClipDataModule
-from dfdetect.data.demo import build_demo_store
 from dfdetect.data.litdata_dataset import StreamingClipDataset
 from dfdetect.data.litdata_export import ExportMismatchError, export_litdata
+from dfdetect.demo.render import build_demo_store
 from dfdetect.run.train import train
 
 pytest.importorskip("litdata")

@@ -14,7 +14,7 @@ import cv2
 import pandas as pd
 import pytest
 
-from dfdetect.attack.crop import FaceCropper
+from dfdetect.measure.crop import FaceCropper
 from dfdetect.preprocess import pipeline
 from dfdetect.preprocess.media import MediaTooLarge, read_still
 from dfdetect.preprocess.pipeline import SKIPPED, VideoClipper, clip_still

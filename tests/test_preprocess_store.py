@@ -31,7 +31,7 @@ from tests.conftest import CONF_DIR, ROOT, compose_config, repo_env
 from tests.preprocess_fakes import BlobDetector, synthetic_frame, write_image, write_video
 
 SETTINGS = ClipSettings(clips_per_video=3, size=48)
-# the data configs that scripts/preprocess.py accepts (each has a conf/preprocess/<name>.yaml)
+# the data configs that scripts/preprocess.py accepts (each has a dfdetect/conf/preprocess/<name>.yaml)
 RAW_DATA_CONFIGS = "ffpp_mini ffpp celebdf voxcelebth celebfom celebblend fcelebdf folder".split()
 TWO_FACES = ((0.3, 0.5, 0.2), (0.75, 0.5, 0.12))
 

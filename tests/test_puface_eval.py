@@ -9,11 +9,17 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from dfdetect.data.identity_datamodule import read_image
-from dfdetect.purify.defenses import bit_depth, build_defenses, jpeg, median_filter
-from dfdetect.purify.eval_command import sweep_checkpoints
-from dfdetect.purify.evaluate import Evaluation, check_users, evaluate, purifier_sweep, summary_table
-from dfdetect.purify.grid import purifier_strip
+from dfdetect.puface.data.identity_datamodule import read_image
+from dfdetect.puface.evaluation.eval_command import sweep_checkpoints
+from dfdetect.puface.evaluation.evaluate import (
+    Evaluation,
+    check_users,
+    evaluate,
+    purifier_sweep,
+    summary_table,
+)
+from dfdetect.puface.evaluation.grid import purifier_strip
+from dfdetect.puface.purifier.defenses import bit_depth, build_defenses, jpeg, median_filter
 from dfdetect.utils.errors import UserError
 
 

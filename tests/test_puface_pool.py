@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from dfdetect.purify.pairs import CloakPairDataModule
+from dfdetect.puface.purifier.pairs import CloakPairDataModule
 from dfdetect.utils.errors import UserError
 
 

@@ -11,11 +11,11 @@ from torch import nn
 
 from dfdetect.models.lightning.checkpoint import UnsafeCheckpointError
 from dfdetect.models.lightning.detector_module import CONFIG_KEY
-from dfdetect.purify.load import load_purifier
-from dfdetect.purify.module import PurifierModule
-from dfdetect.purify.rednet import RedNet
+from dfdetect.puface.purifier.load import load_purifier
+from dfdetect.puface.purifier.module import PurifierModule
+from dfdetect.puface.purifier.rednet import RedNet
 
-NET_CFG = {"_target_": "dfdetect.purify.rednet.RedNet", "channels": 8, "layers": 4}
+NET_CFG = {"_target_": "dfdetect.puface.purifier.rednet.RedNet", "channels": 8, "layers": 4}
 
 
 def tiny_face_net():
@@ -99,7 +99,7 @@ def test_checkpoint_round_trip_and_refusal(tmp_path):
     module = PurifierModule(RedNet(channels=8, layers=4), functools.partial(torch.optim.Adam), feature_weight=0.0)
     with torch.no_grad():
         module.net.decoder[-1].bias.fill_(0.01)
-    config = {"_target_": "dfdetect.purify.module.PurifierModule", "net": NET_CFG,
+    config = {"_target_": "dfdetect.puface.purifier.module.PurifierModule", "net": NET_CFG,
               "optimizer": {"_target_": "torch.optim.Adam", "_partial_": True}, "feature_weight": 0.0}  # fmt: skip
     torch.save({"state_dict": module.state_dict(), CONFIG_KEY: config}, tmp_path / "p.ckpt")
     purifier = load_purifier(tmp_path / "p.ckpt")

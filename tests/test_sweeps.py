@@ -29,10 +29,7 @@ SHORT_TRAINING = [
 
 
 def load_sweep_optuna():
-    spec = importlib.util.spec_from_file_location("sweep_optuna", ROOT / "scripts" / "sweep_optuna.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("dfdetect.tasks.sweep")
 
 
 def test_slurm_launcher_runs_one_task_per_device_on_each_node(tmp_path):

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dfdetect.attack.records import ATTACK_COLUMNS
-from dfdetect.attack.scoring.metrics import after_defense, compute_attack_metrics
-from dfdetect.attack.scoring.table2 import (
+from dfdetect.measure.records import ATTACK_COLUMNS
+from dfdetect.table2.metrics import after_defense, compute_attack_metrics
+from dfdetect.table2.table2 import (
     PAPER_CELLS,
     audit_formula,
     format_pct,
@@ -183,7 +183,7 @@ def test_write_table2_files(tmp_path):
 
 def test_fig4_plot_is_written(tmp_path):
     pytest.importorskip("matplotlib")
-    from dfdetect.attack.scoring.plots import plot_attack_metrics
+    from dfdetect.table2.plots import plot_attack_metrics
 
     records, _ = _synthetic_after(predictions=False)
     naver = records.assign(provider="naver")

@@ -64,10 +64,7 @@ def test_pooling_refuses_a_video_tested_twice_and_scores_videos_by_mean_clip():
 
 @pytest.fixture(scope="module")
 def zoo_table():
-    spec = importlib.util.spec_from_file_location("zoo_table", ROOT / "scripts" / "zoo_table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("dfdetect.tasks.zoo_table")
 
 
 def write_store_manifest(store: Path, videos: dict[str, tuple[int, str]]) -> None:

@@ -24,7 +24,7 @@ from dfdetect.preprocess.settings import ClipSettings
 
 
 def clip_settings(cfg: DictConfig) -> ClipSettings:
-    """The face pipeline's settings: ``sampling`` and ``face`` as in conf/preprocess.yaml."""
+    """The face pipeline's settings: ``sampling`` and ``face`` as in dfdetect/conf/preprocess.yaml."""
     values = {
         **OmegaConf.to_container(cfg.sampling, resolve=True),
         **OmegaConf.to_container(cfg.face, resolve=True),
@@ -174,7 +174,7 @@ class Predictor:
 
 def predictor_from_config(cfg: DictConfig) -> Predictor:
     """``cfg``: ckpt_path | model | ensemble, threshold, calibration, detector, face, sampling and
-    predict.* (conf/predict.yaml)."""
+    predict.* (dfdetect/conf/predict.yaml)."""
     options = cfg.predict
     model = scored_model(cfg)
     identity = model_identity(cfg, model)

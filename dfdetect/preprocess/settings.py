@@ -11,7 +11,7 @@ from typing import Any
 
 from dfdetect.utils.errors import UserError
 
-# ClipSettings fields set as data.sampling.* (conf/preprocess/default.yaml); the others are face.*
+# ClipSettings fields set as data.sampling.* (dfdetect/conf/preprocess/default.yaml); the others are face.*
 SAMPLING_FIELDS = frozenset({"clips_per_video", "frames_per_clip", "spread", "max_frames"})
 
 

@@ -1,4 +1,4 @@
-"""From a composed ``conf/attack.yaml`` to a finished (or safely stopped) measurement; used by
+"""From a composed ``dfdetect/conf/attack.yaml`` to a finished (or safely stopped) measurement; used by
 scripts/attack.py. Exit codes: 0 done (or dry run), 2 missing credentials / bad input,
 3 stopped by the cost guard, 4 failed: the provider refused the credentials, or no call sent got
 an answer."""
@@ -11,18 +11,18 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from dfdetect.attack.cache import ApiCache
-from dfdetect.attack.cost import CostMeter
-from dfdetect.attack.credentials import auth_hint, credential_variables, missing_credentials
-from dfdetect.attack.crop import FaceCropper, crop_tag
-from dfdetect.attack.errors import AttackDataError
-from dfdetect.attack.journal import CallJournal
-from dfdetect.attack.pairs import pairs_from_csv, pairs_from_store
-from dfdetect.attack.providers.base import CredentialsError
-from dfdetect.attack.ratelimit import Backoff, RateLimiter
-from dfdetect.attack.redact import Redactor, SecretScrubber, env_secrets
-from dfdetect.attack.registry import build_client, get_provider
-from dfdetect.attack.runner import Executor, RunOptions, build_tasks, hash_images, plan_run, register_images
+from dfdetect.measure.cache import ApiCache
+from dfdetect.measure.cost import CostMeter
+from dfdetect.measure.credentials import auth_hint, credential_variables, missing_credentials
+from dfdetect.measure.crop import FaceCropper, crop_tag
+from dfdetect.measure.errors import AttackDataError
+from dfdetect.measure.journal import CallJournal
+from dfdetect.measure.pairs import pairs_from_csv, pairs_from_store
+from dfdetect.measure.providers.base import CredentialsError
+from dfdetect.measure.ratelimit import Backoff, RateLimiter
+from dfdetect.measure.redact import Redactor, SecretScrubber, env_secrets
+from dfdetect.measure.registry import build_client, get_provider
+from dfdetect.measure.runner import Executor, RunOptions, build_tasks, hash_images, plan_run, register_images
 from dfdetect.preprocess.settings import ClipSettings
 from dfdetect.utils.io import write_json
 

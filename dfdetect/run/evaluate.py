@@ -11,7 +11,6 @@ import pandas as pd
 import pytorch_lightning as pl
 from omegaconf import DictConfig
 
-from dfdetect.attack.scoring.report import write_rescore_report
 from dfdetect.data.manifest import ALL, SPLITS
 from dfdetect.models.lightning import DetectorModule
 from dfdetect.models.lightning.calibration import CalibrationError, calibrate
@@ -27,6 +26,7 @@ from dfdetect.run.common import (
     write_predictions,
 )
 from dfdetect.run.data_check import check_data
+from dfdetect.table2.report import write_rescore_report
 from dfdetect.utils.config import instantiate_group
 from dfdetect.utils.io import write_json
 

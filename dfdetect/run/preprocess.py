@@ -1,6 +1,6 @@
-"""From a composed ``conf/preprocess.yaml`` to a finished clip store (the pipeline behind
+"""From a composed ``dfdetect/conf/preprocess.yaml`` to a finished clip store (the pipeline behind
 scripts/preprocess.py). ``data`` there is the data config (``data.store``: where the store goes)
-merged with its ``conf/preprocess/<name>.yaml`` (``raw_dir``, ``adapter``, ``sampling``)."""
+merged with its ``dfdetect/conf/preprocess/<name>.yaml`` (``raw_dir``, ``adapter``, ``sampling``)."""
 
 from __future__ import annotations
 

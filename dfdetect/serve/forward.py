@@ -1,5 +1,5 @@
 """Forwarding a face the gate passed to a celebrity-recognition API through dfdetect's own provider
-clients (dfdetect/attack/): the provider's rate limit, retries with backoff on throttling and
+clients (dfdetect/measure/): the provider's rate limit, retries with backoff on throttling and
 transient failures, the cost guard (``max_cost`` USD for the life of the server), and the SQLite
 answer cache (a face already answered is never paid for twice). Everything that leaves here is
 scrubbed of credential values."""
@@ -11,13 +11,13 @@ import logging
 import time
 from dataclasses import dataclass
 
-from dfdetect.attack.cache import ApiCache
-from dfdetect.attack.cost import BudgetExceeded, CostMeter, tier_cost
-from dfdetect.attack.credentials import credential_variables, missing_credentials
-from dfdetect.attack.providers.base import CredentialsError
-from dfdetect.attack.ratelimit import Backoff, RateLimiter
-from dfdetect.attack.redact import Redactor, env_secrets
-from dfdetect.attack.registry import build_client, get_provider
+from dfdetect.measure.cache import ApiCache
+from dfdetect.measure.cost import BudgetExceeded, CostMeter, tier_cost
+from dfdetect.measure.credentials import credential_variables, missing_credentials
+from dfdetect.measure.providers.base import CredentialsError
+from dfdetect.measure.ratelimit import Backoff, RateLimiter
+from dfdetect.measure.redact import Redactor, env_secrets
+from dfdetect.measure.registry import build_client, get_provider
 from dfdetect.utils.errors import UserError
 
 log = logging.getLogger(__name__)

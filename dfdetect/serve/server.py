@@ -38,7 +38,7 @@ def _forwarder(cfg: DictConfig):
     rec = cfg.serve.recognize
     if not rec.provider:
         return None
-    from dfdetect.attack.ratelimit import Backoff
+    from dfdetect.measure.ratelimit import Backoff
     from dfdetect.serve.forward import Forwarder
 
     provider_cfg = OmegaConf.to_container(cfg.providers[rec.provider], resolve=True)

@@ -3,7 +3,7 @@
 timm's ``legacy_xception`` is the Cadene port of the Keras Xception that FF++ fine-tunes: 299x299
 input, mean = std = 0.5 (``input_scaling="ffpp"``, the net's default). The Tariq lab's notebook
 trains Keras' Xception from scratch on 240 px frames divided by 255: ``input_scaling="unit"``
-(mean 0, std 1), what ``conf/model/xception.yaml`` uses. Our head is one P(fake) logit. Nothing is ever downloaded: pass
+(mean 0, std 1), what ``dfdetect/conf/model/xception.yaml`` uses. Our head is one P(fake) logit. Nothing is ever downloaded: pass
 ``weights=<file>`` to start from a local state dict, which may be
 
 - timm / Cadene ImageNet weights (1000-way ``fc``): the backbone is loaded, the head stays fresh;

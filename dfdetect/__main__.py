@@ -1,0 +1,7 @@
+"""``python -m dfdetect <task> ...`` = ``dfdetect <task> ...``."""
+
+import sys
+
+from dfdetect.cli import main
+
+sys.exit(main())

@@ -1,9 +1,0 @@
-"""The celebrity-recognition providers, one module each holding its client, its response parser
-and its registry record (``dfdetect.attack.registry``): AWS Rekognition, Microsoft Azure and Naver
-CFR. Importing this package registers them. Shared by every client: ``base`` (one attempt of one
-call, credentials, ``parse_response``) and ``http`` (one request with ``requests``)."""
-
-from dfdetect.attack.providers import aws, azure, naver
-from dfdetect.attack.providers.base import parse_response
-
-__all__ = ["aws", "azure", "naver", "parse_response"]

@@ -1,0 +1,162 @@
+"""Videos per second of predict.py against a DFDC-winner-style pipeline, same process, same videos,
+same deepfake detector:
+
+    python scripts/benchmark_predict.py [--videos 6] [--max-side 640] [--weights <MesoInception .h5>]
+
+baseline (as the DFDC winners' predict_folder.py): 32 evenly spaced frames decoded one by one
+(grab through the video, retrieve the wanted ones), facenet-pytorch's MTCNN on each frame at half
+resolution (one call per frame), every face kept, each face crop scored by the detector.
+ours: predict.py's predictor (16 clips of 5 frames, the MTCNN cascade on two keyframes per clip
+with the tracked-face floor, crops in memory, one batched model pass per few videos), with its
+face pipeline in this process (``--workers`` > 0: in worker processes; the videos are timed one by
+one, alternating the three, so the overlap of several files in flight is not counted).
+decode bound: decoding ours' sampled frames alone (no detection, no model).
+Last line: ``ratio=<ours videos/s / baseline videos/s>``; the line before it gives ours against
+the decode bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from facenet_pytorch import MTCNN
+from omegaconf import OmegaConf
+
+from dfdetect.models.lightning.checkpoint import build_detector
+from dfdetect.predict.inputs import InputItem
+from dfdetect.predict.model import DEFAULT_THRESHOLD, Decision, ModelIdentity
+from dfdetect.predict.pool import prepare_stream
+from dfdetect.predict.predictor import Predictor
+from dfdetect.preprocess.adapters.base import walk_media
+from dfdetect.preprocess.align import crop_side
+from dfdetect.preprocess.media import iter_frames, probe_video
+from dfdetect.preprocess.sampling import plan_clip_starts
+from dfdetect.preprocess.settings import ClipSettings
+from dfdetect.utils.paths import CONF_DIR, project_root, shared_dir
+
+ROOT = project_root()
+MINI = shared_dir() / "data" / "ffpp_c40_mini"
+WEIGHTS = shared_dir() / "weights" / "mesonet" / "MesoInception_DF.h5"
+DETECTOR = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "face_pipeline" / "default.yaml").detector)
+
+
+def evenly_spaced(n_frames: int, count: int = 32) -> list[int]:
+    return sorted(set(np.linspace(0, n_frames - 1, count, dtype=int).tolist()))
+
+
+def baseline(paths: list[Path], mtcnn: MTCNN, module, size: int) -> float:
+    """Seconds for the DFDC-winner-style pipeline over ``paths``."""
+    t0 = time.perf_counter()
+    for path in paths:
+        cap = cv2.VideoCapture(str(path))
+        wanted = set(evenly_spaced(int(cap.get(cv2.CAP_PROP_FRAME_COUNT))))
+        frames, index = [], 0
+        while index <= max(wanted) and cap.grab():
+            if index in wanted:
+                ok, frame = cap.retrieve()
+                if ok:
+                    frames.append(frame)
+            index += 1
+        cap.release()
+        crops = []
+        for frame in frames:
+            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            half = cv2.resize(rgb, (rgb.shape[1] // 2, rgb.shape[0] // 2))
+            boxes, _ = mtcnn.detect(half)
+            for box in [] if boxes is None else boxes * 2:
+                side = crop_side(box, 0.3)
+                cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+                x0, y0 = int(max(cx - side / 2, 0)), int(max(cy - side / 2, 0))
+                crop = rgb[y0 : int(y0 + side), x0 : int(x0 + side)]
+                if crop.size:
+                    crops.append(cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA))
+        if crops:
+            with torch.inference_mode():
+                batch = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2)[:, None].contiguous()
+                for k in range(0, len(batch), 32):
+                    module(batch[k : k + 32])
+    return time.perf_counter() - t0
+
+
+def decode_bound(paths: list[Path], settings: ClipSettings) -> float:
+    t0 = time.perf_counter()
+    for path in paths:
+        n = probe_video(path).n_frames
+        starts = plan_clip_starts(n, settings.clips_per_video, settings.frames_per_clip, settings.spread)
+        wanted = {i for s in starts for i in range(s, s + settings.frames_per_clip)}
+        for _ in iter_frames(path, wanted):
+            pass
+    return time.perf_counter() - t0
+
+
+def ours(paths: list[Path], predictor: Predictor, workers: int) -> float:
+    t0 = time.perf_counter()
+    batch = []
+    for prepared in prepare_stream(predictor, [InputItem(str(p), "video") for p in paths], workers):
+        batch.append(prepared)
+        if sum(len(p.clips) for p in batch) >= predictor.batch_size:
+            predictor.score(batch)
+            batch = []
+    if batch:
+        predictor.score(batch)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--videos", type=int, default=6)
+    parser.add_argument("--workers", type=int, default=0, help="ours: face pipeline processes (0: here)")
+    parser.add_argument("--weights", default=str(WEIGHTS) if WEIGHTS.is_file() else None)
+    parser.add_argument("--max-side", type=int, default=None, help="ours: detector.max_side (default: null)")
+    parser.add_argument("--keyframes", type=int, default=2, help="ours: face.keyframes (default: 2)")
+    args = parser.parse_args()
+    if not MINI.is_dir():
+        sys.exit(f"benchmark_predict: error: {MINI} not found (the shared FF++ subset)")
+    paths = list(walk_media(MINI))[:: max(1, 60 // args.videos)][: args.videos]
+    module = build_detector(
+        {
+            "_target_": "dfdetect.models.lightning.DetectorModule",
+            "net": {
+                "_target_": "dfdetect.models.nets.create_net",
+                "name": "mesoinception4",
+                "input_size": 256,
+                "weights": args.weights,
+            },
+        }
+    ).eval()
+    settings = ClipSettings()
+    predictor = Predictor(
+        module,
+        ModelIdentity("mesoinception4", "0" * 64, "weights"),
+        Decision(DEFAULT_THRESHOLD, 1.0, "default"),
+        DETECTOR,
+        settings,
+        image_size=240,
+    )
+    mtcnn = MTCNN(keep_all=True, device="cpu")
+    ours(paths[:1], predictor, 0)  # warm-up: imports, first model call
+    base_s = bound_s = ours_s = 0.0
+    for path in paths:  # alternating video by video, so that changing load hits all three alike
+        base_s += baseline([path], mtcnn, module, 240)
+        bound_s += decode_bound([path], settings)
+        ours_s += ours([path], predictor, args.workers)
+    n = len(paths)
+    print(
+        f"videos: {n} from {MINI} (torch threads {torch.get_num_threads()}, workers {args.workers}, "
+        f"ours: detector.max_side={args.max_side}, face.keyframes={args.keyframes})"
+    )
+    print(f"baseline (DFDC-winner style): {base_s:7.2f} s  {n / base_s:6.3f} videos/s")
+    print(f"ours (predict.py):            {ours_s:7.2f} s  {n / ours_s:6.3f} videos/s")
+    print(f"decode bound:                 {bound_s:7.2f} s  {n / bound_s:6.3f} videos/s")
+    print(f"ours / decode bound time: {ours_s / bound_s:.2f}x")
+    print(f"ratio={base_s / ours_s:.2f}")
+
+
+if __name__ == "__main__":
+    main()

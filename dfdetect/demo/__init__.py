@@ -1,0 +1,1 @@
+"""The built-in synthetic demo data set (``render``) and its sanity baselines (``baselines``)."""
