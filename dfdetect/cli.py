@@ -50,8 +50,8 @@ BENCHMARKS: dict[str, str] = {
     "training": "training steps per second against a plain PyTorch loop",
 }
 
-# `puface <word>`: which config the word selects
-PUFACE_WORDS = {"train": "dfdetect.tasks.train_purifier", "evaluate": "dfdetect.tasks.puface"}
+# `puface train` is the train task on the purifier's experiment; `puface [evaluate]` the evaluation
+PUFACE_WORDS = ("train", "evaluate")
 
 
 def usage() -> str:
@@ -102,7 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     if name == "puface":
         word = rest[0] if rest and rest[0] in PUFACE_WORDS else "evaluate"
         rest = rest[1:] if rest and rest[0] in PUFACE_WORDS else rest
-        return run_module(PUFACE_WORDS[word], f"dfdetect puface {word}", rest)
+        if word == "evaluate":
+            return run_module(TASKS["puface"].module, "dfdetect puface evaluate", rest)
+        chosen = any(arg.lstrip("+").startswith("experiment=") for arg in rest)
+        return run_module(TASKS["train"].module, "dfdetect puface train", [*([] if chosen else ["experiment=puface"]), *rest])
     task = TASKS[name]
     return run_module(task.module, f"dfdetect {name}", [*task.prepend, *rest])
 

@@ -115,3 +115,10 @@ def pytest_terminal_summary(terminalreporter) -> None:
         terminalreporter.section("measured figures")
         for line in _FIGURES:
             terminalreporter.write_line(line)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The tiers: a test that is neither ``integration`` nor ``slow`` is a ``unit`` test."""
+    for item in items:
+        if item.get_closest_marker("integration") is None and item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.unit)

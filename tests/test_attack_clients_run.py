@@ -10,10 +10,14 @@ import subprocess
 import sys
 import zlib
 
+import pytest
+
 from dfdetect.measure.cache import ApiCache
 from tests.attack_fakes import AzureHandler, FakeWorld, NaverHandler, serve
 from tests.conftest import ROOT
 from tests.test_attack_clients import FAST, NAVER_KEYS, write_pairs
+
+pytestmark = pytest.mark.integration
 
 
 def attack_cmd(tmp_path, run: str, *overrides: str) -> list[str]:

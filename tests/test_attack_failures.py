@@ -54,6 +54,7 @@ def cache_rows(path) -> tuple[list[str], list[str]]:
     return rows, blobs
 
 
+@pytest.mark.integration
 def test_wrong_azure_key_fails_caches_nothing_and_a_rerun_with_the_right_key_sends_all(tmp_path):
     """As seen: 2 pairs on Azure with a wrong key exited 0 with `6 calls answered {'error': 6}`,
     counted 0.01 USD and cached the 401s (echoing the key), so the rerun sent nothing."""
@@ -259,6 +260,7 @@ def test_dry_run_resolves_the_aws_chain_offline(tmp_path, monkeypatch, capsys, n
     assert code == EXIT_OK and not no_network
 
 
+@pytest.mark.integration
 def test_literal_dry_run_exits_non_zero_naming_a_missing_key(tmp_path):
     pairs_csv, _ = write_pairs(tmp_path / "imgs", 1)
     env = naver_env(AZURE_FACE_KEY=AZURE_KEY)  # AZURE_VISION_KEY not set

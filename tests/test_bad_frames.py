@@ -45,6 +45,7 @@ def test_a_truncated_jpeg_is_an_error_never_a_grey_frame(damaged):
     assert read_frame(store / "v0/0_0.jpg", 32).shape == (32, 32, 3)
 
 
+@pytest.mark.integration
 def test_check_store_lists_every_bad_frame_and_exits_non_zero(damaged, tmp_path):
     store, bad = damaged
     report = tmp_path / "report.csv"
@@ -108,6 +109,7 @@ def test_skip_leaves_bad_clips_out_counts_and_logs_them(damaged, workers, caplog
         list(fail.dataloader("train"))
 
 
+@pytest.mark.integration
 def test_training_cli_fails_with_one_line_or_skips(damaged, tmp_path):
     store, _ = damaged
     # every clip read once (no balanced sampling with replacement), in a DataLoader worker

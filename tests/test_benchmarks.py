@@ -75,6 +75,7 @@ def test_face_embedding_benchmark_times_ours_and_dlib_and_prints_a_ratio(capsys,
     assert abs(ratio(lines) - rates["ours"] / rates["dlib"]) < 0.01 * ratio(lines) + 1e-3
 
 
+@pytest.mark.integration
 @pytest.mark.slow  # two gate servers (about a minute to start on 2 busy cores)
 def test_serve_benchmark_compares_batched_and_unbatched_gates(capsys, monkeypatch):
     args = "--concurrency 1,2 --requests 4 --rates 2 --seconds 1 --max-queue 4".split()

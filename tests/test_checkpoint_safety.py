@@ -171,6 +171,7 @@ def run_entry_point(args: list[str], tmp_path: Path) -> subprocess.CompletedProc
     ],
     ids=["evaluate", "train_resume", "ensemble_member"],
 )
+@pytest.mark.integration
 def test_entry_points_refuse_crafted_checkpoints_in_one_line(tmp_path, bomb, entry):
     marker = tmp_path / "pwned"
     path = bomb(tmp_path / "evil.ckpt", marker)
@@ -215,6 +216,7 @@ OLD_ABNET_NETS = [
 ]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("old_net", OLD_ABNET_NETS, ids=["before_face_net", "bce_abnet"])
 def test_an_abnet_of_the_retired_design_is_refused_in_one_line(tmp_path, old_net):
     net = {"_target_": "dfdetect.models.nets.create_net", **old_net}

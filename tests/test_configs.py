@@ -112,7 +112,7 @@ def test_callbacks_option_instantiates(option, train_cfg):
         assert monitors == {"val/auc", None}
 
 
-# experiments of scripts/train_purifier.py (dfdetect/conf/puface.yaml), not of train.py
+# experiments of the purifier (PuFace), trained by the same train task on its own datamodule
 PURIFIER_EXPERIMENTS = {"puface", "puface_lowkey"}
 
 
@@ -131,16 +131,19 @@ def test_global_options_compose_and_instantiate(group, train_cfg):
 
 @pytest.mark.parametrize("option", sorted(PURIFIER_EXPERIMENTS))
 def test_purifier_experiments_compose_and_instantiate(option, tmp_path):
+    from dfdetect.models.lightning.checkpoint import build_module
     from dfdetect.puface.data.identity_datamodule import IdentityDataModule
     from dfdetect.puface.purifier.module import PurifierModule
-    from dfdetect.puface.purifier.train import build_purifier_module
+    from dfdetect.puface.purifier.pairs import CloakPairDataModule
     from tests.conftest import compose_config
 
-    cfg = compose_config("puface.yaml", [f"experiment={option}"], tmp_path)
-    assert isinstance(build_purifier_module(cfg.purifier), PurifierModule)
-    assert isinstance(hydra.utils.instantiate(cfg.data), IdentityDataModule)
-    assert cfg.pool.exclude and cfg.pool.faces == cfg.data
-    pool = hydra.utils.instantiate(cfg.pool)
+    cfg = compose_config("train.yaml", [f"experiment={option}"], tmp_path)
+    assert isinstance(build_module(cfg.model), PurifierModule)
+    assert cfg.model == cfg.purifier and cfg.test is False
+    assert isinstance(hydra.utils.instantiate(cfg.data.faces), IdentityDataModule)
+    assert cfg.data.exclude
+    pool = hydra.utils.instantiate(cfg.data)
+    assert isinstance(pool, CloakPairDataModule)
     expected = {"puface": ["fawkes_low"], "puface_lowkey": ["fawkes_low", "lowkey"]}[option]
     assert list(pool.cloaks) == expected and all(callable(a) for a in pool.cloaks.values())
     hydra.utils.instantiate(cfg.trainer, logger=False)
@@ -172,6 +175,7 @@ def test_bad_override_fails_naming_the_key(override, message, train_cfg):
         train_cfg(override)
 
 
+@pytest.mark.integration
 def test_bad_key_on_command_line_fails_at_once():
     proc = subprocess.run(
         [sys.executable, "train.py", "trainer.max_epoch=3"],

@@ -129,6 +129,7 @@ def test_a_failed_build_falls_back_to_the_torch_ops(monkeypatch, caplog):
     assert torch.isfinite(clips.grad).all() and layer.weight_hh.grad.abs().sum() > 0
 
 
+@pytest.mark.integration
 def test_the_environment_switch_turns_the_kernels_off():
     code = "from dfdetect.models.layers.convlstm import cpu_kernels; print(cpu_kernels.kernels())"
     env = {**os.environ, cpu_kernels.ENV_SWITCH: "0"}
@@ -136,6 +137,7 @@ def test_the_environment_switch_turns_the_kernels_off():
     assert out.stdout.strip() == "None"
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads the process's memory map (Linux)")
 def test_the_kernels_share_torchs_openmp_runtime():
     """A second OpenMP runtime would bring its own spinning threads, which slowed torch's own ops

@@ -36,6 +36,7 @@ def run_cli(script: str, *overrides: str, root: Path) -> Path:
     return Path(lines[0].removeprefix("run dir: "))
 
 
+@pytest.mark.integration
 def test_ddp_sim_fast_dev_run_gathers_both_ranks(tmp_path, demo_root):
     run_dir = run_cli(
         "train.py",
@@ -92,6 +93,7 @@ def quick_checkpoint(demo_root: Path, tmp_path: Path) -> tuple[dict, Path]:
     return fitted, fitted["run_dir"].parent / "checkpoints" / "run" / "last.ckpt"
 
 
+@pytest.mark.integration
 def test_ddp_test_metrics_equal_single_process_on_an_odd_split(tmp_path, demo_root):
     fitted, ckpt = quick_checkpoint(demo_root, tmp_path)
     # one test clip fewer: an odd test split, so a 2-process DistributedSampler pads one rank
@@ -139,6 +141,7 @@ def test_bf16_mixed_fast_dev_run_on_cpu(train_cfg):
     assert preds["prob"].between(0, 1).all()
 
 
+@pytest.mark.integration
 @pytest.mark.slow
 def test_ddp_multirun_runs_each_job_once_in_its_own_dir(tmp_path, demo_root):
     """``-m`` with ddp: the relaunched rank reruns only its job, and the next job gets new ranks."""
@@ -170,6 +173,7 @@ def test_ddp_multirun_runs_each_job_once_in_its_own_dir(tmp_path, demo_root):
     assert not list((tmp_path / "logs" / "train").glob("runs/*")), "a relaunched rank made its own run dir"
 
 
+@pytest.mark.integration
 def test_ddp_on_a_litdata_stream_scores_every_clip_once(tmp_path, demo_root):
     pytest.importorskip("litdata")
     from dfdetect.data.litdata_export import export_litdata

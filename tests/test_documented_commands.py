@@ -304,6 +304,7 @@ def test_the_docs_show_commands_of_every_kind(commands):
     assert not missing, f"the docs run scripts that do not exist: {missing}"
 
 
+@pytest.mark.integration
 def test_every_documented_hydra_command_composes_with_cfg_job(checked):
     failures = []
     for doc, point, result in checked.hydra:
@@ -320,6 +321,7 @@ def test_every_documented_hydra_command_composes_with_cfg_job(checked):
     assert not failures, f"{len(failures)} documented command(s) fail:\n" + "\n".join(failures)
 
 
+@pytest.mark.integration
 def test_every_documented_script_answers_help_and_knows_its_flags(checked):
     failures = []
     for script, result in checked.helps.items():

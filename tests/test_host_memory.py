@@ -38,6 +38,7 @@ def page_faults(mode: str) -> int:
     return json.loads(out.strip().splitlines()[-1])
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(_glibc() is None, reason="glibc only")
 def test_large_tensors_reuse_their_pages_after_retaining():
     pages = 3 * (64 << 20) // 4096

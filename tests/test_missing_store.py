@@ -13,6 +13,7 @@ from tests.clip_store_fakes import run_entry
 from tests.conftest import compose_config
 
 
+@pytest.mark.integration
 def test_train_cli_names_the_preprocess_command(tmp_path):
     proc = run_entry(
         "train.py",
@@ -31,6 +32,7 @@ def test_train_cli_names_the_preprocess_command(tmp_path):
     assert "Params" not in proc.stdout  # no model summary: nothing was built
 
 
+@pytest.mark.integration
 def test_evaluate_cli_keeps_the_store_override_in_the_command(tmp_path):
     store = tmp_path / "elsewhere"
     proc = run_entry("evaluate.py", "model=meso4", "data=ffpp_mini", f"data.store={store}", log_dir=tmp_path)

@@ -159,6 +159,7 @@ def test_every_bad_file_gets_unknown_with_its_reason_and_the_run_goes_on(tmp_pat
     assert len(table) == 9 and table.loc[table["verdict"] == "unknown", "p_fake"].isna().all()
 
 
+@pytest.mark.integration
 def test_nothing_scorable_exits_nonzero_with_one_line(tmp_path, checkpoint):
     raw = tmp_path / "raw"
     raw.mkdir()

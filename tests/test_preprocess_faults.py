@@ -61,6 +61,7 @@ def error_line(result: subprocess.CompletedProcess) -> str:
 # -- item 4: settings changed on an existing store -------------------------------------------
 
 
+@pytest.mark.integration
 def test_changed_settings_name_each_difference_and_the_advised_overrides_work(tmp_path):
     raw, store = good_tree(tmp_path / "raw", videos=2), tmp_path / "store"
     first = preprocess(*preprocess_cmd(raw, store, "workers=0"))
@@ -109,6 +110,7 @@ def test_settings_mismatch_names_sampling_and_detector_keys(tmp_path):
 # -- item 6: missing raw folder, oversized media ---------------------------------------------
 
 
+@pytest.mark.integration
 def test_a_missing_or_unusable_raw_dir_is_one_line_without_traceback(tmp_path):
     missing = tmp_path / "no_such_folder"
     line = error_line(preprocess(*preprocess_cmd(missing, tmp_path / "store")))
@@ -122,6 +124,7 @@ def test_a_missing_or_unusable_raw_dir_is_one_line_without_traceback(tmp_path):
     assert not (tmp_path / "store").exists()
 
 
+@pytest.mark.integration
 def test_a_20000x20000_png_is_skipped_unread_and_the_run_goes_on(tmp_path):
     raw, store = good_tree(tmp_path / "raw", videos=1), tmp_path / "store"
     write_png_bomb(raw / "fake/bomb.png")
@@ -150,6 +153,7 @@ def no_decoding(monkeypatch):
     monkeypatch.setattr(pipeline, "count_frames", refuse)
 
 
+@pytest.mark.integration
 def test_the_cap_is_checked_on_headers_before_decoding(tmp_path, no_decoding):
     bomb = write_png_bomb(tmp_path / "bomb.png")
     with pytest.raises(MediaTooLarge, match="20000x20000"):
@@ -167,6 +171,7 @@ def test_the_cap_is_checked_on_headers_before_decoding(tmp_path, no_decoding):
     assert result.stats["pixels"] == 96 * 64 and detector.calls == 0
 
 
+@pytest.mark.integration
 def test_max_image_pixels_is_configurable_and_raising_it_redoes_what_it_skipped(tmp_path):
     raw, store = tmp_path / "raw", tmp_path / "store"
     write_video(raw / "real/small.avi", n_frames=20, size=(96, 64))  # 6,144 pixels per frame

@@ -198,6 +198,7 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("workers", [2, pytest.param(0, marks=pytest.mark.slow)])
 def test_kill_9_then_rerun_gives_the_uninterrupted_manifest(tmp_path, workers):
     raw = good_tree(tmp_path / "raw", videos=6)
@@ -251,6 +252,7 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_manifest(tmp_path, workers):
         assert cv2.imread(str(store / p)).shape == (48, 48, 3)
 
 
+@pytest.mark.integration
 def test_script_exits_nonzero_only_when_nothing_was_processed(tmp_path):
     raw = tmp_path / "raw"
     (raw / "fake").mkdir(parents=True)

@@ -11,6 +11,8 @@ import pytest
 
 from tests.serve_server import REAL_FACE, gate_server, needs_shared
 
+pytestmark = pytest.mark.integration
+
 pytestmark = needs_shared
 
 

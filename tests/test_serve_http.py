@@ -33,6 +33,8 @@ from tests.serve_server import (
     sha256_of,
 )
 
+pytestmark = pytest.mark.integration
+
 pytestmark = needs_shared
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")

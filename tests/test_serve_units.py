@@ -184,6 +184,7 @@ def test_a_full_gate_answers_503_and_a_late_verdict_504(tmp_path):
     assert list((tmp_path / "up").iterdir()) == []  # uploads never outlive their request
 
 
+@pytest.mark.integration
 @pytest.mark.slow  # imports torch and LitServe in a fresh process (half a minute on 2 busy cores)
 def test_serve_refuses_to_start_on_a_pin_mismatch(tmp_path):
     import subprocess

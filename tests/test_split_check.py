@@ -21,6 +21,7 @@ from tests.clip_store_fakes import run_entry, store_overrides, write_jpeg_store
 SIX_VIDEOS = [(f"{'real' if i < 3 else 'fake'}/v{i}", int(i >= 3), f"id:v{i}") for i in range(6)]
 
 
+@pytest.mark.integration
 def test_one_class_validation_split_stops_the_cli_before_training_and_names_a_fix_that_works(tmp_path):
     store = write_jpeg_store(tmp_path / "store", SIX_VIDEOS)
     proc = run_entry("train.py", *store_overrides(store, "trainer.max_epochs=3"), log_dir=tmp_path / "logs")

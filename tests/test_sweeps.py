@@ -73,6 +73,7 @@ def test_suggested_overrides_are_hydra_overrides(tmp_path):
         load_sweep_optuna().suggest_overrides(optuna.trial.FixedTrial({"x": 0.5}), bad)
 
 
+@pytest.mark.integration
 def test_submitit_local_multirun_trains_two_jobs(tmp_path, demo_root):
     proc = subprocess.run(
         [
@@ -101,6 +102,7 @@ def test_submitit_local_multirun_trains_two_jobs(tmp_path, demo_root):
     assert len(list((sweep_dir / ".submitit").glob("*/*_result.pkl"))) == 2
 
 
+@pytest.mark.integration
 def test_optuna_search_of_two_trials_records_the_best(tmp_path, demo_root):
     command = [
         sys.executable,

@@ -103,6 +103,7 @@ def test_evaluate_scores_a_saved_checkpoint(train_cfg, tmp_path):
     assert json.loads((out["run_dir"] / "metrics.json").read_text())["test/auc"] == metrics["test/auc"]
 
 
+@pytest.mark.integration
 def test_evaluate_cli_writes_predictions_for_a_checkpoint(train_cfg, tmp_path):
     _, objects = train(train_cfg("trainer.max_epochs=1"))
     ckpt = objects["run_dir"].parent / "checkpoints" / "run" / "last.ckpt"
@@ -133,6 +134,7 @@ def test_evaluate_cli_writes_predictions_for_a_checkpoint(train_cfg, tmp_path):
     assert set(by_method["method"]) == {"all", "demo_swap"} and by_method["n_clips"].max() == len(preds)
 
 
+@pytest.mark.integration
 def test_evaluate_cli_on_missing_checkpoint_fails_clearly(tmp_path):
     proc = subprocess.run(
         [sys.executable, "evaluate.py", f"ckpt_path={tmp_path}/nope.ckpt", f"paths.log_dir={tmp_path}"],
@@ -157,6 +159,7 @@ def test_wandb_logger_works_offline(train_cfg, monkeypatch):
     assert metrics["test/auc"] is not None or metrics["test/acc"] is not None
 
 
+@pytest.mark.integration
 @pytest.mark.slow
 def test_default_demo_run_reaches_auc_090(tmp_path):
     """The README's main job, as a user runs it (about 8 minutes on 2 cores)."""

@@ -1,5 +1,7 @@
 """Training: compose -> instantiate data, model, callbacks, loggers, trainer -> fit -> validate and
-test the best checkpoint -> metrics.json in the run dir."""
+test the best checkpoint -> metrics.json in the run dir. Detectors train on a clip datamodule; any
+other LightningModule with its datamodule (PuFace's purifier, ``experiment=puface``) trains the same
+way, without the clip checks, the predictions and the test split."""
 
 from __future__ import annotations
 
@@ -8,10 +10,12 @@ from typing import Any
 
 import hydra
 import pytorch_lightning as pl
+import torch
 from omegaconf import DictConfig, OmegaConf
 
+from dfdetect.data.datamodule import ClipDataModule
 from dfdetect.ensemble import needs_fitting
-from dfdetect.models.lightning.checkpoint import build_detector, check_resumable, trust_targets
+from dfdetect.models.lightning.checkpoint import build_detector, build_module, check_resumable, trust_targets
 from dfdetect.run.common import (
     PredictionsWriter,
     announce_run_dir,
@@ -41,6 +45,8 @@ def build_model(cfg: DictConfig, datamodule) -> tuple[pl.LightningModule, bool]:
     fitted at all, only scored.
     """
     model_cfg = cfg.get("ensemble") or cfg.model
+    if not isinstance(datamodule, ClipDataModule):
+        return build_module(model_cfg), bool(cfg.get("train", True))
     model = build_detector(model_cfg)
     fit = bool(cfg.get("train", True))
     if cfg.get("ensemble"):
@@ -55,6 +61,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     run_dir = output_dir(cfg)
     save_composed_config(cfg, run_dir)
     apply_process_settings(cfg)
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
 
@@ -62,10 +70,15 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if cfg.get("ckpt_path"):
         check_resumable(cfg.ckpt_path)
     datamodule = hydra.utils.instantiate(cfg.data)
-    check_data(cfg, datamodule, training_splits(cfg, datamodule))  # before any model is built
+    clips = isinstance(datamodule, ClipDataModule)
+    if clips:
+        check_data(cfg, datamodule, training_splits(cfg, datamodule))  # before any model is built
+    elif hasattr(datamodule, "prepare"):
+        datamodule.prepare()  # e.g. the purifier's cloaks, made before any model is built
     model, fit = build_model(cfg, datamodule)
     callbacks = instantiate_group(cfg.get("callbacks"), "callback")
-    callbacks.append(PredictionsWriter(run_dir, datamodule))
+    if clips:
+        callbacks.append(PredictionsWriter(run_dir, datamodule))
     loggers = instantiate_group(cfg.get("logger"), "logger")
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     hparams = {k: v for k, v in OmegaConf.to_container(cfg, resolve=False).items() if k != "hydra"}
@@ -74,6 +87,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
     if fit:
         trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+    # read before validate/test, which reset the callbacks' paths
+    last = next((cb.last_model_path for cb in trainer.checkpoint_callbacks if cb.last_model_path), None)
 
     metrics: dict[str, Any] = {}
     ckpt = best_checkpoint(trainer)
@@ -84,7 +99,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         model=model, datamodule=datamodule, ckpt_path=eval_ckpt, verbose=False, weights_only=True
     )
     metrics.update(scalar_metrics(trainer, ("val/",)))
-    if cfg.get("test", True):
+    if cfg.get("test", True) and clips:
         trainer.test(
             model=model, datamodule=datamodule, ckpt_path=eval_ckpt, verbose=False, weights_only=True
         )
@@ -92,7 +107,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     metrics["best_checkpoint"] = ckpt
     metrics["global_step"] = int(trainer.global_step)
     metrics["epochs"] = int(trainer.current_epoch)
-    metrics["skipped_clips"] = datamodule.skipped_clips()
+    if clips:
+        metrics["skipped_clips"] = datamodule.skipped_clips()
+    if last:
+        metrics["last_checkpoint"] = last
     if trainer.is_global_zero:
         path = write_metrics(run_dir, metrics)
         log.info("metrics written to %s", path)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--ckpt", required=True, help="a scripts/train_purifier.py checkpoint")
+    ap.add_argument("--ckpt", required=True, help="a purifier checkpoint (python train.py experiment=puface)")
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--images", help="a folder of face chips")
     src.add_argument("--store", help="a clip store (its real clips' chips)")

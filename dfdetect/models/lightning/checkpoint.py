@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
@@ -230,6 +231,17 @@ def build_detector(model_cfg: DictConfig | Mapping) -> DetectorModule:
         raise TypeError(f"a model config must build a DetectorModule, got {type(model).__name__}")
     model.model_config = OmegaConf.to_container(cfg, resolve=True)
     return model
+
+
+def build_module(model_cfg: DictConfig | Mapping) -> pl.LightningModule:
+    """Instantiate any LightningModule config (e.g. PuFace's purifier) and keep its resolved config
+    for its checkpoints, as ``build_detector`` does for detectors."""
+    cfg = model_cfg if isinstance(model_cfg, DictConfig) else OmegaConf.create(dict(model_cfg))
+    module = hydra.utils.instantiate(cfg)
+    if not isinstance(module, pl.LightningModule):
+        raise TypeError(f"a model config must build a LightningModule, got {type(module).__name__}")
+    module.model_config = OmegaConf.to_container(cfg, resolve=True)
+    return module
 
 
 def load_detector(ckpt_path: str | Path, model_cfg: DictConfig | Mapping | None = None) -> DetectorModule:

@@ -50,7 +50,7 @@ def sweep_checkpoints(ks, pattern: str | None, explicit: Mapping | None = None) 
         path = explicit.get(k) or (pattern.replace("{k}", f"{k:g}") if pattern else None)
         if not path or not Path(path).is_file():
             raise UserError(f"purifier_sweep: no purifier checkpoint for k={k:g} ({path}); train one with "
-                            f"scripts/train_purifier.py experiment=puface 'purifier.k_range=[{k:g},{k:g}]'")  # fmt: skip
+                            f"`python train.py experiment=puface` experiment=puface 'purifier.k_range=[{k:g},{k:g}]'")  # fmt: skip
         out[k] = Path(path)
     return out
 

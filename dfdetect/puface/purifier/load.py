@@ -30,7 +30,7 @@ def load_purifier(ckpt_path: str | Path) -> Purifier:
     checkpoint = read_checkpoint(ckpt_path)
     stored = checkpoint.get(CONFIG_KEY)
     if stored is None or "net" not in stored:
-        raise CheckpointError(f"{ckpt_path} holds no purifier config (is it a scripts/train_purifier.py checkpoint?)")
+        raise CheckpointError(f"{ckpt_path} holds no purifier config (is it a purifier checkpoint, from python train.py experiment=puface?)")
     config = check_stored_config(stored, ckpt_path)
     net = hydra.utils.instantiate(config["net"])
     state = {k[len("net.") :]: v for k, v in checkpoint.get("state_dict", {}).items() if k.startswith("net.")}

@@ -48,7 +48,7 @@ class CloakPairDataModule(pl.LightningDataModule):
                  extractors: tuple[str, ...] = ("dlib",), device: str = "auto", seed: int = 0):  # fmt: skip
         super().__init__()
         if not cloaks:
-            raise UserError("the purifier's pool needs at least one attack (pool.cloaks: {name: attack})")
+            raise UserError("the purifier's pool needs at least one attack (data.cloaks: {name: attack})")
         self.faces, self.cloaks, self.cloak_dir = faces, dict(cloaks), Path(cloak_dir)
         self.exclude = [str(e) for e in (exclude or [])]
         self.per_identity, self.val_fraction = per_identity, val_fraction
