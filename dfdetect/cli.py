@@ -6,6 +6,7 @@ and composed config, ``--config-dir <dir>`` adds your own configs), the others t
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from dataclasses import dataclass
 
@@ -70,14 +71,18 @@ def bench_usage() -> str:
 
 
 def run_module(module: str, prog: str, args: list[str]) -> int:
-    """Import ``module`` and run its ``main()`` as if it were the program ``prog``."""
+    """Import ``module`` and run its ``main()`` as the program ``python -m <module> <args>``: that is
+    also what a process started by re-running this one sees (Lightning's DDP launcher runs
+    ``python -m <__main__.__spec__.name> <sys.argv[1:]>``), so each task module runs as a script."""
+    main_module = sys.modules["__main__"]
     entry = importlib.import_module(module).main
-    saved = sys.argv
+    saved = sys.argv, getattr(main_module, "__spec__", None)
     sys.argv = [prog, *args]
+    main_module.__spec__ = importlib.util.find_spec(module)
     try:
         result = entry()
     finally:
-        sys.argv = saved
+        sys.argv, main_module.__spec__ = saved
     return result if isinstance(result, int) and not isinstance(result, bool) else 0
 
 
