@@ -73,7 +73,7 @@ EXPECTED_TO_FAIL = {"model=nope": "nope"}
 
 COMMAND = re.compile(r"(?:^|[\s`(;])(?:python3?|torchrun)\s+(?P<rest>.*)", re.S)
 # `dfdetect <task> [<benchmark> | train | evaluate] ...`: checked through the alias script of that task
-CLI_COMMAND = re.compile(r"(?:^|[\s`(;])dfdetect\s+(?P<task>[a-z][\w-]*)(?:\s+(?P<word>[a-z][\w-]*)(?=\s|$))?(?P<rest>.*)", re.S)
+CLI_COMMAND = re.compile(r"(?:^|[\s`(;])dfdetect\s+(?P<task>[a-z][\w-]*)(?P<rest>.*)", re.S)
 ALIAS = re.compile(r'alias\("([^"]+)"\)')
 SCRIPT = re.compile(r"(?:^|\s)(?P<script>[\w./-]+\.py)(?=\s|$)")
 SHELL_END = re.compile(r"\s(?:&&?|;|\|\|?)(?:\s|$)|;\s")
@@ -157,16 +157,17 @@ def alias_scripts() -> dict[str, str]:
     return out
 
 
-def cli_script(task: str, word: str | None) -> tuple[str, str]:
-    """(alias script, the word given back to the arguments) of ``dfdetect <task> [<word>]``."""
+def cli_script(task: str, args: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """(alias script, its arguments) of ``dfdetect <task> <args>``; a first argument that names a
+    benchmark or a PuFace step is part of the task."""
     scripts = alias_scripts()
-    if word is not None and f"{task} {word}" in scripts:
-        return scripts[f"{task} {word}"], ""
+    if args and f"{task} {args[0]}" in scripts:
+        return scripts[f"{task} {args[0]}"], args[1:]
     if task == "puface":
-        return scripts["puface evaluate"], word or ""
+        return scripts["puface evaluate"], args
     if task not in scripts:
         raise ValueError(f"dfdetect {task}: no such task has an alias script (root or scripts/)")
-    return scripts[task], word or ""
+    return scripts[task], args
 
 
 def documented_commands() -> list[Documented]:
@@ -188,12 +189,12 @@ def documented_commands() -> list[Documented]:
                     found.append(Documented(where, snippet.strip(), script.group("script"), args))
                 break
             for match in CLI_COMMAND.finditer(snippet):
-                script, word = cli_script(match.group("task"), match.group("word"))
-                for form in expand(f"{word} {match.group('rest')}", where):
+                for form in expand(match.group("rest"), where):
                     try:
                         args = tuple(shlex.split(form))
                     except ValueError as exc:
                         raise ValueError(f"{where}: cannot split {form!r} like a shell: {exc}") from exc
+                    script, args = cli_script(match.group("task"), args)
                     found.append(Documented(where, snippet.strip(), script, args))
                 break
     return found
