@@ -29,7 +29,9 @@ import pandas as pd
 from tqdm import tqdm
 
 from dfdetect.data.manifest import read_manifest
-from dfdetect.run.crossval import auc, cluster_bootstrap_auc, fuse_fold, pool_folds, video_scores
+from dfdetect.run.crossval import cluster_bootstrap_auc, fuse_fold, pool_folds
+from dfdetect.scoring.roc import auc
+from dfdetect.scoring.video import video_scores
 from dfdetect.utils.io import atomic_path
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,21 +16,17 @@ from omegaconf import DictConfig
 from dfdetect.ensemble import needs_fitting
 from dfdetect.models.lightning import DetectorModule
 from dfdetect.models.lightning.checkpoint import build_detector, load_detector
+from dfdetect.scoring.calibration import OPERATING_POINTS, calibration_beside, read_calibration
 from dfdetect.utils.errors import UserError
 from dfdetect.utils.io import file_sha256
 
 log = logging.getLogger(__name__)
 
-CALIBRATION_NAME = "calibration.json"
 DEFAULT_THRESHOLD = 0.5
 
 
 class NoDetectorError(UserError, ValueError):
     """Nothing names a detector, or an ensemble that needs fitting was not fitted."""
-
-
-class CalibrationFileError(UserError, ValueError):
-    """A calibration.json that cannot be used for this model."""
 
 
 def scored_model(cfg: DictConfig) -> DetectorModule:
@@ -108,52 +103,17 @@ class Decision:
     source: str  # where the threshold comes from
 
 
-def calibration_beside(identity: ModelIdentity) -> Path | None:
-    if identity.source is None:
-        return None
-    source = Path(identity.source)
-    for candidate in (
-        source.with_name(f"{source.stem}.{CALIBRATION_NAME}"),
-        source.parent / CALIBRATION_NAME,
-    ):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def read_calibration(path: Path, identity: ModelIdentity) -> dict:
-    try:
-        calibration = json.loads(path.read_text())
-        threshold = float(calibration["threshold"])
-        temperature = float(calibration.get("temperature", 1.0))
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise CalibrationFileError(
-            f"{path}: not a usable calibration.json ({type(e).__name__}: {e})"
-        ) from None
-    if not (math.isfinite(threshold) and math.isfinite(temperature) and temperature > 0):
-        raise CalibrationFileError(
-            f"{path}: threshold {threshold} / temperature {temperature} are not usable"
-        )
-    fitted_for = (calibration.get("model") or {}).get("sha256")
-    if fitted_for and fitted_for != identity.sha256:
-        raise CalibrationFileError(
-            f"{path} was fitted for model {fitted_for[:12]}, not this one ({identity.tag}); "
-            "pass the calibration of this model or threshold=<value>"
-        )
-    return calibration
-
-
 def decision_rule(cfg: DictConfig, identity: ModelIdentity) -> Decision:
     """``threshold=`` wins; else ``calibration=<file>``, else a calibration.json beside the
     checkpoint or weights (``<stem>.calibration.json`` or ``calibration.json``); else 0.5 with
     temperature 1."""
     given = cfg.get("calibration")
-    path = Path(given) if given else calibration_beside(identity)
-    calibration = read_calibration(path, identity) if path is not None else None
-    temperature = float(calibration["temperature"]) if calibration else 1.0
+    path = Path(given) if given else calibration_beside(identity.source) if identity.source else None
+    calibration = read_calibration(path, identity.sha256, identity.tag) if path is not None else None
+    temperature = float(calibration.temperature) if calibration else 1.0
     if cfg.get("threshold") is not None:
         return Decision(float(cfg.threshold), temperature, "threshold=")
     if calibration:
-        key = "eer_threshold" if cfg.get("predict", {}).get("operating_point") == "eer" else "threshold"
-        return Decision(float(calibration[key]), temperature, f"{path} ({key})")
+        point = "eer" if cfg.get("predict", {}).get("operating_point") == "eer" else "frr"
+        return Decision(calibration.threshold_at(point), temperature, f"{path} ({OPERATING_POINTS[point]})")
     return Decision(DEFAULT_THRESHOLD, 1.0, "default 0.5 (no calibration.json)")

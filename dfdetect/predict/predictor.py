@@ -14,13 +14,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from dfdetect.models.lightning import DetectorModule
-from dfdetect.models.lightning.calibration import scaled_probs
 from dfdetect.predict.inputs import InputItem, kind_of
 from dfdetect.predict.model import Decision, ModelIdentity, decision_rule, model_identity, scored_model
 from dfdetect.predict.prepared import PreparedFile, prepare_file
 from dfdetect.predict.verdict import AGGREGATIONS, ConfidentRule, FileVerdict, decide, file_score
 from dfdetect.preprocess.runner import DetectorSpec, build_detector
 from dfdetect.preprocess.settings import ClipSettings
+from dfdetect.scoring.temperature import scaled_probs
 
 
 def clip_settings(cfg: DictConfig) -> ClipSettings:
