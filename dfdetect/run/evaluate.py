@@ -15,7 +15,7 @@ from dfdetect.attack.scoring.report import write_rescore_report
 from dfdetect.data.manifest import ALL, SPLITS
 from dfdetect.models.lightning import DetectorModule
 from dfdetect.models.lightning.checkpoint import trust_targets
-from dfdetect.predict.model import model_identity, scored_model
+from dfdetect.predict.model import DetectorRequest, model_identity, scored_model
 from dfdetect.run.common import (
     announce_run_dir,
     apply_process_settings,
@@ -81,7 +81,8 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     datamodule = hydra.utils.instantiate(cfg.data)
     # before any model is built; split=all reads every clip, whatever the store's split fractions
     check_data(cfg, datamodule, [] if cfg.split == ALL else [cfg.split], both_classes=False)
-    model = scored_model(cfg)
+    request = DetectorRequest.from_config(cfg)
+    model = scored_model(request)
     loggers = instantiate_group(cfg.get("logger"), "logger")
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=[])
 
@@ -94,7 +95,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     scored = model.predictions["test"]
     calibration = calibrate_on_split(cfg, trainer, model, datamodule)
     if calibration is not None:  # predict.py refuses it for another model
-        calibration = calibration.for_model(model_identity(cfg, model).as_dict())
+        calibration = calibration.for_model(model_identity(request, model).as_dict())
     metrics["split"] = cfg.split
     metrics["skipped_clips"] = datamodule.skipped_clips()
     metrics["ckpt_path"] = str(cfg.ckpt_path) if cfg.get("ckpt_path") else None
