@@ -9,16 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dfdetect.models.lightning.calibration import (
-    CalibrationError,
-    calibrate,
-    eer_threshold,
-    fit_temperature,
-    scaled_probs,
-    threshold_at_frr,
-)
 from dfdetect.run.evaluate import evaluate
 from dfdetect.run.train import train
+from dfdetect.scoring.calibration import CalibrationError, calibrate, threshold_at_frr
+from dfdetect.scoring.roc import eer_point
+from dfdetect.scoring.temperature import fit_temperature, scaled_probs
 from dfdetect.utils.io import file_sha256
 from tests.conftest import compose_config, tiny_data_overrides
 
@@ -36,9 +31,9 @@ def test_threshold_at_target_frr_rejects_at_most_that_share_of_reals():
 
 def test_eer_threshold_separates_separable_scores_and_balances_overlap():
     labels = np.array([0, 0, 0, 1, 1, 1])
-    t, eer = eer_threshold(labels, np.array([0.1, 0.2, 0.3, 0.7, 0.8, 0.9]))
+    t, eer = eer_point(np.array([0.1, 0.2, 0.3, 0.7, 0.8, 0.9]), labels)
     assert eer == 0.0 and 0.3 < t <= 0.7
-    t, eer = eer_threshold(np.array([0, 0, 1, 1]), np.array([0.1, 0.6, 0.4, 0.9]))
+    t, eer = eer_point(np.array([0.1, 0.6, 0.4, 0.9]), np.array([0, 0, 1, 1]))
     assert eer == pytest.approx(0.5)
 
 
@@ -96,7 +91,7 @@ def test_eer_is_found_where_the_roc_curve_runs_straight():
     # the crossing lies on a vertical stretch of the ROC curve, which roc_curve drops by default
     labels = np.array([0] * 10 + [1] * 10)
     scores = np.array([0.1] * 8 + [0.95, 0.96] + list(np.linspace(0.5, 0.59, 10)))
-    threshold, eer = eer_threshold(labels, scores)
+    threshold, eer = eer_point(scores, labels)
     frr = (scores[labels == 0] >= threshold).mean()
     far = (scores[labels == 1] < threshold).mean()
     assert eer == pytest.approx(0.2) and frr == pytest.approx(0.2) and far == pytest.approx(0.2)

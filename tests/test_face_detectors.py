@@ -21,9 +21,10 @@ from dfdetect.models.lightning.abnet_module import ABNetModule, identity_codes
 from dfdetect.models.lightning.checkpoint import load_detector
 from dfdetect.models.lightning.fakespotter_module import FakeSpotterModule
 from dfdetect.models.lightning.ftdetect_module import FTDetectModule
-from dfdetect.models.lightning.metric_losses import contrastive_loss, eer_threshold, multi_similarity_loss
+from dfdetect.models.lightning.metric_losses import contrastive_loss, multi_similarity_loss
 from dfdetect.models.nets import create_net
 from dfdetect.run.train import train
+from dfdetect.scoring.roc import eer_cut
 
 MODULES = {"abnet": ABNetModule, "fakespotter": FakeSpotterModule, "ftdetect": FTDetectModule}
 # the cheap InceptionResnetV1 variant (random, fewer units), for tests of that face net
@@ -379,9 +380,9 @@ def test_distance_threshold_counts_each_validation_clip_once():
     model.val_labels = [labels, labels[repeat]]
     model.val_clip_index = [torch.arange(6), repeat]
     model.fit_distance_threshold()
-    expected = eer_threshold(distances, labels)
+    expected = eer_cut(distances, labels)
     assert float(model.net.distance_threshold) == pytest.approx(expected)
-    assert eer_threshold(torch.cat(model.val_distances), torch.cat(model.val_labels)) != pytest.approx(
+    assert eer_cut(torch.cat(model.val_distances), torch.cat(model.val_labels)) != pytest.approx(
         expected
     )
 
@@ -389,8 +390,8 @@ def test_distance_threshold_counts_each_validation_clip_once():
 def test_eer_threshold_and_contrastive_loss():
     scores = torch.tensor([0.1, 0.2, 0.3, 0.7, 0.8, 0.9])
     labels = torch.tensor([0, 0, 0, 1, 1, 1])
-    assert 0.3 < eer_threshold(scores, labels) < 0.7
-    assert eer_threshold(scores, torch.zeros(6)) is None
+    assert 0.3 < eer_cut(scores, labels) < 0.7
+    assert eer_cut(scores, torch.zeros(6)) is None
     d = torch.tensor([0.5, 2.0])
     assert torch.isclose(contrastive_loss(d, torch.tensor([0, 1]), margin=1.4), torch.tensor(0.125))
 

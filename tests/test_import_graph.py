@@ -16,6 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "dfdetect"
 # modules and any lower floor's, never a higher one
 FLOORS = {
     "dfdetect.utils": 0,
+    "dfdetect.facts": 0,
     "dfdetect.scoring": 1,
     "dfdetect.data": 1,
     "dfdetect.models.layers": 1,

@@ -9,7 +9,9 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
-from dfdetect.models.lightning.metrics import ClipVideoMetrics, binary_metrics, equal_error_rate, video_level
+from dfdetect.models.lightning.metrics import ClipVideoMetrics, binary_metrics
+from dfdetect.scoring.roc import equal_error_rate
+from dfdetect.scoring.video import video_level
 
 
 def test_binary_metrics_match_sklearn():

@@ -17,13 +17,13 @@ import torch
 from dfdetect.models.lightning.checkpoint import build_detector
 from dfdetect.models.lightning.detector_module import CONFIG_KEY
 from dfdetect.predict.inputs import InputError, list_inputs
-from dfdetect.predict.model import CalibrationFileError
 from dfdetect.predict.verdict import ConfidentRule, file_score
 from dfdetect.preprocess.adapters import scan
 from dfdetect.preprocess.runner import run_preprocess
 from dfdetect.preprocess.settings import ClipSettings
 from dfdetect.run.evaluate import evaluate
 from dfdetect.run.predict import predict
+from dfdetect.scoring.calibration import CalibrationFileError
 from dfdetect.utils.errors import UserError
 from tests.conftest import ROOT, compose_config, repo_env
 from tests.preprocess_fakes import BlobDetector, write_image, write_video

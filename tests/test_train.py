@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dfdetect.run.crossval import auc as roc_auc
 from dfdetect.run.evaluate import evaluate
 from dfdetect.run.train import train
+from dfdetect.scoring.roc import auc as roc_auc
 from tests.conftest import ROOT, compose_config, tiny_data_overrides
 
 

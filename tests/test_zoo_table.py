@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dfdetect.run.crossval import auc, bootstrap_aucs, cluster_bootstrap_auc, pool_folds, video_scores
+from dfdetect.run.crossval import bootstrap_aucs, cluster_bootstrap_auc, pool_folds
+from dfdetect.scoring.roc import auc
+from dfdetect.scoring.video import video_scores
 
 ROOT = Path(__file__).resolve().parents[1]
 

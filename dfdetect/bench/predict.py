@@ -30,7 +30,7 @@ from omegaconf import OmegaConf
 
 from dfdetect.models.lightning.checkpoint import build_detector
 from dfdetect.predict.inputs import InputItem
-from dfdetect.predict.model import DEFAULT_THRESHOLD, Decision, ModelIdentity
+from dfdetect.predict.model import DEFAULT_THRESHOLD, Decision, ModelIdentity, ScoredDetector
 from dfdetect.predict.pool import prepare_stream
 from dfdetect.predict.predictor import Predictor
 from dfdetect.preprocess.adapters.base import walk_media
@@ -132,9 +132,11 @@ def main() -> None:
     ).eval()
     settings = ClipSettings()
     predictor = Predictor(
-        module,
-        ModelIdentity("mesoinception4", "0" * 64, "weights"),
-        Decision(DEFAULT_THRESHOLD, 1.0, "default"),
+        ScoredDetector(
+            module,
+            ModelIdentity("mesoinception4", "0" * 64, "weights"),
+            Decision(DEFAULT_THRESHOLD, 1.0, "default"),
+        ),
         DETECTOR,
         settings,
         image_size=240,

@@ -15,11 +15,11 @@ import cv2
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from dfdetect.demo.render import INNER_AXES, INNER_CENTRE_Y
+from dfdetect.scoring.roc import auc
 
 
 def _face_region_masks(box, shape) -> tuple[np.ndarray, np.ndarray]:
@@ -75,4 +75,4 @@ def baseline_test_auc(features: np.ndarray, labels, splits) -> float:
     model = make_pipeline(StandardScaler(), LogisticRegression())
     model.fit(features[splits == "train"], labels[splits == "train"])
     test = splits == "test"
-    return float(roc_auc_score(labels[test], model.predict_proba(features[test])[:, 1]))
+    return float(auc(model.predict_proba(features[test])[:, 1], labels[test]))

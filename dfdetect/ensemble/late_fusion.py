@@ -25,6 +25,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from dfdetect.scoring.temperature import logits_of
+from dfdetect.scoring.video import video_scores
+
 KINDS = ("dd1", "dd2", "dd3")
 # the last one is plain averaging in all but name
 STRENGTHS = (0.01, 0.1, 1.0, 10.0, 1e6)
@@ -36,7 +39,7 @@ def member_video_scores(clips: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     NaN where a member scored none of the video's clips. Raises when members disagree on a label."""
     frames, labels = [], []
     for name, frame in clips.items():
-        per_video = frame.groupby("video_id").agg(label=("label", "first"), prob=("prob", "mean"))
+        per_video = video_scores(frame)
         frames.append(per_video["prob"].rename(name))
         labels.append(per_video["label"].rename(name))
     scores = pd.concat(frames, axis=1).sort_index()
@@ -49,8 +52,7 @@ def member_video_scores(clips: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 
 def logits(probs: np.ndarray) -> np.ndarray:
     """Member logits of video probabilities; an abstention (NaN) reads as logit 0."""
-    p = np.clip(np.asarray(probs, float), EPS, 1 - EPS)
-    return np.nan_to_num(np.log(p) - np.log1p(-p), nan=0.0)
+    return np.nan_to_num(logits_of(probs, EPS), nan=0.0)
 
 
 def fit_stack(x: np.ndarray, y: np.ndarray, strength: float, steps: int = 50) -> np.ndarray:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,12 +16,12 @@ from omegaconf import DictConfig
 from dfdetect.ensemble import needs_fitting
 from dfdetect.models.lightning import DetectorModule
 from dfdetect.models.lightning.checkpoint import build_detector, load_detector
+from dfdetect.scoring.calibration import OPERATING_POINTS, calibration_beside, read_calibration
 from dfdetect.utils.errors import UserError
 from dfdetect.utils.io import file_sha256
 
 log = logging.getLogger(__name__)
 
-CALIBRATION_NAME = "calibration.json"
 DEFAULT_THRESHOLD = 0.5
 
 
@@ -30,27 +29,50 @@ class NoDetectorError(UserError, ValueError):
     """Nothing names a detector, or an ensemble that needs fitting was not fitted."""
 
 
-class CalibrationFileError(UserError, ValueError):
-    """A calibration.json that cannot be used for this model."""
+@dataclass(frozen=True)
+class DetectorRequest:
+    """What a run asks to score, read once from its config at the entry: a checkpoint
+    (``ckpt_path``), a defense ensemble or a configured model (the config nodes the checkpoint
+    loader builds from), and how its verdicts are cut (``threshold=``, ``calibration=``,
+    ``predict.operating_point``)."""
+
+    ckpt_path: str | None = None
+    model: DictConfig | None = None
+    ensemble: DictConfig | None = None
+    threshold: float | None = None
+    calibration: str | None = None
+    operating_point: str = "frr"
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> DetectorRequest:
+        ckpt, threshold, calibration = cfg.get("ckpt_path"), cfg.get("threshold"), cfg.get("calibration")
+        return cls(
+            ckpt_path=str(ckpt) if ckpt else None,
+            model=cfg.get("model"),
+            ensemble=cfg.get("ensemble"),
+            threshold=float(threshold) if threshold is not None else None,
+            calibration=str(calibration) if calibration else None,
+            operating_point="eer" if cfg.get("predict", {}).get("operating_point") == "eer" else "frr",
+        )
 
 
-def scored_model(cfg: DictConfig) -> DetectorModule:
+def scored_model(request: DetectorRequest) -> DetectorModule:
     """A checkpoint (``ckpt_path=``), or a defense ensemble (``ensemble=``) built from members, or
     a configured model (``model=<name>``, e.g. with ``model.net.weights=<file>``)."""
-    ensemble = cfg.get("ensemble")
+    ensemble = request.ensemble
     if ensemble is not None:
-        if cfg.get("ckpt_path"):
-            return load_detector(cfg.ckpt_path, ensemble)
+        if request.ckpt_path:
+            return load_detector(request.ckpt_path, ensemble)
         if needs_fitting(ensemble.kind):
             raise NoDetectorError(
                 f"{ensemble.kind} must be fitted first (python train.py ensemble={ensemble.kind} ...); "
                 "then pass its checkpoint as ckpt_path"
             )
         return build_detector(ensemble)
-    if cfg.get("ckpt_path"):
-        return load_detector(cfg.ckpt_path, cfg.get("model"))
-    if cfg.get("model") is not None:
-        return build_detector(cfg.model)
+    if request.ckpt_path:
+        return load_detector(request.ckpt_path, request.model)
+    if request.model is not None:
+        return build_detector(request.model)
     raise NoDetectorError(
         "nothing to evaluate: pass ckpt_path=<checkpoint>, model=<name> (with model.net.weights=<file>) "
         "or ensemble=<dd1|dd2|dd3> 'ensemble.members=[...]'"
@@ -81,11 +103,11 @@ class ModelIdentity:
         return {"name": self.name, "sha256": self.sha256, "kind": self.kind, "members": list(self.members)}
 
 
-def model_identity(cfg: DictConfig, model: torch.nn.Module) -> ModelIdentity:
+def model_identity(request: DetectorRequest, model: torch.nn.Module) -> ModelIdentity:
     """Named after its file (or ensemble kind, or net); the sha256 of the checkpoint or weights file
     (of the member checkpoints, in order, for an unfitted ensemble; of the parameters for an
     untrained net)."""
-    ensemble, ckpt = cfg.get("ensemble"), cfg.get("ckpt_path")
+    ensemble, ckpt = request.ensemble, request.ckpt_path
     if ensemble is not None:
         members = tuple(str(m) for m in ensemble.members)
         shas = [file_sha256(m) for m in members] + ([file_sha256(ckpt)] if ckpt else [])
@@ -93,7 +115,7 @@ def model_identity(cfg: DictConfig, model: torch.nn.Module) -> ModelIdentity:
         return ModelIdentity(ensemble.kind, sha, "ensemble", members, str(ckpt) if ckpt else None)
     if ckpt:
         return ModelIdentity(Path(ckpt).stem, file_sha256(ckpt), "checkpoint", source=str(ckpt))
-    net = cfg.model.net
+    net = request.model.net
     weights = net.get("weights")
     if weights:
         sha = hashlib.sha256(f"{net.name}:{file_sha256(weights)}".encode()).hexdigest()
@@ -108,52 +130,33 @@ class Decision:
     source: str  # where the threshold comes from
 
 
-def calibration_beside(identity: ModelIdentity) -> Path | None:
-    if identity.source is None:
-        return None
-    source = Path(identity.source)
-    for candidate in (
-        source.with_name(f"{source.stem}.{CALIBRATION_NAME}"),
-        source.parent / CALIBRATION_NAME,
-    ):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def read_calibration(path: Path, identity: ModelIdentity) -> dict:
-    try:
-        calibration = json.loads(path.read_text())
-        threshold = float(calibration["threshold"])
-        temperature = float(calibration.get("temperature", 1.0))
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise CalibrationFileError(
-            f"{path}: not a usable calibration.json ({type(e).__name__}: {e})"
-        ) from None
-    if not (math.isfinite(threshold) and math.isfinite(temperature) and temperature > 0):
-        raise CalibrationFileError(
-            f"{path}: threshold {threshold} / temperature {temperature} are not usable"
-        )
-    fitted_for = (calibration.get("model") or {}).get("sha256")
-    if fitted_for and fitted_for != identity.sha256:
-        raise CalibrationFileError(
-            f"{path} was fitted for model {fitted_for[:12]}, not this one ({identity.tag}); "
-            "pass the calibration of this model or threshold=<value>"
-        )
-    return calibration
-
-
-def decision_rule(cfg: DictConfig, identity: ModelIdentity) -> Decision:
+def decision_rule(request: DetectorRequest, identity: ModelIdentity) -> Decision:
     """``threshold=`` wins; else ``calibration=<file>``, else a calibration.json beside the
     checkpoint or weights (``<stem>.calibration.json`` or ``calibration.json``); else 0.5 with
     temperature 1."""
-    given = cfg.get("calibration")
-    path = Path(given) if given else calibration_beside(identity)
-    calibration = read_calibration(path, identity) if path is not None else None
-    temperature = float(calibration["temperature"]) if calibration else 1.0
-    if cfg.get("threshold") is not None:
-        return Decision(float(cfg.threshold), temperature, "threshold=")
+    given = request.calibration
+    path = Path(given) if given else calibration_beside(identity.source) if identity.source else None
+    calibration = read_calibration(path, identity.sha256, identity.tag) if path is not None else None
+    temperature = float(calibration.temperature) if calibration else 1.0
+    if request.threshold is not None:
+        return Decision(request.threshold, temperature, "threshold=")
     if calibration:
-        key = "eer_threshold" if cfg.get("predict", {}).get("operating_point") == "eer" else "threshold"
-        return Decision(float(calibration[key]), temperature, f"{path} ({key})")
+        point = request.operating_point
+        return Decision(calibration.threshold_at(point), temperature, f"{path} ({OPERATING_POINTS[point]})")
     return Decision(DEFAULT_THRESHOLD, 1.0, "default 0.5 (no calibration.json)")
+
+
+@dataclass(frozen=True)
+class ScoredDetector:
+    """The detector verdicts come from: its module, who it is (``identity.tag``: name@sha256) and
+    where its scores are cut (``decision``: threshold, its source, temperature)."""
+
+    module: DetectorModule
+    identity: ModelIdentity
+    decision: Decision
+
+
+def load_scored_detector(request: DetectorRequest) -> ScoredDetector:
+    module = scored_model(request)
+    identity = model_identity(request, module)
+    return ScoredDetector(module, identity, decision_rule(request, identity))

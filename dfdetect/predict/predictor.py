@@ -13,14 +13,13 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from dfdetect.models.lightning import DetectorModule
-from dfdetect.models.lightning.calibration import scaled_probs
 from dfdetect.predict.inputs import InputItem, kind_of
-from dfdetect.predict.model import Decision, ModelIdentity, decision_rule, model_identity, scored_model
+from dfdetect.predict.model import DetectorRequest, ScoredDetector, load_scored_detector
 from dfdetect.predict.prepared import PreparedFile, prepare_file
 from dfdetect.predict.verdict import AGGREGATIONS, ConfidentRule, FileVerdict, decide, file_score
 from dfdetect.preprocess.runner import DetectorSpec, build_detector
 from dfdetect.preprocess.settings import ClipSettings
+from dfdetect.scoring.temperature import scaled_probs
 
 
 def clip_settings(cfg: DictConfig) -> ClipSettings:
@@ -35,9 +34,7 @@ def clip_settings(cfg: DictConfig) -> ClipSettings:
 class Predictor:
     def __init__(
         self,
-        model: DetectorModule,
-        identity: ModelIdentity,
-        decision: Decision,
+        scored: ScoredDetector,
         detector: DetectorSpec,
         settings: ClipSettings,
         aggregation: str = "mean",
@@ -51,9 +48,9 @@ class Predictor:
     ):
         if aggregation not in AGGREGATIONS:
             raise ValueError(f"predict.aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
-        self.model = model.eval().to(device)
-        self.identity = identity
-        self.decision = decision
+        self.model = scored.module.eval().to(device)
+        self.identity = scored.identity
+        self.decision = scored.decision
         self.detector_spec = detector
         self.settings = settings
         self.aggregation = aggregation
@@ -173,15 +170,11 @@ class Predictor:
 
 
 def predictor_from_config(cfg: DictConfig) -> Predictor:
-    """``cfg``: ckpt_path | model | ensemble, threshold, calibration, detector, face, sampling and
-    predict.* (dfdetect/conf/predict.yaml)."""
+    """The entry's predictor: ``cfg``: ckpt_path | model | ensemble, threshold, calibration (read
+    once into a ``DetectorRequest``), detector, face, sampling and predict.* (dfdetect/conf/predict.yaml)."""
     options = cfg.predict
-    model = scored_model(cfg)
-    identity = model_identity(cfg, model)
     return Predictor(
-        model=model,
-        identity=identity,
-        decision=decision_rule(cfg, identity),
+        scored=load_scored_detector(DetectorRequest.from_config(cfg)),
         detector=OmegaConf.to_container(cfg.detector, resolve=True),
         settings=clip_settings(cfg),
         aggregation=options.aggregation,

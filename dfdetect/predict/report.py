@@ -7,9 +7,9 @@ from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from dfdetect.predict.verdict import FileVerdict
+from dfdetect.scoring.roc import auc
 
 
 def summary(verdicts: Sequence[FileVerdict]) -> dict:
@@ -33,7 +33,7 @@ def labelled_metrics(verdicts: Sequence[FileVerdict]) -> dict | None:
     return {
         "labelled_files": sum(v.label is not None for v in verdicts),
         "scored": len(scored),
-        "auc": float(roc_auc_score(labels, scores)) if both else None,
+        "auc": auc(scores, labels) if both else None,
         "accuracy": float(np.mean(called == (labels == 1))),
         "confusion": {
             "real_called_real": int(np.sum(~called & (labels == 0))),

@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from dfdetect.scoring.video import video_prob
+
 AGGREGATIONS = ("mean", "confident")
 VERDICTS = ("fake", "real", "unknown")
 CSV_COLUMNS = ("path", "kind", "verdict", "p_fake", "threshold", "n_faces", "n_clips", "reason", "model")
@@ -49,7 +51,7 @@ def file_score(tracks: list[dict], aggregation: str = "mean", rule: ConfidentRul
     if aggregation not in AGGREGATIONS:
         raise ValueError(f"predict.aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
     for track in tracks:
-        track["p_fake"] = float(np.mean([c["p_fake"] for c in track["clips"]]))
+        track["p_fake"] = video_prob(c["p_fake"] for c in track["clips"])
     if aggregation == "confident":
         every = np.array([c["p_fake"] for t in tracks for c in t["clips"]], dtype=np.float64)
         return (rule or ConfidentRule())(every)

@@ -27,8 +27,8 @@ import math
 import cv2
 import numpy as np
 
-CHIP_SIZE = 150
-CHIP_PADDING = 0.25
+from dfdetect.facts.dlib import DLIB_CHIP_PADDING as CHIP_PADDING
+from dfdetect.facts.dlib import DLIB_INPUT_SIZE as CHIP_SIZE
 
 # dlib's mean face (points 17-67 of the 68-point annotation, unit face square), the points used here
 _MEAN_FACE_68 = {

@@ -1,7 +1,8 @@
 """Pooled out-of-fold evaluation of a k-fold cross-validation: every video scored once, by the model
 that did not train on it; video AUC with a bootstrap interval that resamples whole groups.
 
-A group (a source video with its fakes, or an identity) is the unit of independence: its videos
+Videos are scored as everywhere (``dfdetect.scoring.video.video_scores``: mean clip P(fake), with
+the clips' group). A group (a source video with its fakes, or an identity) is the unit of independence: its videos
 share faces and sources, so resampling single videos would understate the spread. The bootstrap
 draws as many groups as there are, with replacement, and recomputes the AUC over the videos of the
 drawn groups; draws holding one class only are redrawn (and counted).
@@ -20,32 +21,8 @@ import pandas as pd
 
 from dfdetect.ensemble.late_fusion import fuse, member_video_scores
 from dfdetect.run.common import VAL_PREDICTIONS
+from dfdetect.scoring.roc import auc
 from dfdetect.utils.io import atomic_path, write_json
-
-
-def auc(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> float:
-    """Area under the ROC curve (label 1 = positive), ties counted half; ``weights`` repeat items
-    (a bootstrap's multiplicities). NaN when a class is missing."""
-    scores, labels = np.asarray(scores, float), np.asarray(labels, int)
-    weights = np.ones(len(scores)) if weights is None else np.asarray(weights, float)
-    pos, neg = weights * (labels == 1), weights * (labels == 0)
-    if pos.sum() == 0 or neg.sum() == 0:
-        return float("nan")
-    order = np.argsort(scores, kind="stable")
-    s, p, n = scores[order], pos[order], neg[order]
-    # per distinct score: negatives strictly below, half of those tied
-    uniq, start = np.unique(s, return_index=True)
-    neg_tied = np.add.reduceat(n, start)
-    pos_tied = np.add.reduceat(p, start)
-    neg_below = np.concatenate([[0.0], np.cumsum(neg_tied)[:-1]])
-    return float((pos_tied * (neg_below + 0.5 * neg_tied)).sum() / (p.sum() * n.sum()))
-
-
-def video_scores(clips: pd.DataFrame) -> pd.DataFrame:
-    """Per video: label, group and score (mean clip P(fake), as ``test/video_auc``)."""
-    return clips.groupby("video_id", sort=True).agg(
-        label=("label", "first"), group=("group", "first"), prob=("prob", "mean")
-    )
 
 
 def bootstrap_aucs(videos: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> tuple[np.ndarray, int]:

@@ -13,9 +13,8 @@ from omegaconf import DictConfig
 
 from dfdetect.data.manifest import ALL, SPLITS
 from dfdetect.models.lightning import DetectorModule
-from dfdetect.models.lightning.calibration import CalibrationError, calibrate
 from dfdetect.models.lightning.checkpoint import trust_targets
-from dfdetect.predict.model import model_identity, scored_model
+from dfdetect.predict.model import DetectorRequest, model_identity, scored_model
 from dfdetect.run.common import (
     announce_run_dir,
     apply_process_settings,
@@ -26,9 +25,9 @@ from dfdetect.run.common import (
     write_predictions,
 )
 from dfdetect.run.data_check import check_data
+from dfdetect.scoring.calibration import CALIBRATION_NAME, Calibration, CalibrationError, calibrate
 from dfdetect.table2.report import write_rescore_report
 from dfdetect.utils.config import instantiate_group
-from dfdetect.utils.io import write_json
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +40,7 @@ def defense_name(cfg: DictConfig) -> str:
 
 def calibrate_on_split(
     cfg: DictConfig, trainer: pl.Trainer, model: DetectorModule, datamodule
-) -> dict | None:
+) -> Calibration | None:
     """Score the calibration split (``calibration.split``, the validation split by default) and fit
     the temperature and thresholds of ``calibration.json``; None, with a warning, when it cannot."""
     settings = cfg.get("calibration")
@@ -82,7 +81,8 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     datamodule = hydra.utils.instantiate(cfg.data)
     # before any model is built; split=all reads every clip, whatever the store's split fractions
     check_data(cfg, datamodule, [] if cfg.split == ALL else [cfg.split], both_classes=False)
-    model = scored_model(cfg)
+    request = DetectorRequest.from_config(cfg)
+    model = scored_model(request)
     loggers = instantiate_group(cfg.get("logger"), "logger")
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=[])
 
@@ -95,7 +95,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     scored = model.predictions["test"]
     calibration = calibrate_on_split(cfg, trainer, model, datamodule)
     if calibration is not None:  # predict.py refuses it for another model
-        calibration["model"] = model_identity(cfg, model).as_dict()
+        calibration = calibration.for_model(model_identity(request, model).as_dict())
     metrics["split"] = cfg.split
     metrics["skipped_clips"] = datamodule.skipped_clips()
     metrics["ckpt_path"] = str(cfg.ckpt_path) if cfg.get("ckpt_path") else None
@@ -104,7 +104,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if trainer.is_global_zero:
         predictions_path = write_predictions(run_dir, scored, datamodule, cfg.split)
         if calibration is not None:
-            write_json(run_dir / "calibration.json", calibration)
+            calibration.write(run_dir / CALIBRATION_NAME)
             metrics["calibration"] = {
                 k: calibration[k] for k in ("split", "threshold", "eer_threshold", "temperature")
             }

@@ -28,6 +28,7 @@ from dfdetect.data.manifest import read_manifest
 from dfdetect.models.layers.dlib_resnet import DLIB_DISTANCE_THRESHOLD, DlibResNet
 from dfdetect.preprocess.face_chips import frame_chips
 from dfdetect.preprocess.media import iter_frames, probe_video
+from dfdetect.scoring.roc import auc, eer_point
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 
@@ -113,22 +114,20 @@ def verification_metrics(
     distance: np.ndarray, same: np.ndarray, threshold: float = DLIB_DISTANCE_THRESHOLD
 ) -> dict:
     """ROC AUC, EER (and its distance) and the accuracies at ``threshold`` (same iff distance < it)."""
-    from sklearn.metrics import roc_auc_score, roc_curve
-
     distance, same = np.asarray(distance, float), np.asarray(same, bool)
     n_same, n_diff = int(same.sum()), int((~same).sum())
     if n_same == 0 or n_diff == 0:
         raise ValueError(f"need same- and different-person pairs, got {n_same} and {n_diff}")
-    fpr, tpr, thresholds = roc_curve(same, -distance, drop_intermediate=False)
-    k = int(np.argmin(np.abs((1 - tpr) - fpr)))
+    at_eer, eer = eer_point(-distance, same)
     accepted = distance < threshold
     tar, trr = float(accepted[same].mean()), float((~accepted[~same]).mean())
     return {
         "pairs_same": n_same,
         "pairs_diff": n_diff,
-        "auc": float(roc_auc_score(same, -distance)),
-        "eer": float((fpr[k] + 1 - tpr[k]) / 2),
-        "eer_distance": float(-thresholds[k]) if np.isfinite(thresholds[k]) else float("nan"),
+        "auc": auc(-distance, same),
+        "eer": eer,
+        # no distance where every pair is called a different person
+        "eer_distance": -at_eer if at_eer <= -distance.min() else float("nan"),
         "acc": float((accepted == same).mean()),
         "tar": tar,
         "trr": trr,

@@ -2,8 +2,9 @@
 out-of-fold video AUC with a 95 % bootstrap interval clustered by group.
 
 Each entry is one ``python train.py`` (or ``evaluate.py``) command run once per fold with
-``data.folds=<k> data.fold=<i>``, each with a bounded CPU budget (``trainer.max_epochs`` and
-``trainer.max_time``); its run dir is ``<out>/<entry>/fold<i>``. Over the k folds every video is
+``data.folds=<k> data.fold=<i>``; a trained entry's recipe, with its bounded CPU budget
+(``trainer.max_epochs`` and ``trainer.max_time``), is its experiment config
+``dfdetect/conf/experiment/zoo/<entry>.yaml`` (``experiment=zoo/<entry>``); its run dir is ``<out>/<entry>/fold<i>``. Over the k folds every video is
 tested exactly once, by a model that never saw its group. The script is resumable: a fold whose
 ``predictions.parquet`` exists is not run again (``--redo NAME`` reruns an entry's folds).
 Per entry it pools the folds' test predictions (a video's score is the mean P(fake) of its clips),
@@ -29,110 +30,33 @@ import pandas as pd
 from tqdm import tqdm
 
 from dfdetect.data.manifest import read_manifest
-from dfdetect.run.crossval import auc, cluster_bootstrap_auc, fuse_fold, pool_folds, video_scores
+from dfdetect.run.crossval import cluster_bootstrap_auc, fuse_fold, pool_folds
+from dfdetect.scoring.roc import auc
+from dfdetect.scoring.video import video_scores
 from dfdetect.utils.io import atomic_path
-from dfdetect.utils.paths import project_root, shared_dir
+from dfdetect.utils.paths import CONF_DIR, project_root, shared_dir
 
 ROOT = project_root()
 MESONET_WEIGHTS = shared_dir() / "weights" / "mesonet"
 
-# frame nets see the first frame of each clip (data.num_frames=1: 16 frames per video), clip nets
-# all five; every fold stops at its epoch count or its wall-clock budget, whichever comes first.
-# Recipes are the model configs' (the authors'), except what an entry's arguments change.
-FRAME = ["data.num_frames=1"]
-# one core per run: the main process reads the clips (no loader workers)
-ONE_CORE = ["data.num_workers=0"]
-# 8 clips of 64 frames per video (scripts/preprocess.py data=ffpp_mini data.store=<store>
-# data.sampling.clips_per_video=8 data.sampling.frames_per_clip=64 face.keyframes=4): the same videos
-# and groups as data/stores/ffpp_mini, so data.fold_seed=0 deals the same folds
-SEG64 = "data.store=${paths.root_dir}/outputs/stores/ffpp_mini_seg64"
+# one experiment config per trained entry, dfdetect/conf/experiment/zoo/<entry>.yaml: its recipe
+# (model, frames, input size, epochs, batch limits, one core, the wall-clock budget of a fold)
+ZOO_CONFIGS = CONF_DIR / "experiment" / "zoo"
+
+
+def zoo_entries() -> dict[str, dict]:
+    return {p.stem: {"args": [f"experiment=zoo/{p.stem}"]} for p in sorted(ZOO_CONFIGS.glob("*.yaml"))}
+
+
 ENTRIES: dict[str, dict] = {
-    "meso4": {"args": ["model=meso4", *FRAME, *ONE_CORE, "trainer.max_epochs=10"], "budget": "00:00:01:30"},
-    "mesoinception4": {
-        "args": ["model=mesoinception4", *FRAME, *ONE_CORE, "trainer.max_epochs=10"],
-        "budget": "00:00:01:30",
-    },
-    "shallownet_v3": {
-        "args": ["model=shallownet_v3", *FRAME, *ONE_CORE, "trainer.max_epochs=10"],
-        "budget": "00:00:01:30",
-    },
-    # smaller configs, named by their arguments: Xception at 128 px on 8 batches (128 frames) per
-    # epoch; CLRNet-lite instead of CLRNet; ShallowNet V1/V2 at 64 px, one epoch of 8 batches
-    "shallownet_v1_64px": {
-        "args": [
-            "model=shallownet_v1",
-            *FRAME,
-            "data.net_input_size=64",
-            *ONE_CORE,
-            "trainer.max_epochs=1",
-            "trainer.limit_train_batches=8",
-        ],
-        "budget": "00:00:01:30",
-    },
-    "shallownet_v2_64px": {
-        "args": [
-            "model=shallownet_v2",
-            *FRAME,
-            "data.net_input_size=64",
-            *ONE_CORE,
-            "trainer.max_epochs=1",
-            "trainer.limit_train_batches=8",
-        ],
-        "budget": "00:00:01:30",
-    },
-    "xception_128px": {
-        "args": [
-            "model=xception",
-            *FRAME,
-            "data.net_input_size=128",
-            *ONE_CORE,
-            "trainer.max_epochs=2",
-            "trainer.limit_train_batches=8",
-        ],
-        "budget": "00:00:02:00",
-    },
-    "clrnet_lite": {
-        "args": ["model=clrnet_lite", *ONE_CORE, "trainer.max_epochs=3"],
-        "budget": "00:00:02:00",
-    },
-    # ABNet over 2-s segments (16 frames, every 4th of 64); the first 4 segments of each real val
-    # and test video are its identity's references (left out of the scores), as docs/models.md
-    "abnet": {
-        "args": [
-            "model=abnet",
-            SEG64,
-            "data.frame_stride=4",
-            "model.enrol_splits=[train,val,test]",
-            *ONE_CORE,
-            "trainer.max_epochs=5",
-        ],
-        "budget": "00:00:03:00",
-    },
-    # FakeSpotter's default feature (per-layer mean neuron coverage of dlib's frozen ResNet)
-    "fakespotter": {
-        "args": ["model=fakespotter", *FRAME, *ONE_CORE, "trainer.max_epochs=2"],
-        "budget": "00:00:02:00",
-    },
-    # FTDetect, both stages (the authors' inference rule is what is scored): one base epoch on 8
-    # batches (128 frames), then one Siamese epoch of 40 steps; max_time only as a guard
-    "ftdetect": {
-        "args": [
-            "experiment=ftdetect",
-            *FRAME,
-            *ONE_CORE,
-            "model.siamese_start_epoch=1",
-            "trainer.max_epochs=2",
-            "trainer.limit_train_batches=8",
-        ],
-        "budget": "00:00:06:00",
-    },
+    **zoo_entries(),
     # the authors' released DF weights, no training: the same folds' test videos
     "mesoinception4_df_zero_shot": {
         "script": "evaluate.py",
         "args": [
             "model=mesoinception4",
             f"model.net.weights={MESONET_WEIGHTS / 'MesoInception_DF.h5'}",
-            *FRAME,
+            "data.num_frames=1",
             "calibration.enabled=false",
         ],
     },
@@ -182,8 +106,6 @@ def command(name: str, data: str, folds: int, fold: int, run_dir: Path) -> list[
         out = run_dir.parent.parent
         ckpts = ",".join(member_checkpoint(out, m, fold) for m in entry["members"])
         args.append(f"ensemble.members=[{ckpts}]")
-    if "budget" in entry:
-        args.append(f"trainer.max_time={entry['budget']}")
     return [sys.executable, str(ROOT / script), *args, f"hydra.run.dir={run_dir}"]
 
 

@@ -27,24 +27,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-DLIB_INPUT_SIZE = 150
-DLIB_MIN_INPUT_SIZE = 103  # below, the last stride-2 convolution sees less than 3x3
-DLIB_EMBEDDING_DIM = 128
-DLIB_DISTANCE_THRESHOLD = 0.6
-# the same facts as dfdetect.models.weights.dlib_dat (a sibling floor, so not imported from there);
-# tests/test_dlib_resnet.py holds the two equal
-FACE_MEANS = (122.782, 117.001, 104.298)
-FACE_BLOCKS: tuple[tuple[int, int], ...] = (
-    ((32, 1),) * 3
-    + ((64, 2),)
-    + ((64, 1),) * 3
-    + ((128, 2),)
-    + ((128, 1),) * 2
-    + ((256, 2),)
-    + ((256, 1),) * 2
-    + ((256, 2),)
+from dfdetect.facts.dlib import (  # noqa: F401  (the nets and face backbones read them from here)
+    DLIB_DISTANCE_THRESHOLD,
+    DLIB_EMBEDDING_DIM,
+    DLIB_INPUT_SIZE,
+    DLIB_MIN_INPUT_SIZE,
+    FACE_BLOCKS,
+    FACE_MEANS,
 )
-
 
 # dlib's input normalisation, (pixel - mean) / 256, written as a detector's mean/std on the 0-1 scale
 DLIB_MEAN_01 = tuple(m / 255 for m in FACE_MEANS)

@@ -29,9 +29,10 @@ from pytorch_lightning.trainer.states import TrainerFn
 from tqdm.auto import tqdm
 
 from dfdetect.models.lightning.detector_module import DetectorModule
-from dfdetect.models.lightning.metric_losses import eer_threshold, multi_similarity_loss
+from dfdetect.models.lightning.metric_losses import multi_similarity_loss
 from dfdetect.models.lightning.metrics import first_occurrence
 from dfdetect.models.nets.abnet import ABNet
+from dfdetect.scoring.roc import eer_cut
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +252,7 @@ class ABNetModule(DetectorModule):
         )
         first = first_occurrence(clip_index.cpu())[1].to(distances.device)
         distances, labels = distances[first], labels[first]
-        threshold = eer_threshold(distances, labels)
+        threshold = eer_cut(distances, labels)
         if threshold is None:
             log.warning("ABNet: the scored validation clips hold one class only; distance threshold kept")
             return

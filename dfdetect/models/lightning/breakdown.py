@@ -9,7 +9,8 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from dfdetect.models.lightning.metrics import METRIC_NAMES, binary_metrics, video_level
+from dfdetect.models.lightning.metrics import METRIC_NAMES, binary_metrics
+from dfdetect.scoring.video import video_level
 
 
 def _scores(frame: pd.DataFrame, threshold: float) -> dict[str, float]:

@@ -38,8 +38,8 @@ MOVED_TARGETS = {
     "dfdetect.models.ftdetect_module.FTDetectModule": "dfdetect.models.lightning.ftdetect_module.FTDetectModule",
     "dfdetect.models.create_net": "dfdetect.models.nets.create_net",
     # PuFace's purifier, before PuFace became one package (dfdetect.puface)
-    "dfdetect.purify.module.PurifierModule": "dfdetect.puface.purifier.module.PurifierModule",
-    "dfdetect.purify.rednet.RedNet": "dfdetect.puface.purifier.rednet.RedNet",
+    "dfdetect.puface.purifier.module.PurifierModule": "dfdetect.puface.purifier.module.PurifierModule",
+    "dfdetect.puface.purifier.rednet.RedNet": "dfdetect.puface.purifier.rednet.RedNet",
 }
 
 _trusted_extra: tuple[str, ...] = ()

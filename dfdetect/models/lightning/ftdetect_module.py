@@ -32,9 +32,10 @@ import torch
 from pytorch_lightning.trainer.states import TrainerFn
 
 from dfdetect.models.lightning.detector_module import DetectorModule
-from dfdetect.models.lightning.metric_losses import contrastive_loss, eer_threshold
+from dfdetect.models.lightning.metric_losses import contrastive_loss
 from dfdetect.models.lightning.metrics import first_occurrence
 from dfdetect.models.nets.ftdetect import FTDetect
+from dfdetect.scoring.roc import eer_cut
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +225,7 @@ class FTDetectModule(DetectorModule):
         clip_index = self.all_gather(torch.cat(self.val_clip_index)).flatten()
         first = first_occurrence(clip_index.cpu())[1].to(distances.device)
         distances, labels = distances[first], labels[first]
-        threshold = eer_threshold(distances, labels)
+        threshold = eer_cut(distances, labels)
         if threshold is None:
             log.warning("FTDetect: validation has one class only; distance threshold kept")
             threshold = float(self.net.distance_threshold)

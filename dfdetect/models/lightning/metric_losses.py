@@ -1,4 +1,5 @@
-"""Metric-learning losses and the distance threshold of the identity-based detectors."""
+"""Metric-learning losses of the identity-based detectors (their distance threshold is
+``dfdetect.scoring.roc.eer_cut``)."""
 
 from __future__ import annotations
 
@@ -42,24 +43,3 @@ def contrastive_loss(distances: torch.Tensor, dissimilar: torch.Tensor, margin: 
     y = 1 for a dissimilar pair."""
     y = dissimilar.float()
     return ((1.0 - y) * distances.square() + y * (margin - distances).clamp(min=0).square()).mean()
-
-
-def eer_threshold(scores: torch.Tensor, labels: torch.Tensor) -> float | None:
-    """The threshold on ``scores`` (higher = label 1) where the false-positive and
-    false-negative rates are closest; None when a class is missing."""
-    scores, labels = scores.detach().double().flatten().cpu(), labels.detach().long().flatten().cpu()
-    n_pos, n_neg = int(labels.sum()), int((labels == 0).sum())
-    if n_pos == 0 or n_neg == 0:
-        return None
-    order = scores.argsort()
-    s, y = scores[order], labels[order].double()
-    zero = torch.zeros(1, dtype=torch.float64)
-    below_pos = torch.cat([zero, y.cumsum(0)])  # positives at or below each cut (k lowest scores)
-    below_neg = torch.cat([zero, (1 - y).cumsum(0)])
-    fnr, fpr = below_pos / n_pos, (n_neg - below_neg) / n_neg
-    step = 1e-6 * (1.0 + s.abs().max())
-    cuts = torch.cat([s[:1] - step, (s[1:] + s[:-1]) / 2, s[-1:] + step])
-    valid = torch.ones(len(cuts), dtype=torch.bool)
-    valid[1:-1] = s[1:] > s[:-1]  # a cut between tied scores is not a threshold
-    gap = (fpr - fnr).abs().masked_fill(~valid, float("inf"))
-    return float(cuts[int(gap.argmin())])

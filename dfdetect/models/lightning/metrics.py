@@ -1,4 +1,5 @@
-"""Detection metrics at clip level and at video level (mean of clip probabilities per video).
+"""Detection metrics at clip level and at video level (``dfdetect.scoring.video``), with AUC and
+EER from ``dfdetect.scoring.roc``.
 
 All functions take P(fake) probabilities and labels (1 = fake). Metrics that need both classes
 (AUC, AP, EER) are NaN when only one class is present.
@@ -13,21 +14,10 @@ import torchmetrics.functional.classification as tmf
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
+from dfdetect.scoring.roc import auc, equal_error_rate
+from dfdetect.scoring.video import video_level
+
 METRIC_NAMES = ("acc", "f1", "auc", "ap", "eer")
-
-
-def equal_error_rate(probs: torch.Tensor, labels: torch.Tensor) -> float:
-    """The error rate where false-positive and false-negative rates meet (linear interpolation)."""
-    if labels.unique().numel() < 2:
-        return math.nan
-    fpr, tpr, _ = tmf.binary_roc(probs, labels.long())
-    fnr = 1.0 - tpr
-    diff = fpr - fnr
-    i = int(torch.nonzero(diff >= 0)[0])
-    if i == 0 or diff[i] == 0:
-        return float((fpr[i] + fnr[i]) / 2)
-    w = diff[i] / (diff[i] - diff[i - 1])
-    return float(fpr[i] + w * (fpr[i - 1] - fpr[i]))
 
 
 def binary_metrics(probs: torch.Tensor, labels: torch.Tensor, threshold: float = 0.5) -> dict[str, float]:
@@ -37,28 +27,10 @@ def binary_metrics(probs: torch.Tensor, labels: torch.Tensor, threshold: float =
         "f1": float(tmf.binary_f1_score(probs, labels, threshold=threshold)),
     }
     both_classes = labels.unique().numel() == 2
-    out["auc"] = float(tmf.binary_auroc(probs, labels)) if both_classes else math.nan
+    out["auc"] = auc(probs, labels)
     out["ap"] = float(tmf.binary_average_precision(probs, labels)) if both_classes else math.nan
     out["eer"] = equal_error_rate(probs, labels)
     return out
-
-
-def video_level(
-    probs: torch.Tensor, labels: torch.Tensor, video_index: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean clip probability and label per video; a video must not mix labels."""
-    videos, inverse = torch.unique(video_index, return_inverse=True)
-    n = len(videos)
-    sums = torch.zeros(n, dtype=torch.float64).index_add_(0, inverse, probs.double())
-    counts = torch.zeros(n, dtype=torch.float64).index_add_(
-        0, inverse, torch.ones_like(probs, dtype=torch.float64)
-    )
-    label_max = torch.full((n,), -1, dtype=torch.long).scatter_reduce_(0, inverse, labels.long(), "amax")
-    label_min = torch.full((n,), 2, dtype=torch.long).scatter_reduce_(0, inverse, labels.long(), "amin")
-    if (label_max != label_min).any():
-        bad = videos[(label_max != label_min).nonzero()[0]].item()
-        raise ValueError(f"video index {bad} has both real and fake clips")
-    return (sums / counts).float(), label_max
 
 
 class ClipVideoMetrics(Metric):

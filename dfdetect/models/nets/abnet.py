@@ -95,9 +95,6 @@ class ABNet(ClipDetector):
     """``face_net``: ``"dlib_resnet"`` (``weights``: ``"installed"``, a ``.dat`` path, or ``None``) or
     ``"inception_resnet_v1"`` (``weights``: a facenet-pytorch state dict, or ``None``); frozen either way."""
 
-    mean = DLIB_MEAN_01
-    std = DLIB_STD_01
-
     def __init__(
         self,
         input_size: int | None = None,

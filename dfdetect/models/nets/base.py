@@ -6,9 +6,14 @@ A net maps a float clip batch ``(B, T, C, H, W)``, already normalised with the n
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from dfdetect.models.nets.registry import NetInfo
 
 
 class ClipDetector(nn.Module):
@@ -19,6 +24,11 @@ class ClipDetector(nn.Module):
     input_size: int | None = None  # frames are resized to this on the device when set
     channels_last: bool = False  # frames enter the convolutions in channels-last layout
     takes_uint8: bool = False  # True for nets (ensembles) that normalise for themselves
+    info: NetInfo | None = None  # a registered net's facts, its mean and std (set by register_net)
+
+    def native_input_size(self, input_size: int | None) -> int | None:
+        """``input_size``, or the registered net's native input size when it is None."""
+        return self.info.input_size if input_size is None and self.info is not None else input_size
 
     def resize(self, frames: torch.Tensor) -> torch.Tensor:
         if self.input_size is None or frames.shape[-2:] == (self.input_size, self.input_size):

@@ -113,12 +113,9 @@ class Bottleneck(nn.Module):
     ),
 )
 class CLRNet(ClipDetector):
-    mean = (0.0, 0.0, 0.0)
-    std = (1.0, 1.0, 1.0)
-
     def __init__(
         self,
-        input_size: int = 240,
+        input_size: int | None = None,
         blocks: tuple[int, ...] = (3, 4, 6, 3),
         filters: int = 64,
         dropout: float = 0.25,
@@ -127,7 +124,7 @@ class CLRNet(ClipDetector):
         kernel_l2: float = 0.0,
     ):
         super().__init__()
-        self.input_size = input_size
+        self.input_size = input_size = self.native_input_size(input_size)
         self.stem = nn.Sequential(
             cell(3, filters, 7, 2), batch_norm(filters, bn_momentum), nn.ReLU(inplace=True), TimeMaxPool(3)
         )
@@ -182,7 +179,7 @@ class CLRNetLite(CLRNet):
 
     def __init__(
         self,
-        input_size: int = 128,
+        input_size: int | None = None,
         blocks: tuple[int, ...] = (1, 1, 1, 1),
         filters: int = 8,
         dropout: float = 0.25,

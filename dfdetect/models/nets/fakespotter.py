@@ -82,9 +82,6 @@ def shallow_classifier(
     ),
 )
 class FakeSpotter(FrameDetector):
-    mean = DLIB_MEAN_01
-    std = DLIB_STD_01
-
     def __init__(
         self,
         input_size: int | None = None,

@@ -85,13 +85,11 @@ def _meso_info(variant: str, keras_name: str, params: int) -> NetInfo:
 
 
 class _MesoBase(FrameDetector):
-    mean = (0.0, 0.0, 0.0)
-    std = (1.0, 1.0, 1.0)
     pools = (2, 2, 2, 4)
 
-    def __init__(self, input_size: int = 256, dropout: float = 0.5):
+    def __init__(self, input_size: int | None = None, dropout: float = 0.5):
         super().__init__()
-        self.input_size = input_size
+        self.input_size = input_size = self.native_input_size(input_size)
         side = pooled_size(input_size, self.pools)
         self.head = MesoHead(16 * side * side, dropout)
 
@@ -110,7 +108,7 @@ class _MesoBase(FrameDetector):
 class Meso4(_MesoBase):
     def __init__(
         self,
-        input_size: int = 256,
+        input_size: int | None = None,
         dropout: float = 0.5,
         bn_momentum: float = KERAS_BN_MOMENTUM,
         weights: str | None = None,
@@ -130,7 +128,7 @@ class Meso4(_MesoBase):
 class MesoInception4(_MesoBase):
     def __init__(
         self,
-        input_size: int = 256,
+        input_size: int | None = None,
         dropout: float = 0.5,
         bn_momentum: float = KERAS_BN_MOMENTUM,
         weights: str | None = None,

@@ -46,12 +46,18 @@ _REGISTRY: dict[str, tuple[Callable[..., nn.Module], NetInfo]] = {}
 
 
 def register_net(name: str, info: NetInfo) -> Callable:
-    """Class (or factory) decorator: make it buildable as ``create_net(name)``, described by ``info``."""
+    """Class (or factory) decorator: make it buildable as ``create_net(name)``, described by ``info``;
+    a class gets ``info`` and its ``mean`` / ``std`` as class attributes."""
 
     def wrap(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"detector {name!r} is registered twice")
-        _REGISTRY[name] = (factory, NetInfo(**{**info.__dict__, "name": name}))
+        named = NetInfo(**{**info.__dict__, "name": name})
+        _REGISTRY[name] = (factory, named)
+        if isinstance(factory, type):
+            # a registered class reads its native input size and normalisation from here only
+            factory.info = named
+            factory.mean, factory.std = named.mean, named.std
         return factory
 
     return wrap

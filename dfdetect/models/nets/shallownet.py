@@ -72,8 +72,6 @@ def feature_side(size: int, units: Iterable[Unit], padding: str) -> int:
 
 
 class _ShallowNet(FrameDetector):
-    mean = (0.0, 0.0, 0.0)
-    std = (1.0, 1.0, 1.0)
     units: tuple[Unit, ...]
     padding: str
     conv_batch_norm: bool
@@ -82,12 +80,13 @@ class _ShallowNet(FrameDetector):
 
     def __init__(
         self,
-        input_size: int = 128,
+        input_size: int | None = None,
         dropout: float = 0.25,
         kernel_l2: float = 1e-4,
         bn_momentum: float = KERAS_BN_MOMENTUM,
     ):
         super().__init__()
+        input_size = self.native_input_size(input_size)
         side = feature_side(input_size, self.units, self.padding)
         if side < 1:
             smallest = next(s for s in range(1, 4096) if feature_side(s, self.units, self.padding) > 0)

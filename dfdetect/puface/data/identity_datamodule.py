@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from dfdetect.data.frames import BadFrameError, read_frame
+from dfdetect.facts.dlib import DLIB_INPUT_SIZE
 from dfdetect.puface.data.identity_table import (
     folder_faces,
     select_identities,
@@ -74,7 +75,7 @@ class IdentityDataModule(pl.LightningDataModule):
         identities: list[str] | None = None,
         train_fraction: float = 0.7,
         split_seed: int = 0,
-        chip_size: int = 150,
+        chip_size: int = DLIB_INPUT_SIZE,
         batch_size: int = 32,
         num_workers: int = 0,
         chip_batch: int = 16,

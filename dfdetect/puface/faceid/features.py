@@ -6,9 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dfdetect.facts.dlib import DLIB_INPUT_SIZE as DLIB_SIZE
 from dfdetect.models.nets.dlib_face import dlib_resnet
-
-DLIB_SIZE = 150
 
 
 def frozen_dlib(weights: str | None = "installed") -> nn.Module:

@@ -11,12 +11,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dfdetect.puface.faceid.features import to_net_input
+from dfdetect.puface.faceid.features import DLIB_SIZE, to_net_input
 
 
 class EndToEnd:
     def __init__(self, net: nn.Module, epochs: int = 3, lr: float = 1e-4, head_lr: float = 1e-2,
-                 batch_size: int = 32, device: str = "cpu", seed: int = 0, input_size: int = 150):  # fmt: skip
+                 batch_size: int = 32, device: str = "cpu", seed: int = 0, input_size: int = DLIB_SIZE):  # fmt: skip
         self.net, self.epochs, self.lr, self.head_lr = net, epochs, lr, head_lr
         self.batch_size, self.device, self.seed, self.size = batch_size, device, seed, input_size
 

@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dfdetect.facts.dlib import DLIB_INPUT_SIZE
 from dfdetect.puface.data.identity_datamodule import read_image, write_png
 from dfdetect.puface.data.identity_table import IMAGE_SUFFIXES
 from dfdetect.puface.purifier.defenses import purify_chips
 from dfdetect.utils.errors import UserError
 
 
-def purify_folder(purifier, src: str | Path, dst: str | Path, batch: int = 32, device="cpu", size: int | None = 150) -> dict:
+def purify_folder(purifier, src: str | Path, dst: str | Path, batch: int = 32, device="cpu", size: int | None = DLIB_INPUT_SIZE) -> dict:
     src, dst = Path(src), Path(dst)
     if not src.is_dir():
         raise UserError(f"no folder at {src}")
