@@ -143,6 +143,20 @@ def read_calibration(path: Path, identity: ModelIdentity) -> dict:
     return calibration
 
 
+class ThresholdError(UserError, ValueError):
+    """``threshold=`` that is no probability: NaN would call every file real (a gate failing open)."""
+
+
+def checked_threshold(value) -> float:
+    try:
+        threshold = float(value)
+    except (TypeError, ValueError):
+        threshold = math.nan
+    if not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
+        raise ThresholdError(f"threshold={value}: give a number from 0 to 1 (P(fake) at or above it is fake)")
+    return threshold
+
+
 def decision_rule(cfg: DictConfig, identity: ModelIdentity) -> Decision:
     """``threshold=`` wins; else ``calibration=<file>``, else a calibration.json beside the
     checkpoint or weights (``<stem>.calibration.json`` or ``calibration.json``); else 0.5 with
@@ -152,7 +166,7 @@ def decision_rule(cfg: DictConfig, identity: ModelIdentity) -> Decision:
     calibration = read_calibration(path, identity) if path is not None else None
     temperature = float(calibration["temperature"]) if calibration else 1.0
     if cfg.get("threshold") is not None:
-        return Decision(float(cfg.threshold), temperature, "threshold=")
+        return Decision(checked_threshold(cfg.threshold), temperature, "threshold=")
     if calibration:
         key = "eer_threshold" if cfg.get("predict", {}).get("operating_point") == "eer" else "threshold"
         return Decision(float(calibration[key]), temperature, f"{path} ({key})")

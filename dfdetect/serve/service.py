@@ -171,6 +171,7 @@ class Gate:
             crop_b64 = record.pop("_crop_b64", None)
             record.pop("path", None)
             record.pop("label", None)
+            record.pop("cached", None)
             record["reason"] = self.public_reason(record.get("reason") or "", upload.path)
             self.metrics.observe_verdict(
                 record,
