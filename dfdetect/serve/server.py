@@ -43,7 +43,15 @@ def _forwarder(cfg: DictConfig):
 
     provider_cfg = OmegaConf.to_container(cfg.providers[rec.provider], resolve=True)
     backoff = Backoff(float(rec.backoff_base_s), float(rec.backoff_cap_s), float(rec.max_retry_after_s))
-    return Forwarder(rec.provider, provider_cfg, rec.max_cost, rec.max_attempts, backoff, rec.cache)
+    return Forwarder(
+        rec.provider,
+        provider_cfg,
+        rec.max_cost,
+        rec.max_attempts,
+        backoff,
+        rec.cache,
+        check_credentials=bool(rec.get("check_credentials", True)),
+    )
 
 
 def _remove_routes(app, paths: set[str]) -> None:
