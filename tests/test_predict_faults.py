@@ -112,3 +112,29 @@ def test_a_missing_or_empty_input_is_one_line(tmp_path, checkpoint):  # noqa: F8
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 1 and "Traceback" not in done.stderr, (args, done.stderr[-1500:])
         assert lines[-1].startswith("predict: error: ") and ("input=" in lines[-1] or "threshold=" in lines[-1])
+
+
+def test_help_prints_the_usage_and_the_main_keys(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "predict.py"), "--help"],
+        cwd=tmp_path,
+        env=repo_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0
+    assert done.stdout.startswith("predict.py: ") and "usage:" in done.stdout
+    assert all(key in done.stdout for key in ("input=", "ckpt_path=", "threshold=", "predict.cache="))
+    assert "== Config ==" not in done.stdout  # not Hydra's generic help
+
+
+def test_hidden_files_are_counted_in_the_summary(tmp_path, checkpoint, capsys):  # noqa: F811
+    raw = tmp_path / "raw"
+    write_image(raw / "a.png", seed=1)
+    write_image(raw / ".b.png", seed=2)
+    write_image(raw / ".git" / "c.png", seed=3)
+    result, verdicts, _ = predict(predict_cfg(tmp_path, f"input={raw}", f"ckpt_path={checkpoint}"))
+    assert [os.path.basename(v.path) for v in verdicts] == ["a.png"]
+    assert result["hidden_skipped"] == 2
+    assert "skipped: 2 hidden file(s) or folder(s)" in capsys.readouterr().out

@@ -328,6 +328,14 @@ def test_page_uploads_a_face_and_shows_the_verdict_in_chromium(gate, tmp_path):
         )
         assert browser.find_element(By.ID, "verdict").get_attribute("class") == "real"
         assert browser.find_element(By.ID, "recognition").text.startswith("naver answered: celebrity")
+        browser.find_element(By.CSS_SELECTOR, "input[value=detect]").click()
+        browser.find_element(By.ID, "key").clear()
+        browser.find_element(By.ID, "key").send_keys("not-a-key-0123456789")  # an error answer ...
+        browser.find_element(By.ID, "file").send_keys(str(FAKE_FACE))
+        browser.find_element(By.ID, "send").click()
+        WebDriverWait(browser, 60).until(ec.text_to_be_present_in_element((By.ID, "status"), "HTTP 401"))
+        assert int(canvas.get_attribute("width")) == 0  # ... shows no boxes of the previous image
+        assert browser.find_element(By.ID, "clips").text == ""
         shot = tmp_path / "gate_page.png"
         assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
         print(f"\nscreenshot: {shot}")

@@ -114,6 +114,8 @@ def predict(cfg: DictConfig) -> tuple[dict, list[FileVerdict], Path]:
     ordered = sorted(verdicts.values(), key=lambda v: order[v.path])
     write_csv(run_dir / "predictions.csv", ordered)
     stats = summary(ordered)
+    stats["hidden_skipped"] = getattr(items, "hidden", 0)
+    stats["cached"] = sum(1 for v in ordered if v.cached)
     metrics = labelled_metrics(ordered)
     result = {
         **stats,
