@@ -12,6 +12,7 @@ import signal
 import socket
 import threading
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -53,6 +54,27 @@ def cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+def marked(mark: str) -> list[int]:
+    """Live processes whose environment carries ``mark``: the gate and everything it started,
+    re-parented or not."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if mark.encode() in (entry / "environ").read_bytes() and alive(int(entry.name)):
+                    out.append(int(entry.name))
+            except OSError:
+                pass
+    return out
+
+
+def left_behind(mark: str, wait_s: float = 10.0) -> dict[int, str]:
+    deadline = time.monotonic() + wait_s
+    while marked(mark) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return {p: cmdline(p)[:200] for p in marked(mark)}
 
 
 def workers(pid: int) -> list[int]:
@@ -141,7 +163,8 @@ def check_answers(load: Load, audit: Path) -> None:
 
 
 def test_worker_killed_under_load_is_restarted_while_health_tells_the_truth(tmp_path):
-    with gate_server(tmp_path, *OVERRIDES) as gate:
+    mark = f"gate-{uuid.uuid4().hex}"
+    with gate_server(tmp_path, *OVERRIDES, env={"DFDETECT_TEST_MARK": mark}) as gate:
         with Load(gate.url) as load:
             load.wait_ok(5)
             (worker,) = workers(gate.proc.pid)
@@ -169,10 +192,12 @@ def test_worker_killed_under_load_is_restarted_while_health_tells_the_truth(tmp_
             f", /health back after {recovered:.1f} s, first verdict after the kill {first_ok:.1f} s",
         )
         check_answers(load, gate.audit)
+    assert not left_behind(mark)  # the fixture's SIGTERM took the restarted worker down too
 
 
 def test_sigterm_under_load_drains_flushes_and_takes_every_child_down(tmp_path):
-    with gate_server(tmp_path, *OVERRIDES) as gate:
+    mark = f"gate-{uuid.uuid4().hex}"
+    with gate_server(tmp_path, *OVERRIDES, env={"DFDETECT_TEST_MARK": mark}) as gate:
         port = int(gate.url.rsplit(":", 1)[1])
         with Load(gate.url) as load:
             load.wait_ok(5)
@@ -186,7 +211,9 @@ def test_sigterm_under_load_drains_flushes_and_takes_every_child_down(tmp_path):
         deadline = time.monotonic() + 10
         while any(alive(p) for p in family) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not [p for p in family if alive(p)], "a child outlived the server"
+        left = {p: cmdline(p)[:200] for p in family if alive(p)}
+        assert not left, f"children outlived the server: {left}\n{gate.log_text()[-1500:]}"
+        assert not left_behind(mark), "a process the gate started (a restarted worker?) outlived it"
         with socket.socket() as s:  # nothing listens on the port any more: a restart can bind it
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("127.0.0.1", port))

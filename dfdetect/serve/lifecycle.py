@@ -55,11 +55,8 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def kill_tree(grace_s: float = 5.0) -> None:
-    """SIGTERM to every descendant of this process, SIGKILL to those still there after ``grace_s``.
-    Python's multiprocessing resource tracker is left to end by itself: it ignores SIGTERM, and
-    exits (cleaning up what it tracks) as soon as this process is gone."""
-    pids = [p for p in descendants(os.getpid()) if "resource_tracker" not in _cmdline(p)]
+def _kill_round(grace_s: float) -> list[int]:
+    pids = [p for p in descendants(os.getpid()) if _alive(p) and "resource_tracker" not in _cmdline(p)]
     for pid in pids:
         try:
             os.kill(pid, signal.SIGTERM)
@@ -79,6 +76,16 @@ def kill_tree(grace_s: float = 5.0) -> None:
             os.waitpid(pid, os.WNOHANG)
         except OSError:
             pass
+    return pids
+
+
+def kill_tree(grace_s: float = 5.0, rounds: int = 3) -> None:
+    """SIGTERM to every descendant of this process, SIGKILL to those still there after ``grace_s``;
+    again for any that started meanwhile. Python's multiprocessing resource tracker is left to end
+    by itself: it ignores SIGTERM, and exits (cleaning up what it tracks) once its writers are gone."""
+    for _ in range(rounds):
+        if not _kill_round(grace_s):
+            return
 
 
 class Lifecycle:
@@ -108,6 +115,17 @@ class Lifecycle:
 
     # ------------------------------------------------------------------ signals
     def install(self) -> None:
+        # LitServe's monitor restarts a dead worker; once stopping, it must not restart the workers
+        # being stopped (its shutdown event cannot be used: the main thread waits on it, and a
+        # signal handler calling the same manager connection would deadlock)
+        launch = self.server.launch_single_inference_worker
+
+        def restart(lit_api, worker_id):
+            if self.gate.draining:
+                return self.server.inference_workers[worker_id]  # stays dead; stop() ends the rest
+            return launch(lit_api, worker_id)
+
+        self.server.launch_single_inference_worker = restart
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         threading.Thread(target=self._watch, daemon=True, name="gate-watchdog").start()

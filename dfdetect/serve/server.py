@@ -9,6 +9,7 @@ import logging
 import platform
 import secrets
 import sys
+import time
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -201,4 +202,7 @@ def serve(cfg: DictConfig) -> None:
             log_level=str(s.log_level),
         )
     finally:
+        lifecycle = server.dfdetect_lifecycle
+        if lifecycle.stopping.locked():  # the lifecycle's stop is under way: it exits the process
+            time.sleep(lifecycle.drain_s + 30)
         gate.close()
