@@ -7,12 +7,13 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from dfdetect.models.lightning.checkpoint import trust_targets
 from dfdetect.predict import Predictor
 from dfdetect.predict.inputs import InputItem, list_inputs
+from dfdetect.predict.model import checked_threshold
 from dfdetect.predict.outputs import ScoreCache, append_line, write_csv
 from dfdetect.predict.plots import contact_sheet, plot_file, thumbnail
 from dfdetect.predict.pool import prepare_stream
@@ -58,6 +59,13 @@ def predict(cfg: DictConfig) -> tuple[dict, list[FileVerdict], Path]:
     run_dir = output_dir(cfg)
     save_composed_config(cfg, run_dir)
     trust_targets(cfg.get("trusted_targets"))
+    if OmegaConf.is_missing(cfg, "input"):
+        raise UserError(
+            "input= is required: a video, image, folder, glob or CSV "
+            "(python predict.py input=<path> ckpt_path=<checkpoint>; --help for more)"
+        )
+    if cfg.get("threshold") is not None:
+        checked_threshold(cfg.threshold)  # before any work
     items = list_inputs(cfg.input)
     predictor = Predictor.from_config(cfg)
     options = cfg.predict
@@ -106,6 +114,8 @@ def predict(cfg: DictConfig) -> tuple[dict, list[FileVerdict], Path]:
     ordered = sorted(verdicts.values(), key=lambda v: order[v.path])
     write_csv(run_dir / "predictions.csv", ordered)
     stats = summary(ordered)
+    stats["hidden_skipped"] = getattr(items, "hidden", 0)
+    stats["cached"] = sum(1 for v in ordered if v.cached)
     metrics = labelled_metrics(ordered)
     result = {
         **stats,
