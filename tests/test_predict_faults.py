@@ -17,6 +17,7 @@ from tests.preprocess_fakes import write_image
 from tests.test_predict import BLOB, checkpoint, predict_cfg  # noqa: F401 (a fixture)
 
 
+@pytest.mark.integration
 def test_a_symlink_loop_is_listed_once_and_quickly(tmp_path):
     loop = tmp_path / "L"
     write_image(loop / "a.png", seed=1)
@@ -87,6 +88,7 @@ def test_a_threshold_outside_0_1_or_not_a_number_is_refused(tmp_path, checkpoint
         predict(cfg)
 
 
+@pytest.mark.integration
 def test_a_missing_or_empty_input_is_one_line(tmp_path, checkpoint):  # noqa: F811
     with pytest.raises(UserError, match="input= is empty"):
         predict(predict_cfg(tmp_path, "input=", f"ckpt_path={checkpoint}"))
@@ -114,6 +116,7 @@ def test_a_missing_or_empty_input_is_one_line(tmp_path, checkpoint):  # noqa: F8
         assert lines[-1].startswith("predict: error: ") and ("input=" in lines[-1] or "threshold=" in lines[-1])
 
 
+@pytest.mark.integration
 def test_help_prints_the_usage_and_the_main_keys(tmp_path):
     done = subprocess.run(
         [sys.executable, str(ROOT / "predict.py"), "--help"],
