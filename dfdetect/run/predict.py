@@ -10,6 +10,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 from tqdm import tqdm
 
+from dfdetect.distributed.cluster import runner_options
 from dfdetect.models.lightning.checkpoint import trust_targets
 from dfdetect.predict import Predictor
 from dfdetect.predict.inputs import InputItem, list_inputs
@@ -89,7 +90,13 @@ def predict(cfg: DictConfig) -> tuple[dict, list[FileVerdict], Path]:
     bar = tqdm(
         total=len(items), initial=len(verdicts), desc="predict", unit="file", disable=not options.progress
     )
-    stream = prepare_stream(predictor, todo, int(options.workers), int(options.threads_per_worker))
+    ray_options = runner_options(cfg)
+    if ray_options is None:
+        stream = prepare_stream(predictor, todo, int(options.workers), int(options.threads_per_worker))
+    else:
+        from dfdetect.distributed.predict import prepare_on_ray
+
+        stream = prepare_on_ray(predictor, todo, ray_options, int(options.threads_per_worker))
     plot = bool(options.get("plot"))
     thumbs = {}
     for batch in _batches(stream, int(options.batch_size)):
