@@ -152,7 +152,7 @@ def test_a_driver_killed_with_kill_9_resumes_on_rerun(cluster, tmp_path):
     assert 2 <= len(before) < 6 and not (store / "manifest.parquet").exists()
 
     rerun = subprocess.run(
-        preprocess_cmd(raw, store, *ray_args, delay=0.0), cwd=ROOT, env=env, capture_output=True, text=True
+        preprocess_cmd(raw, store, *ray_args, delay=0.2), cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     after = records_snapshot(store)
@@ -171,7 +171,7 @@ def test_predict_on_ray_gives_the_local_verdicts_bad_files_included(cluster, tmp
     common = (f"input={raw}", f"ckpt_path={checkpoint}", "predict.cache=null")
     _, here, local_dir = predict(predict_cfg(tmp_path, *common))
     _, on_ray, ray_dir = predict(predict_cfg(tmp_path, *common, "runner=ray"))
-    assert len(here) == 16 and sum(v.verdict == "unknown" for v in here) == 8
+    assert len(here) == 17 and sum(v.verdict == "unknown" for v in here) == 8
     assert [(v.path, v.verdict, v.reason, v.n_clips) for v in on_ray] == [
         (v.path, v.verdict, v.reason, v.n_clips) for v in here
     ]
