@@ -165,12 +165,13 @@ def test_a_driver_killed_with_kill_9_resumes_on_rerun(cluster, tmp_path):
     assert on_disk == {p for paths in read_manifest(store)["paths"] for p in paths}
 
 
-def test_predict_on_ray_gives_the_local_verdicts_bad_files_included(cluster, tmp_path, checkpoint):  # noqa: F811
+@pytest.mark.parametrize("where", [[], ["ray.actors=1"]], ids=["model_on_driver", "model_in_actor"])
+def test_predict_on_ray_gives_the_local_verdicts_bad_files_included(cluster, tmp_path, checkpoint, where):  # noqa: F811
     raw = labelled_tree(tmp_path / "raw")
     bad_corpus(raw / "bad")
     common = (f"input={raw}", f"ckpt_path={checkpoint}", "predict.cache=null")
     _, here, local_dir = predict(predict_cfg(tmp_path, *common))
-    _, on_ray, ray_dir = predict(predict_cfg(tmp_path, *common, "runner=ray"))
+    _, on_ray, ray_dir = predict(predict_cfg(tmp_path, *common, "runner=ray", *where))
     assert len(here) == 17 and sum(v.verdict == "unknown" for v in here) == 8
     assert [(v.path, v.verdict, v.reason, v.n_clips) for v in on_ray] == [
         (v.path, v.verdict, v.reason, v.n_clips) for v in here

@@ -29,6 +29,10 @@ class RayOptions:
     max_retries: int = 3
     in_flight: int | None = None
     runtime_env: Mapping[str, Any] | None = None
+    # predict: the detector in this many Ray actors (0: on the driver)
+    actors: int = 0
+    num_gpus_per_actor: float = 0
+    num_cpus_per_actor: float = 1
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> RayOptions:

@@ -23,6 +23,12 @@ def _prepare_task(shared: tuple, item: InputItem) -> PreparedFile:
     return pool._prepare(item)
 
 
+def _failed(item: InputItem, error: BaseException) -> PreparedFile:
+    """``unknown``/``error`` naming the cause: the file's own exception (a task error wraps it) or
+    the worker's death."""
+    return pool._died(item, getattr(error, "cause", None) or error)
+
+
 def prepare_on_ray(
     predictor, items: Iterable[InputItem], options: RayOptions, threads: int = 1
 ) -> Iterator[PreparedFile]:
@@ -30,4 +36,54 @@ def prepare_on_ray(
     file whose worker keeps dying gets ``unknown`` with an ``error: ...`` reason."""
     shared = (predictor.detector_spec, predictor.prepare_options(), threads)
     with ray_session(options) as ray:
-        yield from run_tasks(ray, _prepare_task, shared, list(items), options, pool._died)
+        yield from run_tasks(ray, _prepare_task, shared, list(items), options, _failed)
+
+
+class _Scorer:
+    """A Ray actor holding the detector (on a GPU where ``ray.num_gpus_per_actor`` gives it one):
+    scores batches of prepared files with the predictor the driver would use."""
+
+    def __init__(self, config: dict):
+        from omegaconf import OmegaConf
+
+        from dfdetect.models.lightning.checkpoint import trust_targets
+        from dfdetect.predict.predictor import predictor_from_config
+
+        cfg = OmegaConf.create(config)
+        trust_targets(cfg.get("trusted_targets"))
+        self.predictor = predictor_from_config(cfg)
+
+    def score(self, prepared: list[PreparedFile]) -> list:
+        return self.predictor.score(prepared)
+
+
+def score_on_actors(
+    batches: Iterable[list[PreparedFile]], config: dict, options: RayOptions
+) -> Iterator[tuple[list[PreparedFile], list]]:
+    """(batch, its verdicts) in completion order, scored by ``options.actors`` actors, each with
+    ``options.num_gpus_per_actor`` GPUs and ``options.num_cpus_per_actor`` CPUs, two batches in
+    flight per actor. ``config``: the composed predict config as a plain dict (the actors load
+    the same model, calibration and threshold from it)."""
+    with ray_session(options) as ray:
+        actor_class = ray.remote(_Scorer).options(
+            num_gpus=options.num_gpus_per_actor, num_cpus=options.num_cpus_per_actor, max_restarts=1
+        )
+        if options.num_gpus_per_actor > 0:
+            config = {**config, "predict": {**config["predict"], "device": "cuda"}}
+        actors = [actor_class.remote(config) for _ in range(options.actors)]
+        in_flight: dict[Any, list[PreparedFile]] = {}
+        batches = iter(batches)
+        turn = 0
+        while True:
+            while len(in_flight) < 2 * len(actors):
+                batch = next(batches, None)
+                if batch is None:
+                    break
+                in_flight[actors[turn % len(actors)].score.remote(batch)] = batch
+                turn += 1
+            if not in_flight:
+                return
+            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            for ref in ready:
+                batch = in_flight.pop(ref)
+                yield batch, ray.get(ref)

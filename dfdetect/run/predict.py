@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from dfdetect.distributed.cluster import runner_options
@@ -99,8 +99,15 @@ def predict(cfg: DictConfig) -> tuple[dict, list[FileVerdict], Path]:
         stream = prepare_on_ray(predictor, todo, ray_options, int(options.threads_per_worker))
     plot = bool(options.get("plot"))
     thumbs = {}
-    for batch in _batches(stream, int(options.batch_size)):
-        for prepared, verdict in zip(batch, predictor.score(batch), strict=True):
+    batches = _batches(stream, int(options.batch_size))
+    if ray_options is not None and ray_options.actors > 0:
+        from dfdetect.distributed.predict import score_on_actors
+
+        scored = score_on_actors(batches, OmegaConf.to_container(cfg, resolve=True), ray_options)
+    else:
+        scored = ((batch, predictor.score(batch)) for batch in batches)
+    for batch, batch_verdicts in scored:
+        for prepared, verdict in zip(batch, batch_verdicts, strict=True):
             if plot and verdict.p_fake is not None:
                 plot_file(run_dir / "plots", prepared, verdict)
                 thumbs[verdict.path] = thumbnail(prepared)
