@@ -6,9 +6,9 @@ Per round, in turn (the order rotates between rounds so that a change of load on
 favours none): the local runner with ``--cpus`` worker processes; runner=ray on a local cluster of
 ``--cpus`` CPUs (overhead); runner=ray on 1 CPU and on 2 CPUs (scaling). Every run writes a fresh
 store with the store pipeline's default detector and face settings (``--clips`` clips of 5 frames per
-video, over the whole video unless ``--max-frames``); its wall time includes worker or cluster
-start-up. Each Ray store's manifest is checked against the local one. Prints medians with min-max,
-files per second, the load average before and after, the overhead of Ray against local at the same
+video, over the whole video unless ``--max-frames``); its wall time includes starting the worker
+processes, not starting a Ray cluster (printed apart: a cluster serves many runs). Each Ray store's
+manifest is checked against the local one. Prints medians with min-max, files per second, the load average before and after, the overhead of Ray against local at the same
 CPUs, and as its last line ``ratio=<files/s of ray on 2 CPUs / files/s of ray on 1 CPU>``.
 """
 
@@ -20,13 +20,14 @@ import shutil
 import statistics
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import pandas as pd
 from omegaconf import OmegaConf
 
 from dfdetect.data.manifest import read_manifest
-from dfdetect.distributed.cluster import RayOptions
+from dfdetect.distributed.cluster import RayOptions, ray_session
 from dfdetect.distributed.preprocess import ray_dispatch
 from dfdetect.preprocess.adapters import scan
 from dfdetect.preprocess.runner import run_preprocess
@@ -44,19 +45,30 @@ def settings(clips: int, max_frames: int) -> ClipSettings:
     return ClipSettings.from_mapping(values)
 
 
-def one_run(name: str, cpus: int, items, clip_settings, detector, store: Path) -> float:
+def one_run(name: str, cpus: int, items, clip_settings, detector, store: Path) -> tuple[float, float]:
+    """(seconds of the run, seconds to start its Ray cluster, 0 for local). The run's time includes
+    starting its worker processes (local) or Ray's workers (ray), not the cluster itself."""
     shutil.rmtree(store, ignore_errors=True)
-    dispatch = None
-    if name.startswith("ray"):
-        dispatch = ray_dispatch(RayOptions(num_cpus=cpus))
-    t0 = time.perf_counter()
-    summary = run_preprocess(
-        items, store, clip_settings, detector, workers=cpus, progress=False, dispatch=dispatch
-    )
-    seconds = time.perf_counter() - t0
+    options = RayOptions(num_cpus=cpus)
+    with ExitStack() as stack:
+        t0 = time.perf_counter()
+        if name == "ray":
+            stack.enter_context(ray_session(options))
+        startup = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        summary = run_preprocess(
+            items,
+            store,
+            clip_settings,
+            detector,
+            workers=cpus,
+            progress=False,
+            dispatch=ray_dispatch(options) if name == "ray" else None,
+        )
+        seconds = time.perf_counter() - t0
     if summary.processed != len(items):
         raise SystemExit(f"{name}: processed {summary.processed} of {len(items)} files")
-    return seconds
+    return seconds, startup
 
 
 def main() -> None:
@@ -82,14 +94,17 @@ def main() -> None:
     )
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     times: dict[tuple[str, int], list[float]] = {c: [] for c in configs}
+    startups: list[float] = []
     with tempfile.TemporaryDirectory(prefix="bench_ray_") as tmp:
         reference = None
         for r in range(args.rounds):
             order = configs[r % len(configs) :] + configs[: r % len(configs)]
             for name, cpus in order:
                 store = Path(tmp) / f"{name}{cpus}"
-                seconds = one_run(name, cpus, items, clip_settings, detector, store)
+                seconds, startup = one_run(name, cpus, items, clip_settings, detector, store)
                 times[(name, cpus)].append(seconds)
+                if name == "ray":
+                    startups.append(startup)
                 manifest = read_manifest(store)
                 if reference is None:
                     reference = manifest
@@ -103,6 +118,9 @@ def main() -> None:
     print(f"store: {store_bytes / len(items) / 1e6:.2f} MB per file ({store_bytes / 1e6:.1f} MB in all)")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("every run gave the same manifest")
+    print(
+        f"starting a local Ray cluster (not in the times below): median {statistics.median(startups):.1f} s"
+    )
     med = {c: statistics.median(t) for c, t in times.items()}
     for (name, cpus), t in times.items():
         print(

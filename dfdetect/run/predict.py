@@ -103,7 +103,12 @@ def predict(cfg: DictConfig) -> tuple[dict, list[FileVerdict], Path]:
     if ray_options is not None and ray_options.actors > 0:
         from dfdetect.distributed.predict import score_on_actors
 
-        scored = score_on_actors(batches, OmegaConf.to_container(cfg, resolve=True), ray_options)
+        plain = {
+            k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+            for k in cfg
+            if k != "hydra"
+        }
+        scored = score_on_actors(batches, plain, ray_options)
     else:
         scored = ((batch, predictor.score(batch)) for batch in batches)
     for batch, batch_verdicts in scored:
