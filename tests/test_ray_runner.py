@@ -127,6 +127,17 @@ def test_a_worker_killed_mid_run_costs_nothing(cluster, tmp_path):
     assert_same_store(tmp_path / "ray", tmp_path / "local")
 
 
+def test_a_file_that_keeps_killing_its_worker_is_recorded_as_failed_and_the_rest_go_on(cluster, tmp_path):
+    raw = good_tree(tmp_path / "raw", videos=3)
+    write_video(raw / "fake/crash.avi", n_frames=20, size=(104, 64))
+    detector = functools.partial(BlobDetector, crash_on_width=104)
+    summary = run(raw, tmp_path / "ray", detector=detector, dispatch=ray_dispatch(RayOptions(max_retries=1)))
+    status = pd.read_parquet(tmp_path / "ray/status.parquet").set_index("video_id")
+    assert status.loc["fake/crash", "status"] == "failed"
+    assert "worker process died" in status.loc["fake/crash", "reason"]
+    assert (summary.files, summary.ok, summary.failed) == (4, 3, 1)
+
+
 def test_a_driver_killed_with_kill_9_resumes_on_rerun(cluster, tmp_path):
     raw = good_tree(tmp_path / "raw", videos=6)
     store = tmp_path / "store"
