@@ -4,9 +4,11 @@ the module: the same store and verdicts as the local runner, a killed worker and
 from __future__ import annotations
 
 import functools
+import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -20,7 +22,7 @@ from dfdetect.distributed.preprocess import ray_dispatch
 from dfdetect.run.predict import predict
 from tests.conftest import ROOT, repo_env
 from tests.preprocess_fakes import BlobDetector, write_video
-from tests.test_predict import bad_corpus, checkpoint, labelled_tree, predict_cfg  # noqa: F401
+from tests.test_predict import BLOB, PIPELINE, SAMPLING, bad_corpus, checkpoint, labelled_tree, predict_cfg  # noqa: F401
 from tests.test_preprocess_store import (
     good_tree,
     messy_tree,  # noqa: F401 - a fixture
@@ -203,3 +205,57 @@ def test_predict_on_ray_gives_the_local_verdicts_bad_files_included(cluster, tmp
         .drop(columns=["p_fake"])
         .equals(pd.read_csv(local_dir / "predictions.csv").drop(columns=["p_fake"]))
     )
+
+
+def cached_lines(cache: Path) -> list[str]:
+    return [line for p in sorted(cache.glob("*.jsonl")) for line in p.read_text().splitlines()]
+
+
+def test_predict_driver_killed_with_kill_9_resumes_on_rerun(cluster, tmp_path, checkpoint):  # noqa: F811
+    raw = tmp_path / "raw"
+    for i in range(8):
+        write_video(raw / f"v{i}.avi", n_frames=24, seed=i)
+    cache = tmp_path / "cache"
+    overrides = [
+        f"input={raw}",
+        f"ckpt_path={checkpoint}",
+        BLOB,
+        "+detector.delay=0.2",
+        *PIPELINE,
+        *(f"sampling.{s}" for s in SAMPLING),
+        "predict.image_size=64",
+        "predict.batch_size=1",
+        "predict.progress=false",
+        f"predict.cache={cache}",
+        "runner=ray",
+        f"ray.address={cluster}",
+    ]
+
+    def command(run: str) -> list[str]:
+        return [sys.executable, "predict.py", *overrides, f"hydra.run.dir={tmp_path / run}"]
+
+    proc = subprocess.Popen(
+        command("first"), cwd=ROOT, env=repo_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline and len(cached_lines(cache)) < 2:
+            time.sleep(0.02)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    time.sleep(3)  # the cluster notices the dead driver and stops its tasks
+    before = cached_lines(cache)
+    assert 2 <= len(before) < 8
+
+    rerun = subprocess.run(command("second"), cwd=ROOT, env=repo_env(), capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    after = cached_lines(cache)
+    assert after[: len(before)] == before and len(after) == 8  # nothing scored twice, nothing lost
+    assert len({json.loads(line)["key"] for line in after}) == 8
+    table = pd.read_csv(tmp_path / "second/predictions.csv")
+    _, local, _ = predict(
+        predict_cfg(tmp_path, f"input={raw}", f"ckpt_path={checkpoint}", "predict.cache=null")
+    )
+    assert list(table["path"]) == [v.path for v in local]
+    assert all(abs(a - v.p_fake) <= 1e-6 for a, v in zip(table["p_fake"], local, strict=True))
