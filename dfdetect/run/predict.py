@@ -10,6 +10,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from dfdetect.distributed.cluster import runner_options
 from dfdetect.models.lightning.checkpoint import trust_targets
 from dfdetect.predict import Predictor
 from dfdetect.predict.inputs import InputItem, list_inputs
@@ -97,11 +98,29 @@ def predict(cfg: DictConfig) -> tuple[dict, list[FileVerdict], Path]:
     bar = tqdm(
         total=len(items), initial=len(verdicts), desc="predict", unit="file", disable=not options.progress
     )
-    stream = prepare_stream(predictor, todo, int(options.workers), int(options.threads_per_worker))
+    ray_options = runner_options(cfg)
+    if ray_options is None:
+        stream = prepare_stream(predictor, todo, int(options.workers), int(options.threads_per_worker))
+    else:
+        from dfdetect.distributed.predict import prepare_on_ray
+
+        stream = prepare_on_ray(predictor, todo, ray_options, int(options.threads_per_worker))
     plot = bool(options.get("plot"))
     thumbs = {}
-    for batch in _batches(stream, int(options.batch_size)):
-        for prepared, verdict in zip(batch, predictor.score(batch), strict=True):
+    batches = _batches(stream, int(options.batch_size))
+    if ray_options is not None and ray_options.actors > 0:
+        from dfdetect.distributed.predict import score_on_actors
+
+        plain = {
+            k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+            for k in cfg
+            if k != "hydra"
+        }
+        scored = score_on_actors(batches, plain, ray_options)
+    else:
+        scored = ((batch, predictor.score(batch)) for batch in batches)
+    for batch, batch_verdicts in scored:
+        for prepared, verdict in zip(batch, batch_verdicts, strict=True):
             if plot and verdict.p_fake is not None:
                 plot_file(run_dir / "plots", prepared, verdict)
                 thumbs[verdict.path] = thumbnail(prepared)
