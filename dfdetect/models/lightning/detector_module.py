@@ -19,7 +19,7 @@ import pandas as pd
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from pytorch_lightning.utilities.rank_zero import rank_zero_info
+from pytorch_lightning.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from pytorch_lightning.utilities.warnings import PossibleUserWarning
 from torch import nn
 
@@ -72,6 +72,11 @@ class DetectorModule(pl.LightningModule):
             net.l2_normalize = True  # LNCLIP-DF: L2-normalised features before the linear head
         self.finetune_counts = apply_finetune(net, finetune)
         rank_zero_info(self.finetune_counts.line())
+        if finetune != "full" and getattr(net, "has_weights", True) is False:
+            rank_zero_warn(
+                f"model.finetune={finetune} on randomly initialised weights: only a smoke test; pass "
+                "model.net.pretrained=true (downloads) or model.net.weights=<file>"
+            )
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
             self.net.channels_last = True

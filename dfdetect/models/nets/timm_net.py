@@ -122,6 +122,7 @@ class TimmDetector(FrameDetector):
         except TypeError:  # a CNN: any input size, no img_size argument
             kwargs.pop("img_size", None)
             self.backbone = _create(name, pretrained and weights is None, kwargs)
+        self.has_weights = bool(pretrained or weights)  # False: random initialisation
         self.l2_normalize = l2_normalize
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.backbone.num_features, 1)
@@ -168,6 +169,8 @@ def _create(name: str, pretrained: bool, kwargs: dict) -> nn.Module:
         return timm.create_model(name, pretrained=False, num_classes=0, **kwargs)
     try:
         return timm.create_model(name, pretrained=True, num_classes=0, **kwargs)
+    except TypeError:  # an argument the model does not take (img_size of a CNN): the caller retries
+        raise
     except Exception as err:  # no network, no hub access, gated weights
         first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
         raise UserError(
