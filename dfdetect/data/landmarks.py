@@ -93,3 +93,15 @@ def clip_landmarks(
             return None, "dlib's face detector finds no face in the middle frame"
         box, source = crop_box(*frames.shape[1:3], margin=margin), "crop_box"
     return np.stack([frame_landmarks(f, box) for f in frames]), source
+
+
+def normalise_landmarks(points: np.ndarray) -> np.ndarray:
+    """Per-frame 68 points ``(..., 68, 2)`` without position and size: centred on their mean, divided
+    by the inter-ocular distance (eye centres), flattened to ``(..., 136)``. Head roll and the
+    expression stay; what is left of identity (the face's own shape) is a constant over a segment,
+    which the behaviour net removes with the segment mean."""
+    points = np.asarray(points, dtype=np.float32)
+    centred = points - points.mean(axis=-2, keepdims=True)
+    eyes = points[..., LEFT_EYE, :].mean(axis=-2) - points[..., RIGHT_EYE, :].mean(axis=-2)
+    iod = np.maximum(np.linalg.norm(eyes, axis=-1), 1e-3)[..., None, None]
+    return (centred / iod).reshape(*points.shape[:-2], 136)
