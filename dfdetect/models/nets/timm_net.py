@@ -31,8 +31,9 @@ from dfdetect.models.nets.base import FrameDetector
 from dfdetect.models.nets.registry import NetInfo, register_net
 from dfdetect.utils.errors import UserError
 
-# a tiny timm model that builds offline in a blink: the registry entry's defaults
-DEFAULT_NAME = "resnet10t"
+# a small timm model that builds offline in a blink, every parameter trained from the first step
+# (timm's ResNets zero-initialise each block's last BatchNorm): the registry entry's defaults
+DEFAULT_NAME = "mobilenetv3_small_100"
 _PREFIXES = ("module.", "net.", "model.", "backbone.")
 _INTERPOLATIONS = {"bilinear": "bilinear", "bicubic": "bicubic", "nearest": "nearest"}
 
@@ -87,13 +88,13 @@ def _strip(key: str) -> str:
 @register_net(
     "timm",
     NetInfo(
-        paper="any timm backbone (Wightman, pytorch-image-models); defaults: resnet10t",
+        paper="any timm backbone (Wightman, pytorch-image-models); defaults: mobilenetv3_small_100",
         code="timm.create_model(name, num_classes=0) + optional L2-normalised features + linear head",
-        input_size=176,
+        input_size=224,
         mean=(0.485, 0.456, 0.406),
         std=(0.229, 0.224, 0.225),
         kind="frame",
-        params=4_923_001,
+        params=1_518_881,
         weight_formats=("torch_state_dict", "safetensors"),
     ),
 )
@@ -125,7 +126,9 @@ class TimmDetector(FrameDetector):
         self.has_weights = bool(pretrained or weights)  # False: random initialisation
         self.l2_normalize = l2_normalize
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(self.backbone.num_features, 1)
+        # pre-logits width: after a pooled head's own layers (MobileNetV3 conv_head, ...) if it has one
+        width = getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features
+        self.head = nn.Linear(width, 1)
         if weights is not None:
             self.load_backbone(weights)
 
