@@ -99,6 +99,9 @@ ENTRIES: dict[str, dict] = {
     "abnet": {
         "args": [
             "model=abnet",
+            # the behaviour stream this row was measured with (before #30; the config's default is
+            # now behaviour=landmarks)
+            "model.net.behaviour=appearance",
             SEG64,
             "data.frame_stride=4",
             "model.enrol_splits=[train,val,test]",
@@ -124,6 +127,24 @@ ENTRIES: dict[str, dict] = {
             "trainer.limit_train_batches=8",
         ],
         "budget": "00:00:06:00",
+    },
+    # issue #30: trained on the real videos only, with self-blended pseudo-fakes (validation too),
+    # tested on the fold's real fakes; beside the same backbone and budget trained on real + fake
+    "sbi_cpu": {
+        "args": ["experiment=sbi_cpu", *FRAME, *ONE_CORE, "trainer.max_epochs=6"],
+        "budget": "00:00:02:00",
+    },
+    "efficientnet_b0_128px": {
+        "args": [
+            "model=timm",
+            "model.net.name=efficientnet_b0",
+            "model.net.input_size=128",
+            "model.optimizer.lr=1e-3",
+            *FRAME,
+            *ONE_CORE,
+            "trainer.max_epochs=6",
+        ],
+        "budget": "00:00:02:00",
     },
     # the authors' released DF weights, no training: the same folds' test videos
     "mesoinception4_df_zero_shot": {
