@@ -29,8 +29,12 @@ def clip_of(frame: np.ndarray, motion: str, t: int = 6) -> np.ndarray:
 
 def retexture(frame: np.ndarray) -> np.ndarray:
     """Another appearance on the same geometry: colours permuted, contrast and skin texture changed."""
-    noise = cv2.GaussianBlur(np.random.default_rng(0).normal(0, 25, frame.shape[:2]).astype(np.float32), (0, 0), 2)
-    return np.clip(0.8 * frame[:, :, [2, 0, 1]].astype(np.float32) + 30 + noise[..., None], 0, 255).astype(np.uint8)
+    noise = cv2.GaussianBlur(
+        np.random.default_rng(0).normal(0, 25, frame.shape[:2]).astype(np.float32), (0, 0), 2
+    )
+    return np.clip(0.8 * frame[:, :, [2, 0, 1]].astype(np.float32) + 30 + noise[..., None], 0, 255).astype(
+        np.uint8
+    )
 
 
 def embeddings(net, clip: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -44,12 +48,18 @@ def embeddings(net, clip: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
 def test_behaviour_of_the_same_motion_under_another_face_texture_is_the_same():
     torch.manual_seed(0)
     face = face_frame(0, 160)
-    looks_a, looks_b, moves_otherwise = clip_of(face, "nod"), clip_of(retexture(face), "nod"), clip_of(face, "roll")
+    looks_a, looks_b, moves_otherwise = (
+        clip_of(face, "nod"),
+        clip_of(retexture(face), "nod"),
+        clip_of(face, "roll"),
+    )
     gaps = {}
     for behaviour in ("landmarks", "appearance"):
         torch.manual_seed(0)
         net = create_net("abnet", behaviour=behaviour).eval()
-        (app_a, beh_a), (app_b, beh_b), (_, beh_c) = (embeddings(net, c) for c in (looks_a, looks_b, moves_otherwise))
+        (app_a, beh_a), (app_b, beh_b), (_, beh_c) = (
+            embeddings(net, c) for c in (looks_a, looks_b, moves_otherwise)
+        )
         assert (app_a - app_b).norm() > 0.1  # the appearance did change
         gaps[behaviour] = float((beh_a - beh_b).norm() / (beh_a - beh_c).norm())
     # motion: the retextured face behaves as the original, far closer than another motion does;
@@ -74,7 +84,9 @@ def test_behaviour_reads_only_the_landmarks_not_the_face_net_features():
     # and the appearance part still decides who the face claims to be
     assert not torch.equal(net.appearance_from_features(a), net.appearance_from_features(b))
     legacy = create_net("abnet", input_size=64, behaviour="appearance").eval()
-    assert not torch.allclose(legacy.behaviour_from_features(a[..., :app_dim]), legacy.behaviour_from_features(b[..., :app_dim]))
+    assert not torch.allclose(
+        legacy.behaviour_from_features(a[..., :app_dim]), legacy.behaviour_from_features(b[..., :app_dim])
+    )
 
 
 def test_landmarks_are_normalised_for_position_and_size():

@@ -37,7 +37,10 @@ def moving_clip(frame: np.ndarray, t: int = 5, step: int = 2) -> np.ndarray:
 
 
 def test_the_68_point_predictor_is_the_installed_one():
-    assert predictor_path().name == "shape_predictor_68_face_landmarks.dat" and predictor_path().stat().st_size > 10**7
+    assert (
+        predictor_path().name == "shape_predictor_68_face_landmarks.dat"
+        and predictor_path().stat().st_size > 10**7
+    )
 
 
 def test_pseudo_fake_differs_from_its_real_only_inside_the_dilated_landmark_mask():
@@ -86,12 +89,27 @@ def write_store(root: Path, faces: int = 2, blanks: int = 1, fakes: int = 1) -> 
         for f, frame in enumerate(clip):
             cv2.imwrite(str(root / video / f"{f}.png"), frame[:, :, ::-1])
             paths.append(f"{video}/{f}.png")
-        rows.append(dict(clip_id=f"{video}/0", video_id=video, dataset="t", method="real", label=0,
-                         identity=video, source_identity=video, group=video, split="train",
-                         frame_indices=[0, 1, 2], face_boxes=[[0.0, 0.0, 96.0, 96.0]] * 3,
-                         det_prob=[1.0] * 3, paths=paths))
+        rows.append(
+            dict(
+                clip_id=f"{video}/0",
+                video_id=video,
+                dataset="t",
+                method="real",
+                label=0,
+                identity=video,
+                source_identity=video,
+                group=video,
+                split="train",
+                frame_indices=[0, 1, 2],
+                face_boxes=[[0.0, 0.0, 96.0, 96.0]] * 3,
+                det_prob=[1.0] * 3,
+                paths=paths,
+            )
+        )
     for i in range(fakes):  # a stored fake: never read under synthesis
-        rows.append({**rows[0], "clip_id": f"fake{i}/0", "video_id": f"fake{i}", "label": 1, "method": "deepfakes"})
+        rows.append(
+            {**rows[0], "clip_id": f"fake{i}/0", "video_id": f"fake{i}", "label": 1, "method": "deepfakes"}
+        )
     write_manifest(pd.DataFrame(rows), root)
     return root
 
@@ -125,13 +143,20 @@ def test_datamodule_synthesises_train_and_val_and_reads_test_as_stored(tmp_path)
 
     store = write_store(tmp_path / "store", faces=3, blanks=0, fakes=0)
     manifest = pd.read_parquet(store / "manifest.parquet")
-    extra = manifest.assign(clip_id=manifest["clip_id"] + "f", video_id=manifest["video_id"] + "f", label=1,
-                            group=manifest["group"] + "f",
-                            method="deepfakes", split="test")
+    extra = manifest.assign(
+        clip_id=manifest["clip_id"] + "f",
+        video_id=manifest["video_id"] + "f",
+        label=1,
+        group=manifest["group"] + "f",
+        method="deepfakes",
+        split="test",
+    )
     write_manifest(pd.concat([manifest.assign(split=["train", "val", "test"]), extra]), store)
     dm = ClipDataModule(store, image_size=None, synthesis="sbi", batch_size=2, num_workers=0)
     dm.setup()
-    assert isinstance(dm.splits["train"], SelfBlendedClipDataset) and isinstance(dm.splits["val"], SelfBlendedClipDataset)
+    assert isinstance(dm.splits["train"], SelfBlendedClipDataset) and isinstance(
+        dm.splits["val"], SelfBlendedClipDataset
+    )
     assert dm.splits["train"].labels.tolist() == [0, 1] and dm.splits["val"].labels.tolist() == [0, 1]
     assert not isinstance(dm.splits["test"], SelfBlendedClipDataset)
     assert sorted(dm.splits["test"].labels.tolist()) == [0, 1, 1, 1]

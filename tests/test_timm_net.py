@@ -54,8 +54,9 @@ def test_finetune_norm_trains_only_norms_and_the_head_and_counts_them(name):
     expected = norm_and_head_parameters(net)
     # LayerNorms (ViT) or BatchNorms (ResNet) exist and are not the whole net
     assert len(expected) > 2 and len(expected) < len(list(net.parameters()))
-    module = DetectorModule(net, optimizer=lambda params: torch.optim.SGD(params, lr=0.1), finetune="norm",
-                            channels_last=False)
+    module = DetectorModule(
+        net, optimizer=lambda params: torch.optim.SGD(params, lr=0.1), finetune="norm", channels_last=False
+    )
     trainable = {id(p) for p in net.parameters() if p.requires_grad}
     assert trainable == expected
     counts = module.finetune_counts

@@ -96,7 +96,9 @@ def jitter(frame: np.ndarray, p: SBIParams) -> np.ndarray:
     x = x.astype(np.uint8)
     h, w = x.shape[:2]
     if p.downscale is not None:  # the authors' RandomDownScale: nearest down, linear up
-        small = cv2.resize(x, (max(1, int(w / p.downscale)), max(1, int(h / p.downscale))), interpolation=cv2.INTER_NEAREST)
+        small = cv2.resize(
+            x, (max(1, int(w / p.downscale)), max(1, int(h / p.downscale))), interpolation=cv2.INTER_NEAREST
+        )
         return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
     effect = np.array([[-1, -1, -1], [-1, 8 + p.sharpen_lightness, -1], [-1, -1, -1]], np.float32)
     identity = np.zeros((3, 3), np.float32)
@@ -162,7 +164,9 @@ def self_blend_clip(
             source = jitter(frame, p)
         else:
             target = jitter(frame, p)
-        source = cv2.warpAffine(source, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+        source = cv2.warpAffine(
+            source, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
+        )
         mask = cv2.warpAffine(hull_mask(points, h, w), matrix, (w, h), flags=cv2.INTER_LINEAR)
         mask = cv2.remap(mask, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         m = blend_mask(mask, p)
@@ -225,8 +229,14 @@ class SelfBlendedClipDataset(ClipDataset):
     of its batch and counted in ``no_landmarks`` (whatever ``on_bad_frame`` says); its real stays.
     A real item is the pair's target: with p=0.5 jittered as the authors' target is."""
 
-    def __init__(self, frame: pd.DataFrame, store_dir: str | os.PathLike, no_face: str = "skip",
-                 margin: float = 0.3, **kwargs):
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        store_dir: str | os.PathLike,
+        no_face: str = "skip",
+        margin: float = 0.3,
+        **kwargs,
+    ):
         if no_face not in NO_FACE:
             raise UserError(f"data.sbi.no_face must be one of {NO_FACE}, got {no_face!r}")
         rows = sbi_rows(frame)

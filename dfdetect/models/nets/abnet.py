@@ -29,11 +29,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-import numpy as np
 
 from dfdetect.data.landmarks import clip_landmarks, normalise_landmarks
 from dfdetect.models.layers.dlib_resnet import (

@@ -42,7 +42,9 @@ def pretrained_facts(name: str) -> dict:
     """Input size, mean, std and interpolation of a timm model, from its ``pretrained_cfg``."""
     if not timm.is_model(name):
         close = timm.list_models(f"*{name.split('.')[0][:6]}*")[:8]
-        raise UserError(f"model.net.name={name!r} is not a timm model" + (f"; e.g. {', '.join(close)}" if close else ""))
+        raise UserError(
+            f"model.net.name={name!r} is not a timm model" + (f"; e.g. {', '.join(close)}" if close else "")
+        )
     cfg = timm.models.get_pretrained_cfg(name) or {}
     cfg = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
     size = cfg.get("input_size", (3, 224, 224))
@@ -67,7 +69,9 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise UserError(f"model.net.weights: cannot read {path} as a state dict (weights_only): {err}") from err
+        raise UserError(
+            f"model.net.weights: cannot read {path} as a state dict (weights_only): {err}"
+        ) from err
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
