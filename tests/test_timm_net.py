@@ -94,6 +94,10 @@ def test_finetune_head_is_a_linear_probe_and_full_keeps_what_a_net_froze():
     assert not any(p.requires_grad for p in other.backbone.bn1.parameters())
     with pytest.raises(ValueError, match="finetune"):
         apply_finetune(net, "lora")
+    headless = nn.Conv2d(3, 1, 1)  # no head to name: full works, the others say why not
+    assert apply_finetune(headless, "full").trainable == 4
+    with pytest.raises(ValueError, match="head"):
+        apply_finetune(headless, "norm")
 
 
 def test_every_registered_net_takes_every_finetune_policy():

@@ -62,7 +62,10 @@ class FinetuneCounts:
 def finetune_sets(net: nn.Module) -> dict[str, set[int]]:
     """The parameter ids each policy trains (among those the net leaves trainable)."""
     trainable = {id(p) for p in net.parameters() if p.requires_grad}
-    head = _ids(head_modules(net)) & trainable
+    try:
+        head = _ids(head_modules(net)) & trainable
+    except ValueError:  # no head to name (an ensemble rule, a parameter-free net): full only
+        head = set()
     norms = _ids([m for m in net.modules() if is_norm(m)], direct_only=True) & trainable
     return {"full": trainable, "head": head, "norm": norms | head}
 
@@ -72,6 +75,9 @@ def apply_finetune(net: nn.Module, policy: str) -> FinetuneCounts:
     if policy not in POLICIES:
         raise ValueError(f"model.finetune must be one of {POLICIES}, got {policy!r}")
     sets = finetune_sets(net)
+    if policy != "full" and not sets["head"]:
+        head_modules(net)  # raises, naming the net
+        raise ValueError(f"model.finetune={policy}: {type(net).__name__}'s head has no trainable parameters")
     params = {id(p): p for p in net.parameters()}
     for pid, p in params.items():
         if pid not in sets[policy]:
