@@ -175,3 +175,19 @@ def test_configs_compose_and_build(overrides, timm_name, finetune, tmp_path):
         return  # 19 M parameters: composing is enough here
     module = hydra.utils.instantiate(cfg.model)
     assert module.finetune_counts.policy == finetune
+
+
+def test_a_checkpoint_config_of_a_timm_net_never_downloads_or_reads_start_weights_again(tmp_path):
+    from safetensors.torch import save_file
+
+    from dfdetect.models.lightning.checkpoint import build_detector
+
+    path = tmp_path / "start.safetensors"
+    save_file({k: v.contiguous() for k, v in timm.create_model("resnet10t").state_dict().items()}, str(path))
+    cfg = compose_config(
+        "train.yaml", ["model=timm", "model.net.name=resnet10t", f"model.net.weights={path}"], tmp_path
+    )
+    module = build_detector(cfg.model)
+    assert module.net.has_weights
+    stored = module.model_config["net"]
+    assert stored["pretrained"] is False and stored["weights"] is None and stored["name"] == "resnet10t"
