@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from dfdetect.data import write_manifest
 from dfdetect.data.landmarks import clip_landmarks, crop_box, predictor_path
@@ -164,3 +165,12 @@ def test_datamodule_synthesises_train_and_val_and_reads_test_as_stored(tmp_path)
     assert batch["clip"].shape[1:] == (3, 3, 96, 96)
     with pytest.raises(ValueError, match="synthesis"):
         ClipDataModule(store, synthesis="blend")
+
+
+def test_evaluation_splits_draw_the_same_pseudo_fake_every_epoch(tmp_path):
+    store = write_store(tmp_path / "store", faces=1, blanks=0, fakes=0)
+    manifest = pd.read_parquet(store / "manifest.parquet")
+    fixed = SelfBlendedClipDataset(manifest, store, image_size=None, fixed_draws=True)
+    assert torch.equal(fixed[1]["clip"], fixed[1]["clip"])  # validation: one pseudo-fake per item
+    free = SelfBlendedClipDataset(manifest, store, image_size=None)
+    assert not all(torch.equal(free[1]["clip"], free[1]["clip"]) for _ in range(3))  # training draws anew

@@ -348,6 +348,7 @@ class ClipDataModule(pl.LightningDataModule):
                 self.store_dir,
                 no_face=self.sbi["no_face"],
                 margin=float(self.sbi["margin"]),
+                fixed_draws=not augment,
                 image_size=self.image_size,
                 transform=self._transform if augment else None,
                 num_frames=self.num_frames,

@@ -235,6 +235,7 @@ class SelfBlendedClipDataset(ClipDataset):
         store_dir: str | os.PathLike,
         no_face: str = "skip",
         margin: float = 0.3,
+        fixed_draws: bool = False,
         **kwargs,
     ):
         if no_face not in NO_FACE:
@@ -242,6 +243,8 @@ class SelfBlendedClipDataset(ClipDataset):
         rows = sbi_rows(frame)
         super().__init__(rows, store_dir, **kwargs)
         self.no_face = no_face
+        # evaluation splits: the same pseudo-fake of an item every epoch (seeded by its index)
+        self.fixed_draws = fixed_draws
         self.margin = margin
         self.sbi_of = rows["sbi_of"].to_numpy()
         self.no_landmarks = LandmarkSkips(len(rows), f"{kwargs.get('name') or 'a split'} of {self.store_dir}")
@@ -259,16 +262,14 @@ class SelfBlendedClipDataset(ClipDataset):
     def __getitem__(self, index: int) -> dict:
         if self.sbi_of[index] < 0:  # a real: the target of a pair (jittered with p=0.5), no landmarks needed
             clip = self.frames(index)
-            rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item()))
-            params = sample_params(rng)
+            params = sample_params(self._rng(index))
             if not params.jitter_source:
                 clip = np.stack([jitter(f, params) for f in clip])
         else:
             real_index = int(self.sbi_of[index])
             if self.no_landmarks.known(real_index):
                 raise NoLandmarksError(f"clip {self.frame.at[real_index, 'clip_id']}: no landmarks")
-            rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item()))
-            _, clip, _ = self.synthesise(index, rng)
+            _, clip, _ = self.synthesise(index, self._rng(index))
         if self.transform is not None:
             clip = augment_clip(self.transform, clip, seed=int(torch.randint(0, 2**31 - 1, ()).item()))
         row = self.frame.iloc[index]
@@ -280,6 +281,11 @@ class SelfBlendedClipDataset(ClipDataset):
             "clip_index": torch.tensor(index),
             "video_index": torch.tensor(int(self.video_codes[index])),
         }
+
+    def _rng(self, index: int) -> np.random.Generator:
+        if self.fixed_draws:
+            return np.random.default_rng(index)
+        return np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item()))
 
     def _one(self, index: int) -> dict | None:
         try:
