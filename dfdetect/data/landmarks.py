@@ -12,7 +12,6 @@ dlib objects do not pickle: each process (each DataLoader worker) loads its own 
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from functools import cache
 from pathlib import Path
@@ -46,10 +45,6 @@ def _dlib_models() -> tuple:
     import dlib
 
     return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(predictor_path())), dlib
-
-
-def predictor_sha256() -> str:
-    return hashlib.sha256(predictor_path().read_bytes()).hexdigest()
 
 
 def detect_face(frame: np.ndarray) -> tuple[int, int, int, int] | None:
