@@ -139,7 +139,6 @@ def test_lpips_from_user_files_and_lowkey_with_it(tmp_path):
 
 def test_an_untargeted_cloak_of_a_folder_needs_no_store_and_a_targeted_one_names_the_command(tmp_path):
     import cv2
-
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 

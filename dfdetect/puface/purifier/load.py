@@ -13,7 +13,6 @@ from torch import nn
 from dfdetect.models.lightning.checkpoint import CheckpointError, check_stored_config, read_checkpoint
 from dfdetect.models.lightning.detector_module import CONFIG_KEY
 
-
 PURIFIER_TARGET = "dfdetect.puface.purifier.module.PurifierModule"
 TRAIN_HINT = "give a purifier checkpoint (train one with python train.py experiment=puface)"
 
