@@ -82,6 +82,7 @@ def baseline(paths: list[Path], mtcnn: MTCNN, module, size: int) -> float:
         if crops:
             with torch.inference_mode():
                 batch = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2)[:, None].contiguous()
+                batch = batch.to(next(module.parameters()).device)
                 for k in range(0, len(batch), 32):
                     module(batch[k : k + 32])
     return time.perf_counter() - t0
@@ -118,6 +119,7 @@ def main() -> None:
     parser.add_argument("--weights", default=str(WEIGHTS) if WEIGHTS.is_file() else None)
     parser.add_argument("--max-side", type=int, default=None, help="ours: detector.max_side (default: null)")
     parser.add_argument("--keyframes", type=int, default=2, help="ours: face.keyframes (default: 2)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda: the models and both pipelines' MTCNN")
     parser.add_argument("--rounds", type=int, default=3, help="rounds over the videos (medians)")
     parser.add_argument("--track-region", type=float, default=ClipSettings.track_region, help="ours: face.track_region (0: off)")
     args = parser.parse_args()
@@ -142,11 +144,12 @@ def main() -> None:
             ModelIdentity("mesoinception4", "0" * 64, "weights"),
             Decision(DEFAULT_THRESHOLD, 1.0, "default"),
         ),
-        {**DETECTOR, "max_side": args.max_side},
+        {**DETECTOR, "max_side": args.max_side, "device": args.device},
         settings,
         image_size=240,
+        device=args.device,
     )
-    mtcnn = MTCNN(keep_all=True, device="cpu")
+    mtcnn = MTCNN(keep_all=True, device=args.device)
     ours(paths[:1], predictor, 0)  # warm-up: imports, first model call
     times: dict[str, list[float]] = {"baseline": [], "ours": [], "bound": []}
     runs = {
