@@ -80,7 +80,7 @@ def main(argv=None) -> None:
     parser.add_argument("--paths", nargs="*", default=None, help="videos instead of ffpp_c40_mini's")
     parser.add_argument("--track-region", type=float, default=ClipSettings.track_region)
     parser.add_argument("--redetect-every", type=int, default=ClipSettings.redetect_every)
-    parser.add_argument("--ref-min-face", type=float, default=40.0)
+    parser.add_argument("--ref-min-face", type=float, default=20.0)
     args = parser.parse_args(argv)
     if args.paths:
         paths = [Path(p) for p in args.paths]
@@ -103,10 +103,16 @@ def main(argv=None) -> None:
             rows[name][0].update(boxes)
             rows[name][1].append(stats)
             frames |= {k[1] for k in boxes}
-        ref.update(reference_boxes(path, sorted(frames), reference))
+        mine = reference_boxes(path, sorted(frames), reference)
+        ref.update(mine)
         t, w = rows["tracked"][1][-1], rows["whole"][1][-1]
+        shares = [
+            agreement({k: v for k, v in rows[name][0].items() if k[0] == str(path)}, mine)[0]
+            for name in ("tracked", "whole")
+        ]
         print(
-            f"[{n}/{len(paths)}] {path.name}: clips {t['clips']} / {w['clips']}, "
+            f"[{n}/{len(paths)}] {path.name}: IoU >= 0.9 on {100 * shares[0]:.1f}% / {100 * shares[1]:.1f}%, "
+            f"clips {t['clips']} / {w['clips']}, "
             f"cpu {t['cpu']:.2f} / {w['cpu']:.2f} s (tracked / whole), scene cuts {t['scene_cuts']}",
             flush=True,
         )
