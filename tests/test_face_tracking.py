@@ -200,3 +200,18 @@ def test_two_people_keep_their_face_ids(tmp_path):
         assert min(box_iou(a[i], b[i]) for i in a) >= 0.9
     assert all(v[0] < 200 for v in _boxes(tracked, 0).values())  # face 0 stays the left one
     assert all(v[0] > 250 for v in _boxes(tracked, 1).values())
+
+
+@requires_shared("data", "samples", "celebfom")
+def test_window_search_gives_the_whole_searchs_boxes():
+    from dfdetect.preprocess.mtcnn_detector import MTCNNDetector
+
+    detector = MTCNNDetector(min_face_size=40)
+    frame = _scene([(_face("Emma Stone_fake.png", 150), 171, 57)], 120)
+    whole = detector.detect([frame])[0]
+    assert len(whole) == 1
+    near = detect_near(detector, [frame], [whole[0].box + 7], 3.0)[0]  # a box off by 7 px
+    assert len(near) == 1
+    np.testing.assert_allclose(near[0].box, whole[0].box, atol=0.01)
+    np.testing.assert_allclose(near[0].landmarks, whole[0].landmarks, atol=0.01)
+    assert near[0].prob == pytest.approx(whole[0].prob, abs=1e-5)
