@@ -97,8 +97,11 @@ def test_agreement_counts_frames_with_a_face_on_either_side():
 
 
 def test_tracking_settings_change_the_store_fingerprint_and_are_checked():
-    old = {k: v for k, v in dataclasses.asdict(ClipSettings()).items()
-           if k not in ("track_region", "redetect_every", "scene_cut")}
+    old = {
+        k: v
+        for k, v in dataclasses.asdict(ClipSettings()).items()
+        if k not in ("track_region", "redetect_every", "scene_cut")
+    }
     new = dataclasses.asdict(ClipSettings())
     diffs = settings_differences({"clips": old}, {"clips": new})
     assert "face.track_region: store (not set), now 3.0" in diffs
@@ -138,14 +141,22 @@ def _run_faces(path: Path, max_faces: int, **changes):
 
     settings = dataclasses.replace(ClipSettings(), **changes)
     return process_item(
-        path, "video", MTCNNDetector(min_face_size=40), settings, Path("."), "",
-        writer=MemoryCropWriter(settings), max_faces=max_faces,
+        path,
+        "video",
+        MTCNNDetector(min_face_size=40),
+        settings,
+        Path("."),
+        "",
+        writer=MemoryCropWriter(settings),
+        max_faces=max_faces,
     )
 
 
 def _boxes(result, face: int = 0) -> dict[int, np.ndarray]:
     return {
-        i: np.asarray(b) for c in result.clips if c.face == face
+        i: np.asarray(b)
+        for c in result.clips
+        if c.face == face
         for i, b in zip(c.frame_indices, c.face_boxes, strict=True)
     }
 

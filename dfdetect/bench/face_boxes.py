@@ -75,7 +75,9 @@ def reference_boxes(path: Path, frames: list[int], detector) -> dict:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--videos", type=int, default=len(DEFAULT_VIDEOS))
     parser.add_argument("--paths", nargs="*", default=None, help="videos instead of ffpp_c40_mini's")
     parser.add_argument("--track-region", type=float, default=ClipSettings.track_region)
@@ -116,7 +118,9 @@ def main(argv=None) -> None:
             f"cpu {t['cpu']:.2f} / {w['cpu']:.2f} s (tracked / whole), scene cuts {t['scene_cuts']}",
             flush=True,
         )
-    print(f"videos: {len(paths)}; reference: the cascade on every sampled frame, faces >= {args.ref_min_face:g} px")
+    print(
+        f"videos: {len(paths)}; reference: the cascade on every sampled frame, faces >= {args.ref_min_face:g} px"
+    )
     for name, (boxes, stats) in rows.items():
         share, count, median = agreement(boxes, ref)
         print(
