@@ -158,12 +158,15 @@ def main() -> None:
         "ours": lambda p: ours([p], predictor, args.workers),
     }
     load = [os.getloadavg()[0]]
+    cpu = dict.fromkeys(times, 0.0)  # process CPU seconds, all rounds (all threads)
     for r in range(args.rounds):
         per_round = dict.fromkeys(times, 0.0)
         for k, path in enumerate(paths):  # alternating video by video, in a rotating order
             names = list(runs)[k % 3 :] + list(runs)[: k % 3]
             for name in names:
+                c0 = time.process_time()
                 per_round[name] += runs[name](path)
+                cpu[name] += time.process_time() - c0
         for name, seconds in per_round.items():
             times[name].append(seconds)
         load.append(os.getloadavg()[0])
@@ -192,6 +195,10 @@ def main() -> None:
     print(line("baseline (DFDC-winner style):", "baseline"))
     print(line("ours (predict.py):", "ours"))
     print(line("decode bound:", "bound"))
+    print(
+        "CPU seconds per video (steadier than wall time on a loaded machine): "
+        + ", ".join(f"{name} {cpu[name] / (n * args.rounds):.2f}" for name in ("baseline", "ours", "bound"))
+    )
     ratios = [b / o for b, o in zip(times["baseline"], times["ours"], strict=True)]
     print(f"ratio per round: min {min(ratios):.2f}, max {max(ratios):.2f}")
     print(f"bound_ratio={med['ours'] / med['bound']:.2f}")
