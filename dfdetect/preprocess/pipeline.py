@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -276,16 +277,17 @@ class VideoClipper:
                 wanted.setdefault(i, []).append(s)
         ready: list[tuple[int, list[np.ndarray]]] = []
         last = -1
-        # the next frames decode in a thread while the detector works on these
-        for index, frame in prefetch(iter_frames(path, wanted), depth=2 * length):
-            last = index
-            for s in wanted[index]:
-                pending[s][index - s] = frame
-                if index == s + length - 1:
-                    ready.append((s, pending.pop(s)))
-            if len(ready) >= batch:
-                self._detect_clips(ready)
-                ready = []
+        # the next frames decode in a thread while the detector works on these (closed on error)
+        with closing(prefetch(iter_frames(path, wanted), depth=2 * length)) as frames:
+            for index, frame in frames:
+                last = index
+                for s in wanted[index]:
+                    pending[s][index - s] = frame
+                    if index == s + length - 1:
+                        ready.append((s, pending.pop(s)))
+                if len(ready) >= batch:
+                    self._detect_clips(ready)
+                    ready = []
         if ready:
             self._detect_clips(ready)
         return last
