@@ -1,6 +1,6 @@
 """Boxes of the face pipeline (tracking across clips) against per-frame full-resolution MTCNN:
 
-    python -m dfdetect.bench.face_boxes [--videos 7] [--track-region 3.0] [--redetect-every 4]
+    python scripts/benchmark_face_boxes.py [--videos 7]   (dfdetect bench face-boxes) [--track-region 3.0] [--redetect-every 4]
 
 For each video (7 of ffpp_c40_mini, 480p to 1080p, 16 clips of 5 frames over the whole video, as predict.py
 and the stores sample them) the pipeline runs twice: with tracking (``face.track_region``) and

@@ -19,14 +19,18 @@ import numpy as np
 from dfdetect.preprocess.faces import Face, FaceDetector, box_iou, largest_first
 
 THUMB_SIZE = (64, 36)
+# a search region is at least this fraction of the frame's shorter side
+MIN_REGION = 0.25
 HIST_BINS = 32
 
 
 def search_region(box: np.ndarray, factor: float, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
-    """``x0, y0, x1, y1``: the square ``factor`` times the box's longer side around its centre,
-    clipped to the frame of ``shape`` (H, W, ...)."""
+    """``x0, y0, x1, y1``: the square ``factor`` times the box's longer side (at least
+    ``MIN_REGION`` of the frame's shorter side) around its centre, clipped to the frame of
+    ``shape`` (H, W, ...)."""
     h, w = shape[:2]
     side = max(float(box[2] - box[0]), float(box[3] - box[1])) * factor
+    side = max(side, MIN_REGION * min(h, w))  # small faces move far in face sides between clips
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     x0, y0 = max(int(cx - side / 2), 0), max(int(cy - side / 2), 0)
     x1, y1 = min(int(np.ceil(cx + side / 2)), w), min(int(np.ceil(cy + side / 2)), h)

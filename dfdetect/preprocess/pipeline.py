@@ -211,7 +211,7 @@ class VideoClipper:
     def _detect_near(self, clip: list[np.ndarray], keys: list[int]) -> dict[int, list[Face]] | None:
         """The clip's keyframes searched near the faces of the clip before, or None where the whole
         frames must be searched (first clip, no face before, a scene cut, ``redetect_every``
-        reached, nothing found near)."""
+        reached, no face near on one of the keyframes)."""
         s = self.settings
         hist = thumbnail_histogram(clip[keys[0]])
         previous, self.last_hist = self.last_hist, thumbnail_histogram(clip[keys[-1]])
@@ -224,7 +224,7 @@ class VideoClipper:
         self.stats["near_frames"] += len(keys)
         frames = [clip[p] for p in keys]
         found = detect_near(self.detector, frames, self.near_boxes, s.track_region, floor, self.small_faces)
-        if not any(found):
+        if not all(found):  # lost on a keyframe (moved out of the region, or gone): search whole
             return None
         self.since_full += 1
         return dict(zip(keys, found, strict=True))
