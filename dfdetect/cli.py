@@ -49,6 +49,7 @@ BENCHMARKS: dict[str, str] = {
     "convlstm": "the ConvLSTM kernels against the naive layer",
     "dataloading": "clips per second against a DeepfakeBench-style loader",
     "face-embedding": "our dlib ResNet against dlib itself",
+    "face-boxes": "face boxes tracked across clips against per-frame full-resolution MTCNN",
     "training": "training steps per second against a plain PyTorch loop",
 }
 

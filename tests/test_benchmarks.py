@@ -95,11 +95,18 @@ def test_serve_benchmark_compares_batched_and_unbatched_gates(capsys, monkeypatc
 @pytest.mark.slow
 @requires_shared("data", "ffpp_c40_mini")
 def test_predict_benchmark_times_ours_the_baseline_and_the_decode_bound(capsys, monkeypatch):
-    args = ["--videos", "1", "--workers", "0", "--max-side", "480"]
+    args = ["--videos", "1", "--workers", "0", "--max-side", "480", "--rounds", "2"]
     lines = run_script("benchmark_predict.py", *args, capsys=capsys, monkeypatch=monkeypatch)
-    assert [line.split(":")[0].split(" (")[0] for line in lines[1:4]] == ["baseline", "ours", "decode bound"]
-    assert lines[-2].startswith("ours / decode bound time: ")
-    ratio(lines)
+    assert [line.split(":")[0] for line in lines[:2]] == ["round 1/2", "round 2/2"]
+    at = lines.index("medians over rounds of the time for all videos:")
+    names = [line.split(":")[0].split(" (")[0] for line in lines[at + 1 : at + 4]]
+    assert names == ["baseline", "ours", "decode bound"]
+    assert all("(min " in line and "max " in line for line in lines[at + 1 : at + 4])
+    seconds = [float(line.split(":")[1].split()[0]) for line in lines[at + 1 : at + 4]]
+    assert lines[-2].startswith("bound_ratio=")
+    bound_ratio = float(lines[-2].removeprefix("bound_ratio="))
+    assert abs(bound_ratio - seconds[1] / seconds[2]) < 0.02 * seconds[1] / seconds[2] + 0.01
+    assert abs(ratio(lines) - seconds[0] / seconds[1]) < 0.02 * seconds[0] / seconds[1] + 0.01
 
 
 def test_cloak_benchmark_times_batched_and_single_and_prints_a_ratio(capsys, monkeypatch):
