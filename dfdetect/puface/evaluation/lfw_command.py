@@ -75,7 +75,8 @@ def lfw_from_config(cfg: DictConfig) -> dict:
         return EndToEnd(net, **OmegaConf.to_container(cfg.e2e, resolve=True), device=str(device), seed=int(seed))
 
     ev = Evaluation(faces, net, defenses, [], None, [], device)
-    results = run_protocol(ev, attacks, roles["users"], Path(cfg.cloak_dir), pool, extractors, results_dir,
+    users = roles["users"][: cfg.max_users] if cfg.get("max_users") else roles["users"]
+    results = run_protocol(ev, attacks, users, Path(cfg.cloak_dir), pool, extractors, results_dir,
                            list(cfg.models), make_e2e, list(cfg.e2e_seeds), list(cfg.e2e_defenses), adaptive,
                            cfg.natural, device, int(cfg.cloak_batch), int(cfg.seed))  # fmt: skip
     results.to_csv(out_dir / "results.csv", index=False)
@@ -86,7 +87,7 @@ def lfw_from_config(cfg: DictConfig) -> dict:
     for name in [*attacks, *adaptive]:
         folder = Path(cfg.cloak_dir) / name
         nat, clo = [], []
-        for u in roles["users"]:
+        for u in users:
             names = faces.rows("train", u)["name"].tolist()
             nat.append(faces.identity_chips("train", u))
             clo.append(read_cloaks(folder / u, names))
@@ -95,4 +96,4 @@ def lfw_from_config(cfg: DictConfig) -> dict:
         picture_grid(nat[0][:k], clo[0][:k], shown(clo[0][:k]), out_dir / f"grid_{name}.png")
     pd.DataFrame(stats).to_csv(out_dir / "perturbation.csv", index=False)
     return {"table": table, "perturbation": pd.DataFrame(stats).round(4).to_string(index=False),
-            "out": str(out_dir), "seconds": round(time.time() - start, 1), "users": len(roles["users"])}  # fmt: skip
+            "out": str(out_dir), "seconds": round(time.time() - start, 1), "users": len(users)}  # fmt: skip
