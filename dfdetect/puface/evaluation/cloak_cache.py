@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dfdetect.puface.cloak.runner import attack_facts, choose_target, target_chips
+from dfdetect.puface.cloak.fawkes import select_target
+from dfdetect.puface.cloak.runner import attack_facts, descriptors, target_chips
 from dfdetect.puface.data.identity_datamodule import read_image, write_png
 from dfdetect.utils.errors import UserError
 from dfdetect.utils.io import write_json
@@ -49,6 +50,7 @@ def cloak_users(attack, users: Mapping[str, tuple[Sequence[str], torch.Tensor]],
     if targeted and not target_pool:
         raise UserError("a targeted attack needs the attacker's target pool (roles: target_pool)")
     todo: list[tuple[str, int, torch.Tensor | None]] = []  # (user, image index, target chip)
+    pool_feats = None  # the pool's descriptors, computed once for all users
     for user, (names, chips) in users.items():
         folder, meta = cache / user, _meta(cache / user)
         if meta and meta.get("settings") != settings:
@@ -59,8 +61,11 @@ def cloak_users(attack, users: Mapping[str, tuple[Sequence[str], torch.Tensor]],
         targets, target = None, meta.get("target")
         if targeted:
             if target is None:
-                target = choose_target(chips, target_pool, extractors, device, getattr(attack, "top_targets", 20),
-                                       user_seed(seed, user))  # fmt: skip
+                if pool_feats is None:
+                    pool_feats = {n: descriptors(extractors, c, device) for n, c in target_pool.items() if len(c)}
+                rng = np.random.default_rng(user_seed(seed, user))
+                target = select_target(descriptors(extractors, chips, device), pool_feats,
+                                       getattr(attack, "top_targets", 20), rng)  # fmt: skip
             targets = target_chips(attack, len(chips), target_pool[target], user_seed(seed, user))
         write_json(folder / META, {"settings": settings, "target": target, "images": len(names), "complete": not missing})
         todo += [(user, i, None if targets is None else targets[i]) for i in missing]
