@@ -76,6 +76,11 @@ def lfw_from_config(cfg: DictConfig) -> dict:
 
     ev = Evaluation(faces, net, defenses, [], None, [], device)
     users = roles["users"][: cfg.max_users] if cfg.get("max_users") else roles["users"]
+    if cfg.get("only_users"):
+        stray = sorted(set(cfg.only_users) - set(roles["users"]))
+        if stray:
+            raise UserError(f"only_users must be protected users of roles.json; not: {stray}")
+        users = [u for u in roles["users"] if u in set(cfg.only_users)]
     results = run_protocol(ev, attacks, users, Path(cfg.cloak_dir), pool, extractors, results_dir,
                            list(cfg.models), make_e2e, list(cfg.e2e_seeds), list(cfg.e2e_defenses), adaptive,
                            cfg.natural, device, int(cfg.cloak_batch), int(cfg.seed))  # fmt: skip
