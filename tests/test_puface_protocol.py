@@ -1,7 +1,7 @@
 """The many-user protocol (issue #26) on a hand-made folder of 5 tiny identities: cloaks batched
 across users (a batch holds several users, the users told apart by ``groups``), targets from the
 attacker's pool only, cached and resumed per user; results written per (attack, user) and not
-recomputed on a rerun; the perturbation table's numbers."""
+recomputed on a rerun; the attacker's amplified cloaks as rows of their own; the perturbation table's numbers."""
 
 from __future__ import annotations
 
@@ -74,10 +74,12 @@ def test_protocol_rows_per_attack_and_user_resume_and_table(faces, tmp_path, mon
     net = _net()
     ev = Evaluation(faces, net, {"none": lambda c: c, "bits4": lambda c: (c // 16) * 16}, [], device="cpu")
     pool = {"eve": torch.full((3, 3, 16, 16), 90, dtype=torch.uint8)}
-    kw = dict(models=["linear", "nn"], batch_size=4)
+    kw = dict(models=["linear", "nn"], batch_size=4, ks=[1, 2])
     res = run_protocol(ev, {"shift": _Shift()}, ["ann", "bob"], tmp_path / "c", pool, [net], tmp_path / "r", **kw)
     assert sorted((tmp_path / "r" / "shift").glob("*.csv")) == [tmp_path / "r/shift/ann.csv", tmp_path / "r/shift/bob.csv"]
-    assert len(res) == 2 * 2 * 2 * 2  # (natural, shift) x users x defenses x models
+    assert sorted(p.name for p in (tmp_path / "r" / "shift_x2").glob("*.csv")) == ["ann.csv", "bob.csv"]
+    assert len(res) == 3 * 2 * 2 * 2  # (natural, shift, shift_x2) x users x defenses x models
+    assert set(res["attack"]) == {"natural", "shift", "shift_x2"}
     assert set(res["setting"]) == {"white-box"} and res["asr"].between(0, 1).all()
     calls = []
     monkeypatch.setattr(protocol, "user_rows", lambda *a, **k: calls.append(a) or [])

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from dfdetect.puface.cloak.amplify import amplify
 from dfdetect.puface.cloak.extractors import through_purifier
 from dfdetect.puface.evaluation.bootstrap import cell, summarise
 from dfdetect.puface.evaluation.cloak_cache import cloak_users
@@ -70,10 +71,11 @@ def run_protocol(ev: Evaluation, attacks: Mapping, users: Sequence[str], cloak_r
                  models: Sequence[str] = ("linear", "nn"), make_e2e: Callable | None = None,
                  e2e_seeds: Sequence[int] = (0, 1), e2e_defenses: Sequence[str] = ("none",),
                  adaptive: Mapping[str, Mapping] | None = None, natural: bool = True, device="cpu",
-                 batch_size: int = 32, seed: int = 0) -> pd.DataFrame:  # fmt: skip
+                 batch_size: int = 32, seed: int = 0, ks: Sequence[float] = ()) -> pd.DataFrame:  # fmt: skip
     """Every (attack, user) cell, resumable. ``adaptive``: ``{name: {attack, defense, purifier}}``
     with ``purifier`` a differentiable ``[0, 1]`` network: ``attack`` cloaks through it, scored under
-    ``defense`` (and ``none``)."""
+    ``defense`` (and ``none``). ``ks``: the attacker's amplified cloaks ``x + k (x' - x)`` of every
+    attack, rows ``<attack>_x<k>`` (k = 1 is the attack itself)."""
     users = check_users(ev.faces, users)
     results_dir, cloak_root = Path(results_dir), Path(cloak_root)
     defenses = list(ev.defenses)
@@ -84,7 +86,8 @@ def run_protocol(ev: Evaluation, attacks: Mapping, users: Sequence[str], cloak_r
         plan.append((name, attacks[spec["attack"]], through_purifier(extractors, spec["purifier"]), scored, True))
     frames = []
     for name, attack, exts, scored, is_adaptive in plan:
-        todo = [u for u in users if not (results_dir / name / f"{u}.csv").is_file()]
+        variants = [(name, 1.0)] + ([(f"{name}_x{k:g}", float(k)) for k in ks if float(k) != 1.0] if attack is not None else [])
+        todo = [u for u in users if any(not (results_dir / v / f"{u}.csv").is_file() for v, _ in variants)]
         start = time.time()
         cloaks: dict[str, torch.Tensor] = {}
         if attack is not None and todo:
@@ -92,15 +95,19 @@ def run_protocol(ev: Evaluation, attacks: Mapping, users: Sequence[str], cloak_r
             cloaks = cloak_users(attack, chips, cloak_root / name, target_pool, exts, device, batch_size, seed,
                                  facts={"extractors": "dlib", "adaptive": is_adaptive})  # fmt: skip
         cloak_s = time.time() - start
-        for u in todo:
-            t0 = time.time()
-            rows = user_rows(ev, u, cloaks.get(u), scored, models, make_e2e, e2e_seeds, e2e_defenses, is_adaptive)
-            df = pd.DataFrame([{"attack": name, **r, "seconds": round(time.time() - t0, 1)} for r in rows])
-            _write_csv(results_dir / name / f"{u}.csv", df)
-            log.info("%s / %s: %d rows (%.0f s)", name, u, len(df), time.time() - t0)
+        for variant, k in variants:
+            for u in [u for u in todo if not (results_dir / variant / f"{u}.csv").is_file()]:
+                t0 = time.time()
+                cloaked = cloaks.get(u)
+                if cloaked is not None and k != 1.0:
+                    cloaked = amplify(ev.faces.identity_chips("train", u), cloaked, k)
+                rows = user_rows(ev, u, cloaked, scored, models, make_e2e, e2e_seeds, e2e_defenses, is_adaptive)
+                df = pd.DataFrame([{"attack": variant, **r, "seconds": round(time.time() - t0, 1)} for r in rows])
+                _write_csv(results_dir / variant / f"{u}.csv", df)
+                log.info("%s / %s: %d rows (%.0f s)", variant, u, len(df), time.time() - t0)
+            frames += [pd.read_csv(results_dir / variant / f"{u}.csv") for u in users]
         if todo:
             log.info("%s: %d users in %.0f s (cloaks %.0f s)", name, len(todo), time.time() - start, cloak_s)
-        frames += [pd.read_csv(results_dir / name / f"{u}.csv") for u in users]
     return pd.concat(frames, ignore_index=True)
 
 
