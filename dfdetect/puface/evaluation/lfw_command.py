@@ -2,11 +2,13 @@
 ``roles.json`` there, copied into the run), the protocol run resumably, and into the run directory:
 ``results.csv`` (per user and seed), ``table.md`` (mean [95 % CI] over users per setting x attack
 x FR model x defense), ``perturbation.csv`` (each attack's DSSIM / L-inf / L2 / PSNR on the
-evaluated cloaks), ``grid_<attack>.png`` (natural, cloaked, x10 cloak, defended, x10 residual)."""
+evaluated cloaks), ``grid_<attack>.png`` (natural, cloaked, x10 cloak, defended, x10 residual),
+``run.json`` (users, seconds, load average)."""
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from pathlib import Path
@@ -28,7 +30,7 @@ from dfdetect.puface.faceid.finetune import EndToEnd
 from dfdetect.puface.purifier.defenses import build_defenses
 from dfdetect.puface.purifier.load import load_purifier
 from dfdetect.utils.errors import UserError
-from dfdetect.utils.io import atomic_path
+from dfdetect.utils.io import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
@@ -101,5 +103,9 @@ def lfw_from_config(cfg: DictConfig) -> dict:
         k = int(cfg.grid_images)
         picture_grid(nat[0][:k], clo[0][:k], shown(clo[0][:k]), out_dir / f"grid_{name}.png")
     pd.DataFrame(stats).to_csv(out_dir / "perturbation.csv", index=False)
+    write_json(out_dir / "run.json", {"users": users, "attacks": list(attacks), "adaptive": list(adaptive),
+                                      "models": list(cfg.models), "defenses": list(defenses),
+                                      "seconds": round(time.time() - start, 1), "load_average": os.getloadavg(),
+                                      "device": str(device), "threads": torch.get_num_threads()})  # fmt: skip
     return {"table": table, "perturbation": pd.DataFrame(stats).round(4).to_string(index=False),
             "out": str(out_dir), "seconds": round(time.time() - start, 1), "users": len(users)}  # fmt: skip
