@@ -97,3 +97,34 @@ def test_perturbation_stats_on_a_known_change():
     assert s["n"] == 2 and s["linf_max"] == pytest.approx(0.2) and s["linf_mean"] == pytest.approx(0.1)
     assert s["l2_max"] == pytest.approx(0.2 * 3**0.5, rel=1e-5)
     assert s["psnr_min"] == pytest.approx(10 * np.log10(1 / (3 * 0.04 / (3 * 256))), rel=1e-4)
+
+
+class _FakeE2E:
+    """Predicts the training label of the nearest mean colour; records its seed."""
+
+    seeds: list[int] = []
+
+    def __init__(self, seed):
+        _FakeE2E.seeds.append(seed)
+
+    def fit(self, chips, labels):
+        labels = np.asarray(labels)
+        self.labels = np.unique(labels)
+        self.means = torch.stack([chips[torch.from_numpy(labels == k)].float().mean((0, 2, 3)) for k in self.labels])
+        return self
+
+    def predict(self, chips):
+        return self.labels[torch.cdist(chips.float().mean((2, 3)), self.means).argmin(1).numpy()]
+
+
+def test_grey_box_rows_per_seed_only_for_its_defenses(faces, tmp_path):
+    net = _net()
+    ev = Evaluation(faces, net, {"none": lambda c: c, "bits4": lambda c: (c // 16) * 16}, [], device="cpu")
+    _FakeE2E.seeds = []
+    res = run_protocol(ev, {}, ["ann"], tmp_path / "c", {}, [net], tmp_path / "r", models=["linear", "e2e"],
+                       make_e2e=_FakeE2E, e2e_seeds=[0, 1], e2e_defenses=["none"])  # fmt: skip
+    grey = res[res["model"] == "e2e"]
+    assert set(grey["setting"]) == {"grey-box"} and sorted(grey["seed"]) == [0, 1]
+    assert set(grey["defense"]) == {"none"} and _FakeE2E.seeds == [0, 1]
+    assert (grey["asr"] == 0).all() and (grey["normal_accuracy"] == 1).all()
+    assert set(res.loc[res["model"] == "linear", "setting"]) == {"white-box"}
