@@ -27,11 +27,12 @@ def test_aim_point_is_twice_past_the_target_centroid_per_user():
 
 
 def test_learning_rate_falls_by_0_8_every_third_of_the_steps():
+    # Fawkes v0.3 multiplies LR by 0.8 after the update of iterations 3 and 6 (of 9)
     lrs = [decayed_lr(10.0, s, 9) for s in range(9)]
-    assert lrs == pytest.approx([10, 10, 10, 8, 8, 8, 6.4, 6.4, 6.4])
-    # Fawkes-high: 500 steps, period 166: decays at 166, 332, 498
-    assert decayed_lr(10.0, 165, 500) == 10.0 and decayed_lr(10.0, 166, 500) == pytest.approx(8.0)
-    assert decayed_lr(10.0, 498, 500) == pytest.approx(10 * 0.8**3)
+    assert lrs == pytest.approx([10, 10, 10, 10, 8, 8, 8, 6.4, 6.4])
+    # Fawkes-high: 500 steps, period 166: iterations 167, 333 and 499 are the first at each lower rate
+    assert decayed_lr(10.0, 166, 500) == 10.0 and decayed_lr(10.0, 167, 500) == pytest.approx(8.0)
+    assert decayed_lr(10.0, 498, 500) == pytest.approx(6.4) and decayed_lr(10.0, 499, 500) == pytest.approx(5.12)
 
 
 class _Tiny(nn.Module):
@@ -87,12 +88,16 @@ def test_lowkey_clamps_once_at_the_end_and_keeps_its_linf_bound():
     assert (out - x).abs().max() <= 255 * (0.005 + 4 * 0.0025) + 1e-3
 
 
-def test_fawkes_targeted_uses_the_aim_point_and_the_schedule():
+@pytest.mark.parametrize("aim_group", ["image", "user"])
+def test_fawkes_targeted_moves_towards_its_aim_point(aim_group):
     models = [_Tiny(4)]
     x = torch.rand(2, 3, 16, 16) * 200 + 20
     xt = torch.rand(2, 3, 16, 16) * 200 + 20
-    attack = FawkesTargeted("low", steps=6, lr=5.0, c=1.0, rho=1.0)
-    out = attack(x, models, xt)
+    attack = FawkesTargeted("low", steps=6, lr=5.0, c=1.0, rho=1.0, aim_group=aim_group)
+    out = attack(x, models, xt, torch.tensor([0, 0]))
     f = models[0]
-    aim = aim_points(f(x), f(xt))
+    # per image (Fawkes' --batch-size 1): 2 f(x_T) - f(x); per user: the user's means
+    aim = aim_points(f(x), f(xt), torch.arange(2) if aim_group == "image" else torch.tensor([0, 0]))
     assert ((f(out) - aim).norm(dim=1) < (f(x) - aim).norm(dim=1)).all()
+    with torch.no_grad():
+        assert torch.allclose(aim_points(f(x), f(xt), torch.arange(2)), 2 * f(xt) - f(x), atol=1e-6)

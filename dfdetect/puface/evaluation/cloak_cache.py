@@ -2,8 +2,9 @@
 once and cached per user (issue #26). ``<cache>/<user>/`` holds one PNG per training chip and
 ``cloak.json`` (settings, target, ``complete``); a rerun cloaks only what is missing, a user whose
 folder was made with other settings is refused. Targeted attacks (Fawkes v0.3) draw each user's
-target from the attacker's public pool (never the FR classes) and aim per user: the batch's
-``groups`` tell the users apart, so a user's aim point is taken over its images in that batch."""
+target from the attacker's public pool (never the FR classes); the batch's ``groups`` tell the users
+apart for an attack that aims per user (Fawkes v0.3 with ``aim_group=user``; its default aims per
+image, as Fawkes' ``--batch-size 1``)."""
 
 from __future__ import annotations
 
