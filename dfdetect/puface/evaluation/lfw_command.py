@@ -91,7 +91,8 @@ def lfw_from_config(cfg: DictConfig) -> dict:
     table = ci_table(results)
     with atomic_path(out_dir / "table.md") as tmp:
         tmp.write_text(table + "\n")
-    stats, shown = [], defenses.get("puface", defenses["none"])
+    stats, shown_name = [], "puface" if "puface" in defenses else "none"
+    shown = defenses[shown_name]
     for name in [*attacks, *adaptive]:
         folder = Path(cfg.cloak_dir) / name
         nat, clo = [], []
@@ -101,7 +102,8 @@ def lfw_from_config(cfg: DictConfig) -> dict:
             clo.append(read_cloaks(folder / u, names))
         stats.append({"attack": name, **perturbation_stats(torch.cat(nat), torch.cat(clo))})
         k = int(cfg.grid_images)
-        picture_grid(nat[0][:k], clo[0][:k], shown(clo[0][:k]), out_dir / f"grid_{name}.png")
+        picture_grid(nat[0][:k], clo[0][:k], shown(clo[0][:k]), out_dir / f"grid_{name}.png",
+                     "no defense" if shown_name == "none" else shown_name)
     pd.DataFrame(stats).to_csv(out_dir / "perturbation.csv", index=False)
     write_json(out_dir / "run.json", {"users": users, "attacks": list(attacks), "adaptive": list(adaptive),
                                       "models": list(cfg.models), "defenses": list(defenses),
