@@ -43,11 +43,13 @@ TASKS: dict[str, Task] = {
 BENCHMARKS: dict[str, str] = {
     "predict": "verdicts per second against a DFDC-winner-style pipeline and the decode bound",
     "preprocess": "store-making speed and box agreement against per-frame MTCNN",
+    "ray": "preprocessing on Ray against the local runner (overhead) and on 1 vs 2 CPUs (scaling)",
     "serve": "the gate's throughput and p99, batched against unbatched",
     "cloak": "batched cloaking against one image at a time",
     "convlstm": "the ConvLSTM kernels against the naive layer",
     "dataloading": "clips per second against a DeepfakeBench-style loader",
     "face-embedding": "our dlib ResNet against dlib itself",
+    "face-boxes": "face boxes tracked across clips against per-frame full-resolution MTCNN",
     "training": "training steps per second against a plain PyTorch loop",
 }
 

@@ -95,11 +95,18 @@ def test_serve_benchmark_compares_batched_and_unbatched_gates(capsys, monkeypatc
 @pytest.mark.slow
 @requires_shared("data", "ffpp_c40_mini")
 def test_predict_benchmark_times_ours_the_baseline_and_the_decode_bound(capsys, monkeypatch):
-    args = ["--videos", "1", "--workers", "0", "--max-side", "480"]
+    args = ["--videos", "1", "--workers", "0", "--max-side", "480", "--rounds", "2"]
     lines = run_script("benchmark_predict.py", *args, capsys=capsys, monkeypatch=monkeypatch)
-    assert [line.split(":")[0].split(" (")[0] for line in lines[1:4]] == ["baseline", "ours", "decode bound"]
-    assert lines[-2].startswith("ours / decode bound time: ")
-    ratio(lines)
+    assert [line.split(":")[0] for line in lines[:2]] == ["round 1/2", "round 2/2"]
+    at = lines.index("medians over rounds of the time for all videos:")
+    names = [line.split(":")[0].split(" (")[0] for line in lines[at + 1 : at + 4]]
+    assert names == ["baseline", "ours", "decode bound"]
+    assert all("(min " in line and "max " in line for line in lines[at + 1 : at + 4])
+    seconds = [float(line.split(":")[1].split()[0]) for line in lines[at + 1 : at + 4]]
+    assert lines[-2].startswith("bound_ratio=")
+    bound_ratio = float(lines[-2].removeprefix("bound_ratio="))
+    assert abs(bound_ratio - seconds[1] / seconds[2]) < 0.02 * seconds[1] / seconds[2] + 0.01
+    assert abs(ratio(lines) - seconds[0] / seconds[1]) < 0.02 * seconds[0] / seconds[1] + 0.01
 
 
 def test_cloak_benchmark_times_batched_and_single_and_prints_a_ratio(capsys, monkeypatch):
@@ -108,3 +115,16 @@ def test_cloak_benchmark_times_batched_and_single_and_prints_a_ratio(capsys, mon
     rates = {line.split()[0]: float(line.split()[1]) for line in lines if line.split()[0] in ("batched", "one_at_a_time")}
     assert set(rates) == {"batched", "one_at_a_time"} and min(rates.values()) > 0
     assert abs(ratio(lines) - rates["batched"] / rates["one_at_a_time"]) < 0.01 * ratio(lines) + 1e-3
+
+
+@pytest.mark.slow
+@requires_shared("data", "ffpp_c40_mini")
+def test_ray_benchmark_times_local_and_ray_on_one_and_two_cpus(capsys, monkeypatch):
+    pytest.importorskip("ray")
+    args = ["--videos", "2", "--rounds", "1", "--clips", "1", "--max-frames", "20"]
+    lines = run_script("benchmark_ray.py", *args, capsys=capsys, monkeypatch=monkeypatch)
+    rounds = [line for line in lines if line.startswith("round 1: ")]
+    assert [line.split(" CPU")[0] for line in rounds] == ["round 1: local 2", "round 1: ray 2", "round 1: ray 1"]
+    assert "every run gave the same manifest" in lines
+    assert lines[-2].startswith("overhead of ray against local at 2 CPUs: ")
+    ratio(lines)

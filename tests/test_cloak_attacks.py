@@ -135,3 +135,30 @@ def test_lpips_from_user_files_and_lowkey_with_it(tmp_path):
     assert attack._penalty(x, x.flip(-1)).shape == (2,)
     with pytest.raises(UserError, match="lpips_alexnet"):
         LowKey(perceptual="lpips")
+
+
+def test_an_untargeted_cloak_of_a_folder_needs_no_store_and_a_targeted_one_names_the_command(tmp_path):
+    import cv2
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from dfdetect.puface.cloak.command import cloak_from_config
+    from dfdetect.utils.errors import UserError
+    from tests.conftest import CONF_DIR
+
+    def compose_config(name, overrides, root):
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+            return compose(config_name=name, overrides=[f"paths.root_dir={root}", *overrides])
+
+    (tmp_path / "in").mkdir()
+    face = np.full((160, 160, 3), 128, np.uint8)
+    cv2.imwrite(str(tmp_path / "in" / "me.png"), face)
+    overrides = [f"images={tmp_path / 'in'}", f"out={tmp_path / 'out'}", "data.chipper=null",
+                 "device=cpu"]  # fmt: skip
+    cfg = compose_config("cloak.yaml", ["cloak=lowkey", "cloak.steps=1", *overrides], tmp_path)
+    summary = cloak_from_config(cfg)
+    assert (tmp_path / "out" / "me.png").is_file() and summary["no_face"] == []
+    cfg = compose_config("cloak.yaml", ["cloak=fawkes_high", *overrides], tmp_path)
+    with pytest.raises(UserError, match=r"no clip store .* python scripts/preprocess.py data=ffpp_mini"):
+        cloak_from_config(cfg)

@@ -60,6 +60,7 @@ PLACEHOLDERS = {
     "<dataset>": "pairs",
     "<csv>": "results.csv",
     "<dir>": "out",
+    "<config dir>": "tests",
     "<folder>": "/data/in",
     "<file>": "/data/weights.h5",
     "<video|image|folder|glob|csv>": "/data/in",

@@ -35,6 +35,7 @@ FLOORS = {
     "dfdetect.puface.evaluation": 6,
     "dfdetect.predict": 5,
     "dfdetect.serve": 6,
+    "dfdetect.distributed": 6,
     "dfdetect.run": 7,
     "dfdetect.tasks": 8,
     "dfdetect.bench": 8,

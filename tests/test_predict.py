@@ -116,7 +116,9 @@ def test_predict_gives_the_per_video_scores_and_auc_of_evaluate_on_a_store_of_th
         "n_clips",
         "reason",
         "model",
+        "cached",
     ]
+    assert not table["cached"].any()  # a first run: every row scored now
     assert set(table["verdict"]) <= {"fake", "real"} and (table["n_clips"] == [3, 3, 3, 3, 3, 3, 1]).all()
     records = [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
     clip = records[0]["tracks"][0]["clips"][0]

@@ -109,3 +109,16 @@ def test_checkpoint_round_trip_and_refusal(tmp_path):
     torch.save({"state_dict": module.state_dict(), CONFIG_KEY: bad}, tmp_path / "bad.ckpt")
     with pytest.raises(UnsafeCheckpointError, match="os.system"):
         load_purifier(tmp_path / "bad.ckpt")
+
+
+def test_a_detector_checkpoint_given_as_purifier_is_refused_in_one_line(tmp_path):
+    from dfdetect.models.lightning.checkpoint import CheckpointError, build_detector
+    from dfdetect.utils.errors import UserError
+
+    detector = build_detector({"_target_": "dfdetect.models.lightning.DetectorModule",
+                               "net": {"_target_": "dfdetect.models.nets.create_net", "name": "meso4"},
+                               "optimizer": {"_target_": "torch.optim.Adam", "_partial_": True}})  # fmt: skip
+    torch.save({"state_dict": detector.state_dict(), CONFIG_KEY: detector.model_config}, tmp_path / "d.ckpt")
+    with pytest.raises(CheckpointError, match=r"DetectorModule, not of a purifier; .*experiment=puface") as e:
+        load_purifier(tmp_path / "d.ckpt")
+    assert isinstance(e.value, UserError) and "\n" not in str(e.value)

@@ -237,7 +237,11 @@ def test_provider_failure_fails_closed_and_the_key_leaks_nowhere(gate, world):
 
 
 def test_metrics_count_requests_stages_and_provider_calls(gate):
-    gate.post("recognize", FAKE_FACE)
+    # what it counts, sent here: the test passes alone and in any order
+    assert gate.post("detect", REAL_FACE).json()["verdict"] == "real"
+    assert [gate.post("detect", data=b"not a face, just text").status_code for _ in range(2)] == [415, 415]
+    for face in (FAKE_FACE, FAKE_FACE, REAL_FACE, REAL_FACE):  # the second real face: from the cache
+        assert gate.post("recognize", face).status_code == 200
     text = gate.get("/metrics", key=None).text
     samples = {}
     for line in text.splitlines():
@@ -251,12 +255,18 @@ def test_metrics_count_requests_stages_and_provider_calls(gate):
     assert samples['dfdetect_provider_calls_avoided_total{provider="naver",why="cache"}'] >= 1
     assert samples['dfdetect_provider_cost_usd_total{provider="naver"}'] == pytest.approx(0.001)
     assert samples['dfdetect_provider_cost_avoided_usd_total{provider="naver"}'] >= 0.003 - 1e-9
-    assert samples["dfdetect_p_fake_count"] >= 3 and samples["dfdetect_batch_size_count"] >= 1
+    bands = sum(v for n, v in samples.items() if n.startswith("dfdetect_p_fake_band_total"))
+    assert bands >= 3 and samples["dfdetect_batch_size_count"] >= 1
+    assert not [n for n in samples if n.startswith("dfdetect_p_fake") and n.endswith("_sum")]
     assert samples['dfdetect_stage_seconds_count{stage="prepare"}'] >= 3
     assert samples['dfdetect_stage_seconds_count{stage="queue"}'] >= 3
 
 
 def test_audit_log_has_one_whole_line_per_request(gate):
+    assert gate.post("detect", REAL_FACE).status_code == 200
+    assert gate.post("recognize", REAL_FACE).status_code == 200  # forwarded, or answered by the cache
+    for _ in range(8):
+        assert gate.post("detect", data=b"not a face, just text").status_code == 415
     lines = gate.audit.read_text().splitlines(keepends=True)
     records = [json.loads(line) for line in lines]
     assert all(line.endswith("\n") for line in lines) and len(records) >= 10
@@ -320,6 +330,14 @@ def test_page_uploads_a_face_and_shows_the_verdict_in_chromium(gate, tmp_path):
         )
         assert browser.find_element(By.ID, "verdict").get_attribute("class") == "real"
         assert browser.find_element(By.ID, "recognition").text.startswith("naver answered: celebrity")
+        browser.find_element(By.CSS_SELECTOR, "input[value=detect]").click()
+        browser.find_element(By.ID, "key").clear()
+        browser.find_element(By.ID, "key").send_keys("not-a-key-0123456789")  # an error answer ...
+        browser.find_element(By.ID, "file").send_keys(str(FAKE_FACE))
+        browser.find_element(By.ID, "send").click()
+        WebDriverWait(browser, 60).until(ec.text_to_be_present_in_element((By.ID, "status"), "HTTP 401"))
+        assert int(canvas.get_attribute("width")) == 0  # ... shows no boxes of the previous image
+        assert browser.find_element(By.ID, "clips").text == ""
         shot = tmp_path / "gate_page.png"
         assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
         print(f"\nscreenshot: {shot}")

@@ -166,3 +166,26 @@ def test_a_fused_defense_waits_for_every_member_and_scores_videos(zoo_table, tmp
     row, videos = zoo_table.summarise(name, out, 5, groups, "ffpp_mini")
     assert row["folds"] == "1/5" and row["video_auc"] == 0.5 and row["clip_auc"] is None
     assert row["command"] == f"python scripts/zoo_table.py --data ffpp_mini --folds 5 --only {name}"
+
+
+def test_by_method_table_scores_each_method_against_every_real(tmp_path):
+    spec = importlib.util.spec_from_file_location("zoo_table_bm", ROOT / "scripts" / "zoo_table.py")
+    zoo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(zoo)
+    # reals 0.1-0.4; Deepfakes all above them (AUC 1), Face2Face all below (AUC 0)
+    videos = pd.DataFrame(
+        {
+            "video_id": ["r1", "r2", "r3", "r4", "d1", "d2", "f1", "f2"],
+            "label": [0, 0, 0, 0, 1, 1, 1, 1],
+            "group": ["a", "b", "c", "d", "a", "b", "c", "d"],
+            "prob": [0.1, 0.2, 0.3, 0.4, 0.8, 0.9, 0.01, 0.02],
+            "entry": "x",
+        }
+    )
+    videos.to_csv(tmp_path / "oof_videos.csv", index=False)
+    manifest = pd.DataFrame(
+        {"video_id": videos["video_id"], "method": ["real"] * 4 + ["Deepfakes"] * 2 + ["Face2Face"] * 2}
+    )
+    table = zoo.by_method_table(tmp_path, manifest, ["x", "absent"])
+    assert "| detector | Deepfakes vs real | Face2Face vs real |" in table
+    assert "| x | 1.000 (" in table and "| 0.000 (" in table and "absent" not in table

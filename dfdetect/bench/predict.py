@@ -7,17 +7,20 @@ baseline (as the DFDC winners' predict_folder.py): 32 evenly spaced frames decod
 (grab through the video, retrieve the wanted ones), facenet-pytorch's MTCNN on each frame at half
 resolution (one call per frame), every face kept, each face crop scored by the detector.
 ours: predict.py's predictor (16 clips of 5 frames, the MTCNN cascade on two keyframes per clip
-with the tracked-face floor, crops in memory, one batched model pass per few videos), with its
-face pipeline in this process (``--workers`` > 0: in worker processes; the videos are timed one by
-one, alternating the three, so the overlap of several files in flight is not counted).
+with the tracked-face floor, after the first clip searched only near the face of the clip before,
+decoding in a thread while the detector runs, crops in memory, one batched model pass per few
+videos), with its face pipeline in this process (``--workers`` > 0: in worker processes; the videos
+are timed one by one, so the overlap of several files in flight is not counted).
 decode bound: decoding ours' sampled frames alone (no detection, no model).
-Last line: ``ratio=<ours videos/s / baseline videos/s>``; the line before it gives ours against
-the decode bound.
+The three alternate video by video (in a rotating order) over ``--rounds`` rounds; figures are
+medians over rounds with min-max. Last lines: ``bound_ratio=<ours time / decode bound time>`` and
+``ratio=<ours videos/s / baseline videos/s>``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -79,6 +82,7 @@ def baseline(paths: list[Path], mtcnn: MTCNN, module, size: int) -> float:
         if crops:
             with torch.inference_mode():
                 batch = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2)[:, None].contiguous()
+                batch = batch.to(next(module.parameters()).device)
                 for k in range(0, len(batch), 32):
                     module(batch[k : k + 32])
     return time.perf_counter() - t0
@@ -115,6 +119,9 @@ def main() -> None:
     parser.add_argument("--weights", default=str(WEIGHTS) if WEIGHTS.is_file() else None)
     parser.add_argument("--max-side", type=int, default=None, help="ours: detector.max_side (default: null)")
     parser.add_argument("--keyframes", type=int, default=2, help="ours: face.keyframes (default: 2)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda: the models and both pipelines' MTCNN")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over the videos (medians)")
+    parser.add_argument("--track-region", type=float, default=ClipSettings.track_region, help="ours: face.track_region (0: off)")
     args = parser.parse_args()
     if not MINI.is_dir():
         sys.exit(f"benchmark_predict: error: {MINI} not found (the shared FF++ subset)")
@@ -130,34 +137,72 @@ def main() -> None:
             },
         }
     ).eval()
-    settings = ClipSettings()
+    settings = ClipSettings(keyframes=args.keyframes, track_region=args.track_region)
     predictor = Predictor(
         ScoredDetector(
             module,
             ModelIdentity("mesoinception4", "0" * 64, "weights"),
             Decision(DEFAULT_THRESHOLD, 1.0, "default"),
         ),
-        DETECTOR,
+        {**DETECTOR, "max_side": args.max_side, "device": args.device},
         settings,
         image_size=240,
+        device=args.device,
     )
-    mtcnn = MTCNN(keep_all=True, device="cpu")
+    mtcnn = MTCNN(keep_all=True, device=args.device)
     ours(paths[:1], predictor, 0)  # warm-up: imports, first model call
-    base_s = bound_s = ours_s = 0.0
-    for path in paths:  # alternating video by video, so that changing load hits all three alike
-        base_s += baseline([path], mtcnn, module, 240)
-        bound_s += decode_bound([path], settings)
-        ours_s += ours([path], predictor, args.workers)
+    times: dict[str, list[float]] = {"baseline": [], "ours": [], "bound": []}
+    runs = {
+        "baseline": lambda p: baseline([p], mtcnn, module, 240),
+        "bound": lambda p: decode_bound([p], settings),
+        "ours": lambda p: ours([p], predictor, args.workers),
+    }
+    load = [os.getloadavg()[0]]
+    cpu = dict.fromkeys(times, 0.0)  # process CPU seconds, all rounds (all threads)
+    for r in range(args.rounds):
+        per_round = dict.fromkeys(times, 0.0)
+        for k, path in enumerate(paths):  # alternating video by video, in a rotating order
+            names = list(runs)[k % 3 :] + list(runs)[: k % 3]
+            for name in names:
+                c0 = time.process_time()
+                per_round[name] += runs[name](path)
+                cpu[name] += time.process_time() - c0
+        for name, seconds in per_round.items():
+            times[name].append(seconds)
+        load.append(os.getloadavg()[0])
+        print(
+            f"round {r + 1}/{args.rounds}: baseline {per_round['baseline']:.2f} s, ours {per_round['ours']:.2f} s, "
+            f"decode bound {per_round['bound']:.2f} s (load {load[-1]:.2f})",
+            flush=True,
+        )
     n = len(paths)
+    med = {name: float(np.median(v)) for name, v in times.items()}
+
+    def line(label: str, name: str) -> str:
+        v = times[name]
+        return (
+            f"{label:<30}{med[name]:7.2f} s (min {min(v):.2f}, max {max(v):.2f})  "
+            f"{n / med[name]:6.3f} videos/s"
+        )
+
     print(
-        f"videos: {n} from {MINI} (torch threads {torch.get_num_threads()}, workers {args.workers}, "
-        f"ours: detector.max_side={args.max_side}, face.keyframes={args.keyframes})"
+        f"videos: {n} from {MINI} x {args.rounds} rounds (torch threads {torch.get_num_threads()}, "
+        f"workers {args.workers}, cores {os.cpu_count()}, load average {min(load):.2f}-{max(load):.2f}; "
+        f"ours: detector.max_side={args.max_side}, face.keyframes={args.keyframes}, "
+        f"face.track_region={settings.track_region}, face.redetect_every={settings.redetect_every})"
     )
-    print(f"baseline (DFDC-winner style): {base_s:7.2f} s  {n / base_s:6.3f} videos/s")
-    print(f"ours (predict.py):            {ours_s:7.2f} s  {n / ours_s:6.3f} videos/s")
-    print(f"decode bound:                 {bound_s:7.2f} s  {n / bound_s:6.3f} videos/s")
-    print(f"ours / decode bound time: {ours_s / bound_s:.2f}x")
-    print(f"ratio={base_s / ours_s:.2f}")
+    print("medians over rounds of the time for all videos:")
+    print(line("baseline (DFDC-winner style):", "baseline"))
+    print(line("ours (predict.py):", "ours"))
+    print(line("decode bound:", "bound"))
+    print(
+        "CPU seconds per video (steadier than wall time on a loaded machine): "
+        + ", ".join(f"{name} {cpu[name] / (n * args.rounds):.2f}" for name in ("baseline", "ours", "bound"))
+    )
+    ratios = [b / o for b, o in zip(times["baseline"], times["ours"], strict=True)]
+    print(f"ratio per round: min {min(ratios):.2f}, max {max(ratios):.2f}")
+    print(f"bound_ratio={med['ours'] / med['bound']:.2f}")
+    print(f"ratio={med['baseline'] / med['ours']:.2f}")
 
 
 if __name__ == "__main__":

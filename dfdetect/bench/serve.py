@@ -269,6 +269,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--max-queue", type=int, default=16)
     ap.add_argument("--override", action="append", default=[], help="more serve.py overrides")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda: serve.accelerator and predict.device")
     args = ap.parse_args()
 
     files = sorted(p for p in Path(args.samples).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
@@ -280,6 +281,7 @@ def main() -> None:
         f"serve.workers={args.workers}",
         f"serve.max_queue={args.max_queue}",
         "serve.torch_threads=1",
+        *([] if args.device == "cpu" else [f"serve.accelerator={args.device}", f"predict.device={args.device}"]),
         *args.override,
     ]
     variants = {

@@ -18,6 +18,7 @@ from dfdetect.data.clip_dataset import ClipDataset
 from dfdetect.data.folds import fold_splits
 from dfdetect.data.frames import SkipCounter, check_policy
 from dfdetect.data.manifest import ALL, SPLITS, read_manifest
+from dfdetect.data.sbi import SYNTHESES, SelfBlendedClipDataset
 from dfdetect.data.split_check import (
     EVEN_SHARES,
     SEEDS_TRIED,
@@ -94,6 +95,8 @@ class ClipDataModule(pl.LightningDataModule):
         folds: int | None = None,
         fold: int = 0,
         fold_seed: int = 0,
+        synthesis: str | None = None,
+        sbi: Mapping[str, Any] | None = None,
     ):
         super().__init__()
         self.store = store
@@ -136,7 +139,16 @@ class ClipDataModule(pl.LightningDataModule):
         if folds is not None and not 0 <= fold < folds:
             raise ValueError(f"data.fold must be in 0..{folds - 1} for data.folds={folds}, got {fold}")
         self.folds, self.fold, self.fold_seed = folds, fold, fold_seed
+        # synthesis=sbi: the train (and, by default, val) split become real clips and their
+        # self-blended pseudo-fakes (dfdetect.data.sbi); the test split is read as stored
+        if synthesis is not None and synthesis not in SYNTHESES:
+            raise ValueError(f"data.synthesis must be null or one of {SYNTHESES}, got {synthesis!r}")
+        if synthesis is not None and format == "litdata":
+            raise ValueError("data.synthesis needs data.format=store")
+        self.synthesis = synthesis
+        self.sbi = {"splits": ["train", "val"], "no_face": "skip", "margin": 0.3, **dict(sbi or {})}
         self._skipped: dict[str, SkipCounter] = {}
+        self._sbi_datasets: dict[str, SelfBlendedClipDataset] = {}
         self.manifest: pd.DataFrame | None = None
         self.splits: dict[str, ClipDataset] = {}
         self._transform = None
@@ -271,7 +283,17 @@ class ClipDataModule(pl.LightningDataModule):
                 return seed
         return None
 
+    def no_landmark_clips(self) -> dict[str, int]:
+        """data.synthesis=sbi: real clips that gave no pseudo-fake (no landmarks), per split."""
+        return {s: d.no_landmarks.count for s, d in self._sbi_datasets.items() if d.no_landmarks.count}
+
     def teardown(self, stage: str | None = None) -> None:
+        if self.no_landmark_clips():
+            log.warning(
+                "data.synthesis=sbi: real clips without landmarks, so without a pseudo-fake: %s "
+                "(data.sbi.no_face=crop_box uses the crop's face box instead)",
+                self.no_landmark_clips(),
+            )
         skipped = self.skipped_clips()
         if skipped:
             log.warning(
@@ -320,6 +342,22 @@ class ClipDataModule(pl.LightningDataModule):
                 on_bad_frame=self.on_bad_frame,
                 skipped=self._skip_counter(split),
             )
+        elif self.synthesis == "sbi" and split in self.sbi["splits"]:
+            dataset = SelfBlendedClipDataset(
+                rows,
+                self.store_dir,
+                no_face=self.sbi["no_face"],
+                margin=float(self.sbi["margin"]),
+                fixed_draws=not augment,
+                image_size=self.image_size,
+                transform=self._transform if augment else None,
+                num_frames=self.num_frames,
+                frame_stride=self.frame_stride,
+                on_bad_frame=self.on_bad_frame,
+                name=f"the {split} split",
+                skipped=SkipCounter(2 * int((rows["label"] == 0).sum()), f"the {split} split of {self.source}"),
+            )
+            self._sbi_datasets[split] = dataset
         else:
             dataset = ClipDataset(
                 rows,

@@ -50,12 +50,32 @@ def _folder_label(rel: Path) -> int | None:
     return None
 
 
-def _walk(root: Path) -> list[InputItem]:
-    items = []
+class Inputs(list):
+    """The listed files; ``hidden`` counts what a folder walk left out (names starting with '.')."""
+
+    hidden: int = 0
+
+
+def _walk(root: Path) -> Inputs:
+    """Every file below ``root``, following links to folders but entering each real folder once (a
+    link loop such as ``l -> .`` is not walked again)."""
+    items = Inputs()
+    seen: set[tuple[int, int]] = set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        try:
+            st = os.stat(dirpath)
+        except OSError:
+            dirnames[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            dirnames[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        items.hidden += sum(1 for d in dirnames if d.startswith("."))
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             if name.startswith("."):
+                items.hidden += 1
                 continue
             path = Path(dirpath) / name
             items.append(InputItem(str(path), kind_of(path), _folder_label(path.relative_to(root))))
@@ -79,9 +99,13 @@ def _from_csv(csv_path: Path) -> list[InputItem]:
     return items
 
 
-def list_inputs(spec: str | os.PathLike) -> list[InputItem]:
+def list_inputs(spec: str | os.PathLike | None) -> list[InputItem]:
     """The files ``spec`` names, in a stable order; raises :class:`InputError` when it names none."""
-    text = str(spec)
+    text = "" if spec is None else str(spec).strip()
+    if not text:
+        raise InputError(
+            "input= is empty: name a video, image, folder, glob or CSV (input=. for this folder)"
+        )
     path = Path(text).expanduser()
     if path.is_dir():
         items = _walk(path)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +51,7 @@ class DetectorRequest:
             ckpt_path=str(ckpt) if ckpt else None,
             model=cfg.get("model"),
             ensemble=cfg.get("ensemble"),
-            threshold=float(threshold) if threshold is not None else None,
+            threshold=checked_threshold(threshold) if threshold is not None else None,
             calibration=str(calibration) if calibration else None,
             operating_point="eer" if cfg.get("predict", {}).get("operating_point") == "eer" else "frr",
         )
@@ -130,6 +131,20 @@ class Decision:
     source: str  # where the threshold comes from
 
 
+class ThresholdError(UserError, ValueError):
+    """``threshold=`` that is no probability: NaN would call every file real (a gate failing open)."""
+
+
+def checked_threshold(value) -> float:
+    try:
+        threshold = float(value)
+    except (TypeError, ValueError):
+        threshold = math.nan
+    if not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
+        raise ThresholdError(f"threshold={value}: give a number from 0 to 1 (P(fake) at or above it is fake)")
+    return threshold
+
+
 def decision_rule(request: DetectorRequest, identity: ModelIdentity) -> Decision:
     """``threshold=`` wins; else ``calibration=<file>``, else a calibration.json beside the
     checkpoint or weights (``<stem>.calibration.json`` or ``calibration.json``); else 0.5 with
@@ -139,7 +154,7 @@ def decision_rule(request: DetectorRequest, identity: ModelIdentity) -> Decision
     calibration = read_calibration(path, identity.sha256, identity.tag) if path is not None else None
     temperature = float(calibration.temperature) if calibration else 1.0
     if request.threshold is not None:
-        return Decision(request.threshold, temperature, "threshold=")
+        return Decision(checked_threshold(request.threshold), temperature, "threshold=")
     if calibration:
         point = request.operating_point
         return Decision(calibration.threshold_at(point), temperature, f"{path} ({OPERATING_POINTS[point]})")

@@ -3,9 +3,9 @@
 ``predictions.jsonl``: one JSON record per file as it is scored (tracks, clips, boxes, frame
 indices, timings), appended whole-line; ``predictions.csv``: one row per file in input order,
 written at the end. The score cache (``predict.cache``, one JSONL file per model and face-pipeline
-fingerprint) remembers every file scored, keyed by path, size and modification time, so that a
-rerun over a large folder only scores what is new; verdicts are re-decided with the current
-threshold."""
+fingerprint) remembers every file scored, keyed by the sha256 of its bytes (not its path, size or
+time, which a swapped file can keep), so that a rerun over a large folder only scores what is new;
+verdicts are re-decided with the current threshold, and their rows say ``cached``."""
 
 from __future__ import annotations
 
@@ -54,12 +54,14 @@ def read_lines(path: Path) -> list[dict]:
     return out
 
 
-def file_key(path: str) -> str:
+def file_key(path: str) -> str | None:
+    """``sha256:<hex>`` of the file's bytes; None when it cannot be read (it is not cached)."""
     try:
-        st = os.stat(path)
-    except OSError:
-        return f"{os.path.abspath(path)}|missing"
-    return f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}"
+        with open(path, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+    except (OSError, ValueError):
+        return None
+    return f"sha256:{digest}"
 
 
 class ScoreCache:
@@ -72,13 +74,23 @@ class ScoreCache:
         self.path = Path(folder) / f"{digest[:24]}.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for record in read_lines(self.path):
-            self.records[record["key"]] = record["verdict"]
+            if str(record.get("key", "")).startswith("sha256:"):  # older path|size|mtime keys: unused
+                self.records[record["key"]] = record["verdict"]
+        self.keys: dict[str, str | None] = {}  # path -> content key, hashed once per run
+
+    def key(self, path: str) -> str | None:
+        if path not in self.keys:
+            self.keys[path] = file_key(path)
+        return self.keys[path]
 
     def get(self, path: str, threshold: float) -> FileVerdict | None:
-        record = self.records.get(file_key(path))
+        if self.path is None:
+            return None
+        key = self.key(path)
+        record = self.records.get(key) if key else None
         if record is None:
             return None
-        verdict = FileVerdict(**{**record, "path": path, "threshold": threshold})
+        verdict = FileVerdict(**{**record, "path": path, "threshold": threshold, "cached": True})
         verdict.verdict = decide(verdict.p_fake, threshold)
         verdict.timings = {"cached": 0.0}
         return verdict
@@ -86,8 +98,10 @@ class ScoreCache:
     def add(self, verdict: FileVerdict) -> None:
         if self.path is None or verdict.reason.split(":", 1)[0] in TRANSIENT:
             return
-        key = file_key(verdict.path)
-        self.records[key] = asdict(verdict)
+        key = self.key(verdict.path)
+        if key is None:
+            return
+        self.records[key] = {**asdict(verdict), "cached": False}
         append_line(self.path, {"key": key, "verdict": self.records[key]})
 
 

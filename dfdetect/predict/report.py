@@ -52,6 +52,13 @@ def lines(stats: dict, metrics: dict | None) -> list[str]:
     ]
     if stats["unknown_reasons"]:
         out.append("  unknown: " + ", ".join(f"{k} {n}" for k, n in sorted(stats["unknown_reasons"].items())))
+    if stats.get("cached"):
+        out.append(f"  from the cache (the same bytes scored before by this model): {stats['cached']}")
+    if stats.get("hidden_skipped"):
+        out.append(
+            f"  skipped: {stats['hidden_skipped']} hidden file(s) or folder(s) (names starting with '.'; "
+            "name them in input= to judge them)"
+        )
     if metrics:
         auc = "n/a (one class)" if metrics["auc"] is None else f"{metrics['auc']:.4f}"
         c = metrics["confusion"]

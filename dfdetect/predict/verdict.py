@@ -23,7 +23,19 @@ from dfdetect.scoring.video import video_prob
 
 AGGREGATIONS = ("mean", "confident")
 VERDICTS = ("fake", "real", "unknown")
-CSV_COLUMNS = ("path", "kind", "verdict", "p_fake", "threshold", "n_faces", "n_clips", "reason", "model")
+# ``cached``: the score came from predict.cache (the same bytes, scored before by the same model)
+CSV_COLUMNS = (
+    "path",
+    "kind",
+    "verdict",
+    "p_fake",
+    "threshold",
+    "n_faces",
+    "n_clips",
+    "reason",
+    "model",
+    "cached",
+)
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,7 @@ class FileVerdict:
     note: str = ""
     tracks: list[dict] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    cached: bool = False
 
     def row(self) -> dict:
         return {k: getattr(self, k) for k in CSV_COLUMNS}

@@ -32,10 +32,23 @@ class AreaSampler:
     ``interpolate(mode="area")`` computes it: output cell ``i`` of ``n`` over a span of ``L``
     pixels averages pixels ``floor(i L / n)`` to ``ceil((i + 1) L / n) - 1``."""
 
-    def __init__(self, image: np.ndarray):
-        self.height, self.width = image.shape[:2]
-        depth = cv2.CV_32S if self.height * self.width <= _INT32_SAFE_PIXELS else cv2.CV_64F
+    def __init__(self, image: np.ndarray, origin: tuple[int, int] = (0, 0), full: tuple[int, int] | None = None):
+        """``image`` may be a part of a larger frame of ``full`` = (height, width) pixels, whose
+        top-left pixel is ``origin`` = (x, y) of that frame: coordinates stay the frame's, and
+        only regions inside the part can be read (``inside``)."""
+        self.part_height, self.part_width = image.shape[:2]
+        self.height, self.width = full or image.shape[:2]
+        self.ox, self.oy = origin
+        depth = cv2.CV_32S if self.part_height * self.part_width <= _INT32_SAFE_PIXELS else cv2.CV_64F
         self.integral = cv2.integral(np.ascontiguousarray(image), sdepth=depth)
+
+    def inside(self, y0, y1, x0, x1) -> np.ndarray:
+        return (
+            (x0 >= self.ox)
+            & (y0 >= self.oy)
+            & (x1 <= self.ox + self.part_width)
+            & (y1 <= self.oy + self.part_height)
+        )
 
     @staticmethod
     def _edges(start: np.ndarray, length: np.ndarray, cells: int) -> tuple[np.ndarray, np.ndarray]:
@@ -50,6 +63,7 @@ class AreaSampler:
         y0, y1, x0, x1 = (np.asarray(v, dtype=np.int64) for v in (y0, y1, x0, x1))
         rlo, rhi = self._edges(y0, y1 - y0, size[0])
         clo, chi = self._edges(x0, x1 - x0, size[1])
+        rlo, rhi, clo, chi = rlo - self.oy, rhi - self.oy, clo - self.ox, chi - self.ox
         ii = self.integral
         sums = (
             ii[rhi[:, :, None], chi[:, None, :]]
@@ -61,16 +75,24 @@ class AreaSampler:
         cols = (chi - clo).astype(np.float32)[:, None, :, None]
         return _normalised(sums / rows / cols)
 
-    def whole(self, size: tuple[int, int]) -> torch.Tensor:
-        """The whole image resampled to ``size``: ``(1, 3, rows, cols)`` (separable, row sums first)."""
+    def level_edges(self, size: tuple[int, int]) -> tuple[np.ndarray, ...]:
+        """Source pixel spans ``[lo, hi)`` of the rows and of the columns of the whole frame
+        resampled to ``size``: ``rlo, rhi, clo, chi``."""
         zero = np.zeros(1, dtype=np.int64)
         (rlo,), (rhi,) = self._edges(zero, zero + self.height, size[0])
         (clo,), (chi,) = self._edges(zero, zero + self.width, size[1])
+        return rlo, rhi, clo, chi
+
+    def whole(self, size: tuple[int, int], rows: slice = slice(None), cols: slice = slice(None)) -> torch.Tensor:
+        """The whole frame resampled to ``size``: ``(1, 3, rows, cols)`` (separable, row sums
+        first); ``rows``/``cols`` take a window of it (cells inside the part only)."""
+        rlo, rhi, clo, chi = self.level_edges(size)
+        rlo, rhi, clo, chi = rlo[rows] - self.oy, rhi[rows] - self.oy, clo[cols] - self.ox, chi[cols] - self.ox
         strips = self.integral[rhi] - self.integral[rlo]
         sums = (strips[:, chi] - strips[:, clo]).astype(np.float32)
-        rows = (rhi - rlo).astype(np.float32)[:, None, None]
-        cols = (chi - clo).astype(np.float32)[None, :, None]
-        return _normalised((sums / rows / cols)[None])
+        nrows = (rhi - rlo).astype(np.float32)[:, None, None]
+        ncols = (chi - clo).astype(np.float32)[None, :, None]
+        return _normalised((sums / nrows / ncols)[None])
 
 
 def _normalised(means: np.ndarray) -> torch.Tensor:
@@ -95,6 +117,25 @@ def levels_to_skip(min_face: float, minsize: float, factor: float) -> int:
     if min_face <= minsize:
         return 0
     return max(0, math.floor(math.log(minsize / min_face) / math.log(factor) + 1e-9))
+
+
+def _window_cells(edges, window: tuple[int, int, int, int]):
+    """The cells of a pyramid level whose source spans lie inside ``window`` = (x0, y0, x1, y1):
+    ``(r0, r1), (c0, c1)``, starting at even cells (P-net's stride), or None when fewer than 12
+    (P-net's input) fit."""
+    rlo, rhi, clo, chi = edges
+    x0, y0, x1, y1 = window
+    spans = []
+    for lo, hi, a, b in ((rlo, rhi, y0, y1), (clo, chi, x0, x1)):
+        inside = np.flatnonzero((lo >= a) & (hi <= b))
+        if len(inside) < 12:
+            return None
+        first = int(inside[0]) + int(inside[0]) % 2
+        last = int(inside[-1]) + 1
+        if last - first < 12:
+            return None
+        spans.append((first, last))
+    return spans
 
 
 def _square(boxes: torch.Tensor) -> torch.Tensor:
@@ -161,17 +202,30 @@ class MTCNNCascade:
         self.thresholds = tuple(float(t) for t in thresholds)
         self.factor = float(factor)
 
-    def _proposals(self, sampler: AreaSampler, minsize: float, skip_levels: int) -> torch.Tensor:
+    def _proposals(
+        self, sampler: AreaSampler, minsize: float, skip_levels: int, window: tuple[int, int, int, int] | None
+    ) -> torch.Tensor:
         h, w = sampler.height, sampler.width
         found = []
         for scale in pyramid_scales(h, w, minsize, self.factor)[skip_levels:]:
-            level = sampler.whole((int(h * scale + 1), int(w * scale + 1)))
+            size = (int(h * scale + 1), int(w * scale + 1))
+            r0, c0 = 0, 0
+            if window is None:
+                level = sampler.whole(size)
+            else:
+                spans = _window_cells(sampler.level_edges(size), window)
+                if spans is None:
+                    continue
+                (r0, r1), (c0, c1) = spans
+                level = sampler.whole(size, slice(r0, r1), slice(c0, c1))
             offsets, probs = self.pnet(level)
             score = probs[0, 1]
             ys, xs = torch.nonzero(score >= self.thresholds[0], as_tuple=True)
             if not len(ys):
                 continue
-            cell = torch.stack([xs, ys], dim=1).to(offsets.dtype)
+            # P-net's output cell k sees level pixels 2k .. 2k + 11: a window starting at an even
+            # level pixel gives the whole level's cells (r0 / 2, c0 / 2) onwards
+            cell = torch.stack([xs + c0 // 2, ys + r0 // 2], dim=1).to(offsets.dtype)
             top_left = ((2 * cell + 1) / scale).floor()
             bottom_right = ((2 * cell + 12) / scale).floor()
             boxes = torch.cat([top_left, bottom_right, score[ys, xs, None], offsets[0, :, ys, xs].T], dim=1)
@@ -196,18 +250,31 @@ class MTCNNCascade:
 
     def _crops(self, sampler: AreaSampler, boxes: torch.Tensor, size: int):
         y0, y1, x0, x1, valid = _crop_spans(boxes, sampler.width, sampler.height)
+        valid &= sampler.inside(y0, y1, x0, x1)
         keep = torch.from_numpy(valid)
         return sampler.regions(y0[valid], y1[valid], x0[valid], x1[valid], (size, size)), boxes[keep]
 
     @torch.inference_mode()
     def detect(
-        self, image: np.ndarray, minsize: float = 20.0, skip_levels: int = 0
+        self,
+        image: np.ndarray,
+        minsize: float = 20.0,
+        skip_levels: int = 0,
+        window: tuple[int, int, int, int] | None = None,
+        origin: tuple[int, int] = (0, 0),
+        frame_size: tuple[int, int] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Faces in one RGB uint8 image: ``boxes (K, 5)`` (x1, y1, x2, y2, probability) and
-        ``landmarks (K, 5, 2)`` (left eye, right eye, nose, mouth left, mouth right)."""
+        ``landmarks (K, 5, 2)`` (left eye, right eye, nose, mouth left, mouth right).
+
+        ``window`` = (x0, y0, x1, y1): search only the pyramid cells inside it, which are the whole
+        image's cells, so a face well inside gets the whole search's box. ``image`` may be the
+        part of a frame of ``frame_size`` = (height, width) whose top-left pixel is ``origin`` =
+        (x, y) (holding ``window`` and a margin for the R- and O-net crops: boxes whose crops
+        leave it are dropped); coordinates, in and out, are then the frame's."""
         empty = np.zeros((0, 5), np.float32), np.zeros((0, 5, 2), np.float32)
-        sampler = AreaSampler(image)
-        boxes = self._proposals(sampler, minsize, skip_levels)
+        sampler = AreaSampler(image, origin, frame_size)
+        boxes = self._proposals(sampler, minsize, skip_levels, window)
         if not len(boxes):
             return empty
         crops, boxes = self._crops(sampler, boxes, 24)

@@ -67,6 +67,41 @@ class MTCNNDetector:
         )
         return boxes, np.asarray(points, np.float32)
 
+    def detect_windows(
+        self,
+        frames: Sequence[np.ndarray],
+        windows: Sequence[tuple[int, int, int, int]],
+        small_faces: bool = False,
+        min_face_size: float | None = None,
+    ) -> list[list[Face]] | None:
+        """Faces of each frame inside each window (x0, y0, x1, y1), frame-major: the whole-frame
+        search's pyramid cells that lie inside the window, so a face well inside gets the box the
+        whole search gives it. None where this detector cannot (``engine=facenet``, ``max_side``
+        shrinking the frames): the caller then searches crops."""
+        if self.engine != "cascade" or any(self._scale(f.shape) != 1.0 for f in frames):
+            return None
+        smallest = self.small_face_size if small_faces else max(self.min_face_size, min_face_size or 0.0)
+        skip = levels_to_skip(smallest, self.small_face_size, self.cascade.factor)
+        results = []
+        for frame in frames:
+            h, w = frame.shape[:2]
+            for x0, y0, x1, y1 in windows:
+                # room around the window for the R- and O-net crops of a face at its edge
+                pad = (x1 - x0 + y1 - y0) // 8 + 2
+                px0, py0 = max(x0 - pad, 0), max(y0 - pad, 0)
+                px1, py1 = min(x1 + pad, w), min(y1 + pad, h)
+                rgb = cv2.cvtColor(frame[py0:py1, px0:px1], cv2.COLOR_BGR2RGB)
+                boxes, points = self.cascade.detect(
+                    rgb, self.small_face_size, skip, (x0, y0, x1, y1), (px0, py0), (h, w)
+                )
+                faces = [
+                    Face(box=b[:4], prob=float(b[4]), landmarks=p)
+                    for b, p in zip(boxes, points, strict=True)
+                    if b[4] >= self.min_prob
+                ]
+                results.append(largest_first(faces))
+        return results
+
     def detect(
         self, frames: Sequence[np.ndarray], small_faces: bool = False, min_face_size: float | None = None
     ) -> list[list[Face]]:

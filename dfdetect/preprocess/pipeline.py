@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,8 @@ from dfdetect.preprocess.media import (
     probe_video,
     read_still,
 )
+from dfdetect.preprocess.near import detect_near, scene_change, thumbnail_histogram
+from dfdetect.preprocess.prefetch import prefetch
 from dfdetect.preprocess.sampling import plan_clip_starts, top_up_starts
 from dfdetect.preprocess.settings import ClipSettings
 from dfdetect.preprocess.track import Track, build_tracks
@@ -183,7 +186,18 @@ class VideoClipper:
         self.settings = settings
         self.max_pixels = max_pixels
         self.writer = writer or CropWriter(settings, workspace, rel_dir)
-        self.stats = {"frames_sampled": 0, "frames_with_face": 0, "detector_frames": 0, "max_faces": 0}
+        self.stats = {
+            "frames_sampled": 0,
+            "frames_with_face": 0,
+            "detector_frames": 0,  # keyframes searched whole
+            "near_frames": 0,  # keyframes searched near the faces of the clip before
+            "full_searches": 0,
+            "scene_cuts": 0,
+            "max_faces": 0,
+        }
+        self.near_boxes: list[np.ndarray] = []  # last boxes of the faces of the last clip
+        self.last_hist: np.ndarray | None = None
+        self.since_full = 0  # clips searched near since the last whole-frame search
         self.small_faces = False
         self.face_side: float | None = None  # smallest tracked face so far (pixels)
         self.kept: list[ClipResult] = []
@@ -194,13 +208,40 @@ class VideoClipper:
         floor = None if self.face_side is None else FACE_FLOOR * self.face_side
         return self.detector.detect(frames, small_faces=small_faces, min_face_size=floor)
 
+    def _detect_near(self, clip: list[np.ndarray], keys: list[int]) -> dict[int, list[Face]] | None:
+        """The clip's keyframes searched near the faces of the clip before, or None where the whole
+        frames must be searched (first clip, no face before, a scene cut, ``redetect_every``
+        reached, no face near on one of the keyframes)."""
+        s = self.settings
+        hist = thumbnail_histogram(clip[keys[0]])
+        previous, self.last_hist = self.last_hist, thumbnail_histogram(clip[keys[-1]])
+        if previous is not None and scene_change(previous, hist) > s.scene_cut:
+            self.stats["scene_cuts"] += 1
+            return None
+        if not s.track_region or not self.near_boxes or self.since_full + 1 >= s.redetect_every:
+            return None
+        floor = None if self.face_side is None else FACE_FLOOR * self.face_side
+        self.stats["near_frames"] += len(keys)
+        frames = [clip[p] for p in keys]
+        found = detect_near(self.detector, frames, self.near_boxes, s.track_region, floor, self.small_faces)
+        if not all(found):  # lost on a keyframe (moved out of the region, or gone): search whole
+            return None
+        self.since_full += 1
+        return dict(zip(keys, found, strict=True))
+
     def _detect_clips(self, clips: list[tuple[int, list[np.ndarray]]]) -> None:
         s = self.settings
         length = s.frames_per_clip
         keys = s.keyframe_positions(length)
-        found = self._detect([clip[p] for _, clip in clips for p in keys], self.small_faces)
-        detections = [{p: found[i * len(keys) + j] for j, p in enumerate(keys)} for i in range(len(clips))]
-        retry = [] if self.small_faces else [i for i, d in enumerate(detections) if not any(d.values())]
+        detections: list[dict[int, list[Face]] | None] = [self._detect_near(clip, keys) for _, clip in clips]
+        full = [i for i, d in enumerate(detections) if d is None]
+        if full:
+            self.stats["full_searches"] += len(full)
+            self.since_full = 0
+            found = self._detect([clips[i][1][p] for i in full for p in keys], self.small_faces)
+            for k, i in enumerate(full):
+                detections[i] = {p: found[k * len(keys) + j] for j, p in enumerate(keys)}
+        retry = [] if self.small_faces else [i for i in full if not any(detections[i].values())]
         if retry:
             more = self._detect([clips[i][1][p] for i in retry for p in keys], small_faces=True)
             for k, i in enumerate(retry):
@@ -212,7 +253,9 @@ class VideoClipper:
             tracks = build_tracks(dets, length, s.min_track_iou, self.max_faces)
             if not tracks:
                 self.no_face.append(start)
+                self.near_boxes = []
                 continue
+            self.near_boxes = [t.boxes[t.detected][-1] for t in tracks]
             track = tracks[0]
             sides = track.boxes[track.detected, 2:] - track.boxes[track.detected, :2]
             self.face_side = min(self.face_side or np.inf, float(sides.max(axis=1).min()))
@@ -234,15 +277,17 @@ class VideoClipper:
                 wanted.setdefault(i, []).append(s)
         ready: list[tuple[int, list[np.ndarray]]] = []
         last = -1
-        for index, frame in iter_frames(path, wanted):
-            last = index
-            for s in wanted[index]:
-                pending[s][index - s] = frame
-                if index == s + length - 1:
-                    ready.append((s, pending.pop(s)))
-            if len(ready) >= batch:
-                self._detect_clips(ready)
-                ready = []
+        # the next frames decode in a thread while the detector works on these (closed on error)
+        with closing(prefetch(iter_frames(path, wanted), depth=2 * length)) as frames:
+            for index, frame in frames:
+                last = index
+                for s in wanted[index]:
+                    pending[s][index - s] = frame
+                    if index == s + length - 1:
+                        ready.append((s, pending.pop(s)))
+                if len(ready) >= batch:
+                    self._detect_clips(ready)
+                    ready = []
         if ready:
             self._detect_clips(ready)
         return last

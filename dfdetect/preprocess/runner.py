@@ -34,6 +34,9 @@ STATUS_NAME = "status.parquet"
 SUMMARY_NAME = "summary.json"
 # A detector spec: a Hydra config with _target_ (instantiated in each worker) or a picklable factory.
 DetectorSpec = Mapping[str, Any] | Callable[[], Any]
+# Another place to run the files (dfdetect/distributed, runner=ray): called with the files to do, their
+# signatures, the workers' init arguments and ``done``, which it calls once per file with ``work_file``'s result.
+Dispatch = Callable[[Sequence[SourceItem], dict[str, dict], tuple, Callable[[dict], None]], None]
 
 
 @dataclass
@@ -146,6 +149,26 @@ def _init_worker(
         sys.modules["torch"].set_num_threads(max(1, threads))
 
 
+def init_worker_once(init_args: tuple) -> None:
+    """Set this process up as a worker for ``init_args`` unless it already is one (processes that
+    a cluster reuses across files and runs)."""
+    if _STATE.get("init_args") != init_args:
+        _init_worker(*init_args, None)
+        _STATE["init_args"] = init_args
+
+
+def work_file(item: SourceItem, signature: dict) -> dict:
+    """One source file through the pipeline into the store (the worker's per-file job)."""
+    return _work(item, signature)
+
+
+def record_worker_died(store_root: str, item: SourceItem, signature: dict) -> dict:
+    """Record ``item`` as failed because its worker process died (again); returns ``done``'s result."""
+    store = ClipStoreWriter(store_root)
+    store.commit(item.key, store.workspace(), _died_record(item, signature))
+    return {"key": item.key, "status": FAILED, "frames": 0}
+
+
 def _work(item: SourceItem, signature: dict) -> dict:
     store: ClipStoreWriter = _STATE["store"]
     workspace = store.workspace()
@@ -219,15 +242,19 @@ def _run_pooled(todo, signatures, init_args, workers, done) -> None:
                 with _pool(1, init_args) as pool:
                     done(pool.submit(_work, item, signatures[item.key]).result())
             except BrokenProcessPool:
-                store = ClipStoreWriter(init_args[2])
-                store.commit(item.key, store.workspace(), _died_record(item, signatures[item.key]))
-                done({"key": item.key, "status": FAILED, "frames": 0})
+                done(record_worker_died(init_args[2], item, signatures[item.key]))
 
 
 def _run_items(
-    todo: Sequence[SourceItem], signatures: dict[str, dict], init_args: tuple, workers: int, progress: bool
+    todo: Sequence[SourceItem],
+    signatures: dict[str, dict],
+    init_args: tuple,
+    workers: int,
+    progress: bool,
+    dispatch: Dispatch | None = None,
 ) -> list[dict]:
-    """``workers=0`` works in this process (debugging, tests); otherwise in worker processes."""
+    """``dispatch`` runs the files elsewhere (a cluster); else ``workers=0`` works in this process
+    (debugging, tests), otherwise in worker processes."""
     results: list[dict] = []
     bar = tqdm(total=len(todo), desc="preprocess", unit="file", disable=not progress, file=sys.stderr)
     counts: Counter = Counter()
@@ -239,7 +266,9 @@ def _run_items(
         bar.update()
 
     try:
-        if workers <= 0:
+        if dispatch is not None:
+            dispatch(todo, signatures, init_args, done)
+        elif workers <= 0:
             _init_worker(*init_args, None)
             for item in todo:
                 done(_work(item, signatures[item.key]))
@@ -261,9 +290,11 @@ def run_preprocess(
     overwrite: bool = False,
     progress: bool = True,
     max_image_pixels: int | None = MAX_IMAGE_PIXELS,
+    dispatch: Dispatch | None = None,
 ) -> RunSummary:
     """``max_image_pixels``: stills and video frames over this many pixels are skipped unread
-    (None: no cap); files skipped so by an earlier run are redone when they now fit."""
+    (None: no cap); files skipped so by an earlier run are redone when they now fit. ``dispatch``:
+    run the files there instead of in ``workers`` local processes (runner=ray)."""
     t0 = time.perf_counter()
     store = ClipStoreWriter(store_dir)
     detector_desc = {"factory": repr(detector)} if callable(detector) else dict(detector)
@@ -278,7 +309,7 @@ def run_preprocess(
     ]
     log.info("%d source files, %d already done, %d to process", len(items), len(items) - len(todo), len(todo))
     init_args = (detector, settings, str(store.root), threads_per_worker, max_image_pixels)
-    results = _run_items(todo, signatures, init_args, workers, progress) if todo else []
+    results = _run_items(todo, signatures, init_args, workers, progress, dispatch) if todo else []
 
     manifest, status = build_tables(items, store)
     if len(manifest):

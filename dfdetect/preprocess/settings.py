@@ -34,6 +34,13 @@ class ClipSettings:
     batch_clips: int = 1
     # a face on another keyframe continues the track if it overlaps the anchor face this much
     min_track_iou: float = 0.3
+    # after a clip with a face, the next clip's keyframes are searched only in a square this many
+    # face sides wide around it (0: every keyframe searched whole); the whole frame is searched
+    # where that finds nothing, at a scene cut and every redetect_every clips
+    track_region: float = 3.0
+    redetect_every: int = 4
+    # a scene cut: the grey-level histograms of consecutive clips differ this much (Bhattacharyya)
+    scene_cut: float = 0.3
     # crop side = longer box side * (1 + margin)
     margin: float = 0.3
     size: int = 240
@@ -47,12 +54,14 @@ class ClipSettings:
     min_clips: int = 1
 
     def __post_init__(self):
-        counts = ("clips_per_video", "frames_per_clip", "keyframes")
+        counts = ("clips_per_video", "frames_per_clip", "keyframes", "redetect_every")
         if any(getattr(self, name) < 1 for name in counts):
             got = ", ".join(f"{config_key('clips', n)}={getattr(self, n)}" for n in counts)
             raise SettingsError(f"clip counts must be positive, got {got}")
         if not 0.0 < self.spread <= 1.0:
             raise SettingsError(f"data.sampling.spread must be in (0, 1], got {self.spread}")
+        if self.track_region != 0 and self.track_region < 1.5:
+            raise SettingsError(f"face.track_region must be 0 (off) or >= 1.5, got {self.track_region}")
         if self.size < 16 or self.margin < 0:
             raise SettingsError(
                 f"face.size must be >= 16 and face.margin >= 0, got {self.size} and {self.margin}"

@@ -14,6 +14,7 @@ from dfdetect.data.datamodule import ClipDataModule
 from dfdetect.data.manifest import StoreNotFoundError
 from dfdetect.ensemble import needs_fitting
 from dfdetect.models.lightning.checkpoint import CheckpointNotFoundError
+from dfdetect.utils.paths import CONF_DIR
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,7 @@ def check_data(
 def preprocess_hint(cfg: DictConfig) -> str:
     """The command that makes the configured store."""
     choice = config_choice("data")
-    conf = conf_dir()
-    recipe = conf / "preprocess" / f"{choice}.yaml" if conf and choice else None
+    recipe = CONF_DIR / "preprocess" / f"{choice}.yaml" if choice else None
     if recipe is None or not recipe.is_file():
         return (
             "make one with python scripts/preprocess.py data=<name> (docs/preprocessing.md) "
@@ -82,15 +82,6 @@ def config_choice(group: str) -> str | None:
     if not HydraConfig.initialized():
         return None
     return HydraConfig.get().runtime.choices.get(group)
-
-
-def conf_dir() -> Path | None:
-    if not HydraConfig.initialized():
-        return None
-    for source in HydraConfig.get().runtime.config_sources:
-        if source.provider == "main" and source.schema == "file":
-            return Path(source.path)
-    return None
 
 
 def task_overrides() -> list[str]:

@@ -7,12 +7,14 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from dfdetect.distributed.cluster import runner_options
 from dfdetect.models.lightning.checkpoint import trust_targets
 from dfdetect.predict import Predictor
 from dfdetect.predict.inputs import InputItem, list_inputs
+from dfdetect.predict.model import checked_threshold
 from dfdetect.predict.outputs import ScoreCache, append_line, write_csv
 from dfdetect.predict.plots import contact_sheet, plot_file, thumbnail
 from dfdetect.predict.pool import prepare_stream
@@ -58,6 +60,13 @@ def predict(cfg: DictConfig) -> tuple[dict, list[FileVerdict], Path]:
     run_dir = output_dir(cfg)
     save_composed_config(cfg, run_dir)
     trust_targets(cfg.get("trusted_targets"))
+    if OmegaConf.is_missing(cfg, "input"):
+        raise UserError(
+            "input= is required: a video, image, folder, glob or CSV "
+            "(python predict.py input=<path> ckpt_path=<checkpoint>; --help for more)"
+        )
+    if cfg.get("threshold") is not None:
+        checked_threshold(cfg.threshold)  # before any work
     items = list_inputs(cfg.input)
     predictor = Predictor.from_config(cfg)
     options = cfg.predict
@@ -89,11 +98,29 @@ def predict(cfg: DictConfig) -> tuple[dict, list[FileVerdict], Path]:
     bar = tqdm(
         total=len(items), initial=len(verdicts), desc="predict", unit="file", disable=not options.progress
     )
-    stream = prepare_stream(predictor, todo, int(options.workers), int(options.threads_per_worker))
+    ray_options = runner_options(cfg)
+    if ray_options is None:
+        stream = prepare_stream(predictor, todo, int(options.workers), int(options.threads_per_worker))
+    else:
+        from dfdetect.distributed.predict import prepare_on_ray
+
+        stream = prepare_on_ray(predictor, todo, ray_options, int(options.threads_per_worker))
     plot = bool(options.get("plot"))
     thumbs = {}
-    for batch in _batches(stream, int(options.batch_size)):
-        for prepared, verdict in zip(batch, predictor.score(batch), strict=True):
+    batches = _batches(stream, int(options.batch_size))
+    if ray_options is not None and ray_options.actors > 0:
+        from dfdetect.distributed.predict import score_on_actors
+
+        plain = {
+            k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+            for k in cfg
+            if k != "hydra"
+        }
+        scored = score_on_actors(batches, plain, ray_options)
+    else:
+        scored = ((batch, predictor.score(batch)) for batch in batches)
+    for batch, batch_verdicts in scored:
+        for prepared, verdict in zip(batch, batch_verdicts, strict=True):
             if plot and verdict.p_fake is not None:
                 plot_file(run_dir / "plots", prepared, verdict)
                 thumbs[verdict.path] = thumbnail(prepared)
@@ -106,6 +133,8 @@ def predict(cfg: DictConfig) -> tuple[dict, list[FileVerdict], Path]:
     ordered = sorted(verdicts.values(), key=lambda v: order[v.path])
     write_csv(run_dir / "predictions.csv", ordered)
     stats = summary(ordered)
+    stats["hidden_skipped"] = getattr(items, "hidden", 0)
+    stats["cached"] = sum(1 for v in ordered if v.cached)
     metrics = labelled_metrics(ordered)
     result = {
         **stats,

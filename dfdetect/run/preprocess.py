@@ -9,6 +9,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from dfdetect.distributed.cluster import runner_options
 from dfdetect.preprocess.adapters import AdapterError, scan
 from dfdetect.preprocess.runner import RunSummary, run_preprocess
 from dfdetect.preprocess.settings import ClipSettings
@@ -54,6 +55,12 @@ def preprocess_from_config(cfg: DictConfig) -> RunSummary:
         raise RawDataError(str(exc)) from exc
     log.info("adapter %s found %d source files in %s", name, len(items), raw_dir)
     cap = cfg.get("max_image_pixels")
+    ray_options = runner_options(cfg)
+    dispatch = None
+    if ray_options is not None:
+        from dfdetect.distributed.preprocess import ray_dispatch
+
+        dispatch = ray_dispatch(ray_options)
     return run_preprocess(
         items,
         store_dir=str(data.store),
@@ -65,4 +72,5 @@ def preprocess_from_config(cfg: DictConfig) -> RunSummary:
         overwrite=bool(cfg.overwrite),
         progress=bool(cfg.progress),
         max_image_pixels=None if cap is None else int(cap),
+        dispatch=dispatch,
     )

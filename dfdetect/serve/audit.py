@@ -27,11 +27,14 @@ class AuditLog:
         entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **record}
         line = (json.dumps(self.redact(entry), sort_keys=True, default=str) + "\n").encode()
         with self._lock:
+            if self._fd is None:  # closed meanwhile (shutdown)
+                return
             written = os.write(self._fd, line)
         if written != len(line):  # a full disk: never leave half a line unmarked
             raise OSError(f"audit log {self.path}: wrote {written} of {len(line)} bytes")
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None

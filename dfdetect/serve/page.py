@@ -32,11 +32,17 @@ deepfake; <em>recognize</em> forwards a face it passes as real to __PROVIDER__.<
 const $ = id => document.getElementById(id);
 $("key").value = sessionStorage.getItem("dfdetect-key") || "";
 function text(el, value){ el.textContent = value; }
+let shown = 0;  // the answer on display: a late image load of an earlier one draws nothing
+function clearFaces(){
+  shown += 1; const c = $("canvas"); c.width = c.height = 0;
+  $("clips").innerHTML = ""; $("verdict").className = "";
+}
 function drawBoxes(file, tracks){
-  const c = $("canvas"), ctx = c.getContext("2d");
+  const c = $("canvas"), ctx = c.getContext("2d"), mine = shown;
   if(!file.type.startsWith("image/")){ c.width = c.height = 0; return; }
   const img = new Image();
   img.onload = () => {
+    if(mine !== shown) return;
     c.width = img.naturalWidth; c.height = img.naturalHeight; ctx.drawImage(img, 0, 0);
     ctx.lineWidth = Math.max(2, c.width / 200); ctx.strokeStyle = "#e00";
     for(const t of tracks || []) for(const clip of t.clips || []){
@@ -59,6 +65,7 @@ $("form").addEventListener("submit", async ev => {
   const endpoint = document.querySelector("input[name=endpoint]:checked").value;
   const body = new FormData(); body.append("file", file);
   text($("status"), "judging…"); text($("verdict"), ""); text($("reason"), ""); text($("recognition"), "");
+  clearFaces();  // an error must not leave the previous image's boxes on the page
   let res, data;
   try {
     res = await fetch(`/v1/${endpoint}`, {method: "POST", headers: {"X-API-Key": $("key").value}, body});

@@ -9,6 +9,7 @@ import logging
 import platform
 import secrets
 import sys
+import time
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -43,7 +44,15 @@ def _forwarder(cfg: DictConfig):
 
     provider_cfg = OmegaConf.to_container(cfg.providers[rec.provider], resolve=True)
     backoff = Backoff(float(rec.backoff_base_s), float(rec.backoff_cap_s), float(rec.max_retry_after_s))
-    return Forwarder(rec.provider, provider_cfg, rec.max_cost, rec.max_attempts, backoff, rec.cache)
+    return Forwarder(
+        rec.provider,
+        provider_cfg,
+        rec.max_cost,
+        rec.max_attempts,
+        backoff,
+        rec.cache,
+        check_credentials=bool(rec.get("check_credentials", True)),
+    )
 
 
 def _remove_routes(app, paths: set[str]) -> None:
@@ -57,12 +66,13 @@ def build_server(cfg: DictConfig):
 
     from dfdetect.predict import Predictor
     from dfdetect.serve.audit import AuditLog
-    from dfdetect.serve.auth import ApiKeys
+    from dfdetect.serve.auth import TRUSTED, ApiKeys
     from dfdetect.serve.gate_api import GateAPI
+    from dfdetect.serve.lifecycle import Lifecycle
     from dfdetect.serve.metrics import GateMetrics
     from dfdetect.serve.page import page_html
     from dfdetect.serve.pins import check_pins
-    from dfdetect.serve.service import Gate, Limits
+    from dfdetect.serve.service import Gate, Limits, without_scores
 
     s = cfg.serve
     keys = ApiKeys.from_env(s.auth.keys_env, s.auth.trusted_keys_env, bool(s.auth.required))
@@ -92,8 +102,9 @@ def build_server(cfg: DictConfig):
         timeout=float(s.request_timeout_s),
         max_payload_size=int(s.max_upload_bytes),
         disable_openapi_url=True,  # no schema or Swagger page for strangers to explore
+        restart_workers=True,  # a worker that dies is started again (the watchdog exits if not)
     )
-    _remove_routes(server.app, {GATE_PATH, "/", "/info"})
+    _remove_routes(server.app, {GATE_PATH, "/", "/info", "/health"})
     handler = RegularRequestHandler(api, server)
     metrics = GateMetrics()
     audit = AuditLog(s.audit_log, redact=forwarder.redact if forwarder else (lambda v: v))
@@ -102,7 +113,13 @@ def build_server(cfg: DictConfig):
         submit=lambda payload: handler.handle_request(payload, dict),
         secret=secret,
         keys=keys,
-        limits=Limits(int(s.max_queue), float(s.request_timeout_s), bool(s.recognize.fail_closed)),
+        limits=Limits(
+            int(s.max_queue),
+            float(s.request_timeout_s),
+            bool(s.recognize.fail_closed),
+            upload_timeout_s=float(s.get("upload_timeout_s") or 30),
+            max_per_key=int(s.max_per_key) if s.get("max_per_key") else None,
+        ),
         audit=audit,
         metrics=metrics,
         model=model,
@@ -117,6 +134,8 @@ def build_server(cfg: DictConfig):
             "batch_timeout": float(s.batch_timeout),
             "workers": int(s.workers),
             "max_queue": int(s.max_queue),
+            "max_per_key": int(s.max_per_key) if s.get("max_per_key") else None,
+            "upload_timeout_s": float(s.get("upload_timeout_s") or 30),
             "max_upload_bytes": int(s.max_upload_bytes),
             "request_timeout_s": float(s.request_timeout_s),
             "fail_closed": bool(s.recognize.fail_closed),
@@ -126,11 +145,18 @@ def build_server(cfg: DictConfig):
     }
     app = server.app
     add_gate_routes(app, gate)
+    lifecycle = Lifecycle(server, gate, drain_s=float(s.get("drain_timeout_s") or 30))
+    server.dfdetect_lifecycle = lifecycle
+
+    @app.get("/health")
+    async def health():
+        ok, why = lifecycle.healthy()
+        return Response("ok" if ok else why, status_code=200 if ok else 503)
 
     @app.get("/info")
     async def info_route(request: Request):
-        gate.authorize(request)
-        return JSONResponse(public_info)
+        role = gate.authorize(request)
+        return JSONResponse(public_info if role == TRUSTED else without_scores(public_info))
 
     @app.get("/metrics")
     async def metrics_route(request: Request):
@@ -165,6 +191,7 @@ def serve(cfg: DictConfig) -> None:
         file=sys.stderr,
         flush=True,
     )
+    server.dfdetect_lifecycle.install()  # SIGTERM/SIGINT: drain, flush, every child down, exit
     try:
         server.run(
             host=str(s.host),
@@ -175,4 +202,7 @@ def serve(cfg: DictConfig) -> None:
             log_level=str(s.log_level),
         )
     finally:
+        lifecycle = server.dfdetect_lifecycle
+        if lifecycle.stopping.locked():  # the lifecycle's stop is under way: it exits the process
+            time.sleep(lifecycle.drain_s + 30)
         gate.close()

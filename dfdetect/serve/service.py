@@ -27,7 +27,7 @@ from dfdetect.serve.media import UnsupportedMedia, spool
 from dfdetect.serve.metrics import GateMetrics
 
 log = logging.getLogger(__name__)
-HIDDEN_FOR_UNTRUSTED = ("p_fake", "threshold")
+HIDDEN_FOR_UNTRUSTED = ("p_fake", "threshold", "temperature")
 NON_CELEBRITY = "non-celebrity"
 
 
@@ -49,6 +49,10 @@ class Limits:
     max_queue: int
     request_timeout_s: float
     fail_closed: bool
+    # the whole upload must arrive within this (408), so slow senders cannot hold admission slots
+    upload_timeout_s: float = 30.0
+    # requests one key may have admitted at once (429); None: only max_queue
+    max_per_key: int | None = None
 
 
 class Gate:
@@ -70,6 +74,8 @@ class Gate:
         self.upload_dir = Path(upload_dir or tempfile.mkdtemp(prefix="dfdetect-serve-"))
         self.upload_dir.mkdir(parents=True, exist_ok=True)
         self.in_flight = 0
+        self.per_key: dict[str, int] = {}
+        self.draining = False  # set on SIGTERM/SIGINT: new requests get 503, admitted ones finish
         self.redact = forwarder.redact if forwarder is not None else (lambda v: v)
 
     def close(self) -> None:
@@ -87,6 +93,14 @@ class Gate:
         return role
 
     async def upload(self, request: Request):
+        try:
+            return await asyncio.wait_for(self._upload(request), self.limits.upload_timeout_s)
+        except asyncio.TimeoutError:
+            raise HTTPException(
+                408, f"the upload did not arrive within serve.upload_timeout_s={self.limits.upload_timeout_s:g} s"
+            ) from None
+
+    async def _upload(self, request: Request):
         form = await request.form(max_files=1, max_fields=4)
         media = form.get("file")
         if media is None or isinstance(media, str):
@@ -120,17 +134,28 @@ class Gate:
         entry = {"request_id": request_id, "endpoint": endpoint, "model": self.model, "forwarded": False}
         status, outcome, reason = 500, "error", "internal"
         admitted = False
+        key_id = None
         try:
             role = self.authorize(request)
-            entry["key"] = (
+            entry["key"] = key_id = (
                 key_hash(request.headers.get("x-api-key", "")) if request.headers.get("x-api-key") else None
             )
             if endpoint == "recognize" and self.forwarder is None:
                 raise HTTPException(503, "no recognition provider configured (serve.recognize.provider)")
+            if self.draining:
+                raise HTTPException(503, "the gate is shutting down", headers={"Retry-After": "1"})
             if self.in_flight >= self.limits.max_queue:
                 self.metrics.rejected.inc()
                 raise HTTPException(503, "the gate is at capacity; retry later", headers={"Retry-After": "1"})
+            if self.limits.max_per_key and self.per_key.get(key_id, 0) >= self.limits.max_per_key:
+                self.metrics.rejected.inc()
+                raise HTTPException(
+                    429,
+                    f"this key already has {self.limits.max_per_key} requests in flight (serve.max_per_key)",
+                    headers={"Retry-After": "1"},
+                )
             self.in_flight += 1
+            self.per_key[key_id] = self.per_key.get(key_id, 0) + 1
             self.metrics.in_flight.inc()
             admitted = True
             t_up = time.perf_counter()
@@ -146,11 +171,14 @@ class Gate:
             crop_b64 = record.pop("_crop_b64", None)
             record.pop("path", None)
             record.pop("label", None)
+            record.pop("cached", None)
+            record["reason"] = self.public_reason(record.get("reason") or "", upload.path)
             self.metrics.observe_verdict(
                 record,
                 serve_info
                 if serve_info.get("batch_index") == 0
                 else {"queue_s": serve_info.get("queue_s", 0.0)},
+                trusted=role == TRUSTED,
             )
             record["timings"] = {
                 "upload": round(upload_s, 4),
@@ -181,6 +209,9 @@ class Gate:
         finally:
             if admitted:
                 self.in_flight -= 1
+                self.per_key[key_id] -= 1
+                if not self.per_key[key_id]:
+                    del self.per_key[key_id]
                 self.metrics.in_flight.dec()
             seconds = time.perf_counter() - t0
             self.metrics.requests.labels(endpoint, outcome, reason).inc()
@@ -190,6 +221,12 @@ class Gate:
                 self.audit.write(entry)
             except OSError as e:
                 log.error("audit log: %s", e)
+
+    def public_reason(self, reason: str, path: Path) -> str:
+        """The reason without the server's file system: the spooled upload is "the upload"."""
+        for text in (str(path), path.name, str(self.upload_dir)):
+            reason = reason.replace(text, "upload")
+        return reason
 
     async def recognize(self, record: dict, crop_b64: str | None, entry: dict) -> tuple[dict, int]:
         """The gate first: only a ``real`` verdict sends the face to the provider."""

@@ -4,6 +4,11 @@
 
 Each tile is the middle frame of a random clip (``--frames`` shows a whole clip per tile instead,
 its frames side by side). Written to ``<store_dir>/contact_sheet.png`` unless ``--out`` is given.
+
+``--synthesis sbi`` shows what ``data.synthesis=sbi`` trains on instead: for random real clips,
+triplets of the real (the pair's target), its self-blended pseudo-fake and the blend mask (middle
+frame; ``--frames``: every frame), one triplet per row; ``--no-face crop_box`` as data.sbi.no_face.
+Clips where dlib finds no face are listed and left out.
 """
 
 from __future__ import annotations
@@ -50,6 +55,41 @@ def contact_sheet(store: Path, per_row: int, size: int, seed: int, whole_clip: b
     return np.concatenate(rows, axis=0)
 
 
+def sbi_sheet(store: Path, rows: int, size: int, seed: int, whole_clip: bool, no_face: str) -> np.ndarray:
+    from dfdetect.data.frames import read_frame
+    from dfdetect.data.landmarks import clip_landmarks
+    from dfdetect.data.sbi import self_blend_clip
+
+    manifest = read_manifest(store)
+    reals = manifest[manifest["label"] == 0]
+    rng = np.random.default_rng(seed)
+    out, skipped = [], []
+    for i in rng.permutation(len(reals)):
+        if len(out) >= 2 * rows:  # a triplet and a spacer per row
+            break
+        row = reals.iloc[i]
+        frames = np.stack([read_frame(store / p, None) for p in row["paths"]])
+        points, why = clip_landmarks(frames, no_face=no_face)
+        if points is None:
+            skipped.append(f"{row['clip_id']}: {why}")
+            continue
+        real, fake, mask = self_blend_clip(frames, points, rng)
+        mask = np.repeat((mask[..., None] * 255).round().astype(np.uint8), 3, axis=-1)
+        chosen = range(len(frames)) if whole_clip else [len(frames) // 2]
+        tiles = [
+            np.concatenate([cv2.resize(part[k][:, :, ::-1], (size, size)) for k in chosen], axis=1)
+            for part in (real, fake, mask)
+        ]
+        text = [str(row["clip_id"])[:18], "real | pseudo-fake", "| mask"]
+        out.append(np.concatenate([label_panel(text, size), *tiles], axis=1))
+        out.append(np.full((4, out[-1].shape[1], 3), 255, np.uint8))
+    for line in skipped:
+        print(f"no landmarks, left out: {line}")
+    if not out:
+        raise SystemExit(f"no real clip of {store} has landmarks (try --no-face crop_box)")
+    return np.concatenate(out, axis=0)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -60,8 +100,13 @@ def main(argv=None) -> None:
     parser.add_argument("--size", type=int, default=120)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--frames", action="store_true", help="show every frame of each clip")
+    parser.add_argument("--synthesis", choices=["sbi"], default=None, help="real / pseudo-fake / mask triplets")
+    parser.add_argument("--no-face", choices=["skip", "crop_box"], default="skip")
     args = parser.parse_args(argv)
-    sheet = contact_sheet(args.store, args.per_row, args.size, args.seed, args.frames)
+    if args.synthesis == "sbi":
+        sheet = sbi_sheet(args.store, args.per_row, args.size, args.seed, args.frames, args.no_face)
+    else:
+        sheet = contact_sheet(args.store, args.per_row, args.size, args.seed, args.frames)
     out = args.out or args.store / "contact_sheet.png"
     if not cv2.imwrite(str(out), sheet):
         raise SystemExit(f"cannot write {out}")

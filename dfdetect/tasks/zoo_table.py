@@ -12,7 +12,7 @@ computes the video AUC and a percentile interval from 2,000 bootstrap draws of w
 (``dfdetect.run.crossval``), and writes ``<out>/results.md``, ``<out>/results.csv`` and
 ``<out>/oof_videos.csv``.
 
-python scripts/zoo_table.py [--data ffpp_mini] [--folds 5] [--out logs/zoo/ffpp_mini_cv5] [--only meso4] [--list]
+python scripts/zoo_table.py [--data ffpp_mini] [--folds 5] [--out logs/zoo/ffpp_mini_cv5] [--only meso4] [--list] [--by-method]
 """
 
 from __future__ import annotations
@@ -225,6 +225,30 @@ def write_tables(rows: list[dict], videos: list[pd.DataFrame], out: Path) -> Non
         Path(tmp).write_text("\n".join(lines) + "\n")
 
 
+def by_method_table(out: Path, manifest: pd.DataFrame, names: list[str]) -> str:
+    """Per entry and manipulation method: pooled out-of-fold video AUC of that method's fake videos
+    against every real video, with the 95 % group-bootstrap interval (from ``oof_videos.csv``)."""
+    videos = pd.read_csv(out / "oof_videos.csv")
+    methods = manifest.groupby("video_id")["method"].first()
+    videos["method"] = videos["video_id"].map(methods)
+    fakes = sorted(m for m in videos.loc[videos["label"] == 1, "method"].dropna().unique())
+    lines = [
+        "| detector | " + " | ".join(f"{m} vs real" for m in fakes) + " |",
+        "| --- | " + " | ".join("---" for _ in fakes) + " |",
+    ]
+    for name in names:
+        entry = videos[videos["entry"] == name]
+        if entry.empty:
+            continue
+        cells = []
+        for method in fakes:
+            part = entry[(entry["label"] == 0) | (entry["method"] == method)]
+            r = cluster_bootstrap_auc(part)
+            cells.append(f"{r['auc']:.3f} ({r['low']:.3f}–{r['high']:.3f})")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -239,6 +263,9 @@ def main(argv=None) -> None:
     parser.add_argument("--redo", nargs="*", default=[], help="entries whose folds run again")
     parser.add_argument("--list", action="store_true", help="print the commands and exit")
     parser.add_argument("--table-only", action="store_true", help="tabulate the finished folds, run nothing")
+    parser.add_argument(
+        "--by-method", action="store_true", help="also write results_by_method.md (each fake method vs real)"
+    )
     args = parser.parse_args(argv)
     out = Path(args.out or ROOT / "logs" / "zoo" / f"{args.data}_cv{args.folds}").resolve()
     names = args.only if args.only is not None else list(ENTRIES)
@@ -278,6 +305,12 @@ def main(argv=None) -> None:
     tabulate()
     print((out / "results.md").read_text())
     print(f"wrote {out / 'results.md'}, {out / 'results.csv'} and {out / 'oof_videos.csv'}")
+    if args.by_method and (out / "oof_videos.csv").exists():
+        table = by_method_table(out, manifest, names)
+        with atomic_path(out / "results_by_method.md") as tmp:
+            Path(tmp).write_text(table)
+        print(table)
+        print(f"wrote {out / 'results_by_method.md'}")
 
 
 if __name__ == "__main__":

@@ -232,7 +232,7 @@ def build_detector(model_cfg: DictConfig | Mapping) -> DetectorModule:
     model = hydra.utils.instantiate(cfg)
     if not isinstance(model, DetectorModule):
         raise TypeError(f"a model config must build a DetectorModule, got {type(model).__name__}")
-    model.model_config = OmegaConf.to_container(cfg, resolve=True)
+    model.model_config = _no_weight_sources(OmegaConf.to_container(cfg, resolve=True))
     return model
 
 
@@ -245,6 +245,22 @@ def build_module(model_cfg: DictConfig | Mapping) -> pl.LightningModule:
         raise TypeError(f"a model config must build a LightningModule, got {type(module).__name__}")
     module.model_config = OmegaConf.to_container(cfg, resolve=True)
     return module
+
+
+TIMM_NET = "dfdetect.models.nets.timm_net.TimmDetector"
+
+
+def _no_weight_sources(node: Any) -> Any:
+    """The config to store in checkpoints: a timm net rebuilt from it must not download
+    (``pretrained``) or read (``weights``) its start weights again, the checkpoint holds them."""
+    if isinstance(node, Mapping):
+        node = {k: _no_weight_sources(v) for k, v in node.items()}
+        if node.get("_target_") == TIMM_NET:
+            node.update(pretrained=False, weights=None)
+        return node
+    if isinstance(node, list):
+        return [_no_weight_sources(item) for item in node]
+    return node
 
 
 def load_detector(ckpt_path: str | Path, model_cfg: DictConfig | Mapping | None = None) -> DetectorModule:

@@ -19,9 +19,11 @@ import pandas as pd
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from pytorch_lightning.utilities.warnings import PossibleUserWarning
 from torch import nn
 
+from dfdetect.models.layers.finetune import apply_finetune
 from dfdetect.models.lightning.metrics import ClipVideoMetrics
 
 STAGES = ("val", "test")
@@ -47,6 +49,7 @@ class DetectorModule(pl.LightningModule):
         threshold: float = 0.5,
         loss: str = "bce",
         class_weight: str | Sequence[float] | None = None,
+        finetune: str = "full",
     ):
         super().__init__()
         if loss not in LOSSES:
@@ -64,6 +67,16 @@ class DetectorModule(pl.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.net = net
+        # which parameters train (full / head / norm, dfdetect.models.layers.finetune)
+        if finetune == "norm" and getattr(net, "l2_normalize", None) is False:
+            net.l2_normalize = True  # LNCLIP-DF: L2-normalised features before the linear head
+        self.finetune_counts = apply_finetune(net, finetune)
+        rank_zero_info(self.finetune_counts.line())
+        if finetune != "full" and getattr(net, "has_weights", True) is False:
+            rank_zero_warn(
+                f"model.finetune={finetune} on randomly initialised weights: only a smoke test; pass "
+                "model.net.pretrained=true (downloads) or model.net.weights=<file>"
+            )
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
             self.net.channels_last = True

@@ -1,6 +1,6 @@
 """Detector nets, one file per family; importing this package registers them all."""
 
-from dfdetect.models.nets import abnet, clrnet, fakespotter, ftdetect, mesonet, shallownet, xception  # noqa: F401
+from dfdetect.models.nets import abnet, clrnet, fakespotter, ftdetect, mesonet, shallownet, timm_net, xception  # noqa: F401
 from dfdetect.models.nets.base import ClipDetector, FrameDetector
 from dfdetect.models.nets.registry import (
     NetInfo,

@@ -5,9 +5,13 @@ the recipe we follow and where we depart from it.
 - Appearance: the frozen, trained face-recognition network (dlib's ResNet by default) on every
   frame of a segment, its descriptors averaged -- who the face looks like.
 - Behaviour: a temporal network over per-frame features of the segment (seconds long, e.g. 16
-  frames over 2 s) -- how the face moves. The per-frame features come from the same frozen
-  network (dlib: its last residual map pooled to 2x2, 1,024 values); their mean over the segment
-  is removed first, so what stays is how they change, not whose face they show. It is trained
+  frames over 2 s) -- how the face moves. ``behaviour="landmarks"`` (dfdetect/conf/model/abnet.yaml, issue
+  #30): the per-frame features are dlib's 68 facial landmarks, centred and divided by the
+  inter-ocular distance (``dfdetect.data.landmarks``), so behaviour sees no pixels: a swap that
+  looks like the target but moves like the source is judged on its motion alone.
+  ``behaviour="appearance"`` (the net's default, what checkpoints before #30 hold): the frozen
+  network's own per-frame features (dlib: its last residual map pooled to 2x2, 1,024 values).
+  Either way their mean over the segment is removed first, so what stays is how they change. It is trained
   (``ABNetModule``) on real videos only, with identity labels and a multi-similarity loss.
 - Enrolment: per identity, reference appearance and behaviour embeddings of real videos
   (``enrol``), kept in buffers and saved in the checkpoint.
@@ -25,10 +29,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dfdetect.data.landmarks import clip_landmarks, normalise_landmarks
 from dfdetect.models.layers.dlib_resnet import (
     DLIB_DISTANCE_THRESHOLD,
     DLIB_INPUT_SIZE,
@@ -44,6 +50,8 @@ from dfdetect.models.nets.registry import NetInfo, register_net
 
 DLIB_FRAME_GRID = 2  # dlib's last residual map pooled to 2x2: 256 * 4 = 1,024 values per frame
 UNKNOWN = -1
+BEHAVIOURS = ("appearance", "landmarks")
+LANDMARK_DIM = 136  # 68 (x, y)
 
 
 class ABNetDecision(NamedTuple):
@@ -105,15 +113,21 @@ class ABNet(ClipDetector):
         behaviour_width: int = 256,
         min_frames: int = 2,
         appearance_threshold: float = DLIB_DISTANCE_THRESHOLD,
+        behaviour: str = "appearance",
     ):
         super().__init__()
+        if behaviour not in BEHAVIOURS:
+            raise ValueError(f"ABNet behaviour must be one of {BEHAVIOURS}, got {behaviour!r}")
+        self.behaviour_source = behaviour
         facts = face_net_facts(face_net)
         self.mean, self.std = facts.mean, facts.std
         self.input_size = face_input_size(input_size, face_net)
         self.appearance = Frozen(build_face_net(face_net, weights, block_repeats))
         self.dlib = isinstance(self.appearance.module, DlibResNet)
         frame_dim = 256 * DLIB_FRAME_GRID**2 if self.dlib else facts.embedding_dim
-        self.behaviour = BehaviourNet(frame_dim, behaviour_dim, behaviour_width)
+        self.appearance_dim = frame_dim  # per-frame features of the face net (appearance)
+        in_dim = LANDMARK_DIM if behaviour == "landmarks" else frame_dim
+        self.behaviour = BehaviourNet(in_dim, behaviour_dim, behaviour_width)
         self.behaviour_dim = behaviour_dim
         self.min_frames = min_frames
         self.appearance_threshold = appearance_threshold
@@ -127,24 +141,48 @@ class ABNet(ClipDetector):
     # --- embeddings
     @torch.no_grad()
     def frame_features(self, clips: torch.Tensor) -> torch.Tensor:
-        """Normalised clips ``(B, T, C, H, W)`` -> the frozen network's per-frame features ``(B, T, F)``."""
+        """Normalised clips ``(B, T, C, H, W)`` -> per-frame features ``(B, T, F)``: the frozen
+        network's, followed (``behaviour="landmarks"``) by the 136 normalised landmark coordinates."""
         frames, b, t = self.clip_frames(clips)
         if self.dlib:
             maps = self.appearance.module.features(frames)
             feats = F.adaptive_avg_pool2d(maps, DLIB_FRAME_GRID).flatten(1)
         else:
             feats = self.appearance(frames)
-        return feats.unflatten(0, (b, t))
+        feats = feats.unflatten(0, (b, t))
+        if self.behaviour_source == "landmarks":
+            feats = torch.cat([feats, self.landmark_features(clips).to(feats)], dim=2)
+        return feats
+
+    @torch.no_grad()
+    def landmark_features(self, clips: torch.Tensor) -> torch.Tensor:
+        """Normalised clips -> dlib's 68 landmarks per frame, normalised for position and size
+        ``(B, T, 136)``. Clips are aligned face crops: where dlib's detector finds no face, the
+        points are placed in the crop's central face box."""
+        mean = torch.tensor(self.mean, device=clips.device).view(1, 1, 3, 1, 1)
+        std = torch.tensor(self.std, device=clips.device).view(1, 1, 3, 1, 1)
+        pixels = ((clips.float() * std + mean) * 255.0).round().clamp(0, 255).to(torch.uint8)
+        pixels = pixels.permute(0, 1, 3, 4, 2).cpu().numpy()
+        out = [normalise_landmarks(clip_landmarks(np.ascontiguousarray(c), no_face="crop_box")[0]) for c in pixels]
+        return torch.from_numpy(np.stack(out))
+
+    def appearance_part(self, features: torch.Tensor) -> torch.Tensor:
+        return features[..., : self.appearance_dim]
 
     @torch.no_grad()
     def appearance_from_features(self, features: torch.Tensor) -> torch.Tensor:
         """``(B, T, F)`` -> the segment's appearance, the mean of its frame descriptors ``(B, D)``."""
+        features = self.appearance_part(features)
         if self.dlib:  # dlib's descriptor: fc of the spatial mean of the last residual map
             maps = features.unflatten(-1, (256, DLIB_FRAME_GRID**2)).mean(dim=-1)
             return self.appearance.module.fc(maps).mean(dim=1)
         return features.mean(dim=1)
 
     def behaviour_from_features(self, features: torch.Tensor) -> torch.Tensor:
+        """``(B, T, F)`` -> unit behaviour embeddings; ``behaviour="landmarks"`` reads only the
+        landmark part of the features, never the face net's."""
+        if self.behaviour_source == "landmarks":
+            features = features[..., self.appearance_dim :]
         return self.behaviour(features)
 
     # --- enrolment

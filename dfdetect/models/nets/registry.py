@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from torch import nn
 
 KINDS = ("frame", "clip")
-WEIGHT_FORMATS = ("keras_h5", "torch_state_dict", "facenet_state_dict", "dlib_dat")
+WEIGHT_FORMATS = ("keras_h5", "torch_state_dict", "safetensors", "facenet_state_dict", "dlib_dat")
 UNIT_SCALE = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # mean and std of frames scaled to [0, 1]
 
 

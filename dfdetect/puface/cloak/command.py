@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from dfdetect.data.manifest import StoreNotFoundError
 from dfdetect.puface.cloak.extractors import build_extractors
 from dfdetect.puface.cloak.runner import cloak_to_folder, pick_device
 from dfdetect.puface.data.identity_datamodule import read_image
@@ -33,6 +34,17 @@ def folder_chips(folder: Path, chipper, size: int) -> tuple[list[str], torch.Ten
     return names, torch.from_numpy(np.stack([c for _, c in kept])).permute(0, 3, 1, 2).contiguous(), no_face
 
 
+def target_candidates(dm, user: str | None) -> dict[str, torch.Tensor]:
+    try:
+        return {i: dm.identity_chips("train", i) for i in dm.identities if i != user}
+    except StoreNotFoundError as e:
+        raise UserError(
+            f"{e}: a targeted attack draws its target among the identities of data; make the store with "
+            f"python scripts/preprocess.py data={getattr(dm, 'name', '<name>').removesuffix('_faces')}, or pass "
+            "data=faces_folder data.path=<folder of <identity>/<images>>"
+        ) from None
+
+
 def cloak_from_config(cfg: DictConfig) -> dict:
     if (cfg.user is None) == (cfg.images is None):
         raise UserError("give either user=<identity of data> or images=<folder>")
@@ -51,7 +63,8 @@ def cloak_from_config(cfg: DictConfig) -> dict:
     else:
         user = None
         names, chips, no_face = folder_chips(Path(cfg.images), dm.chipper, dm.chip_size)
-    candidates = {i: dm.identity_chips("train", i) for i in dm.identities if i != user}
+    # a targeted attack draws its target among the data's other identities; an untargeted one needs no data
+    candidates = target_candidates(dm, user) if getattr(attack, "targeted", False) else {}
     summary = cloak_to_folder(
         attack, names, chips, cfg.out, candidates, extractors, device, cfg.batch_size, cfg.seed,
         facts={"extractors": ",".join(cfg.extractors)},

@@ -1,0 +1,11 @@
+"""scripts/benchmark_face_boxes.py (alias of ``dfdetect bench face-boxes``)."""
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("DFDETECT_ROOT", str(Path(__file__).resolve().parents[1]))
+
+from dfdetect.cli import alias  # noqa: E402
+
+if __name__ == "__main__":
+    alias("bench face-boxes")
