@@ -53,8 +53,8 @@ BENCHMARKS: dict[str, str] = {
     "training": "training steps per second against a plain PyTorch loop",
 }
 
-# `puface train` is the train task on the purifier's experiment; `puface [evaluate]` the evaluation
-PUFACE_WORDS = ("train", "evaluate")
+# `puface train` is the train task on the purifier's experiment; `puface [evaluate]` the evaluation; `puface lfw` the LFW protocol (#26)
+PUFACE_WORDS = ("train", "evaluate", "lfw")
 
 
 def usage() -> str:
@@ -111,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         rest = rest[1:] if rest and rest[0] in PUFACE_WORDS else rest
         if word == "evaluate":
             return run_module(TASKS["puface"].module, "dfdetect puface evaluate", rest)
+        if word == "lfw":
+            return run_module("dfdetect.tasks.puface_lfw", "dfdetect puface lfw", rest)
         chosen = any(arg.lstrip("+").startswith("experiment=") for arg in rest)
         return run_module(TASKS["train"].module, "dfdetect puface train", [*([] if chosen else ["experiment=puface"]), *rest])
     task = TASKS[name]

@@ -47,7 +47,7 @@ def test_every_group_has_options():
 
 
 # face-identity datasets (PuFace): dlib chips with identity labels, not clips
-FACE_DATA = {"ffpp_mini_faces", "faces_folder"}
+FACE_DATA = {"ffpp_mini_faces", "faces_folder", "lfw"}
 
 
 @pytest.mark.parametrize("option", options("data"))
@@ -113,7 +113,7 @@ def test_callbacks_option_instantiates(option, train_cfg):
 
 
 # experiments of the purifier (PuFace), trained by the same train task on its own datamodule
-PURIFIER_EXPERIMENTS = {"puface", "puface_lowkey"}
+PURIFIER_EXPERIMENTS = {"puface", "puface_lowkey", "puface_lfw"}
 
 
 @pytest.mark.parametrize("group", ["experiment", "debug"])
@@ -141,10 +141,10 @@ def test_purifier_experiments_compose_and_instantiate(option, tmp_path):
     assert isinstance(build_module(cfg.model), PurifierModule)
     assert cfg.model == cfg.purifier and cfg.test is False
     assert isinstance(hydra.utils.instantiate(cfg.data.faces), IdentityDataModule)
-    assert cfg.data.exclude
+    assert cfg.data.exclude or cfg.data.get("roles_file")  # the users an evaluation protects are kept out
     pool = hydra.utils.instantiate(cfg.data)
     assert isinstance(pool, CloakPairDataModule)
-    expected = {"puface": ["fawkes_low"], "puface_lowkey": ["fawkes_low", "lowkey"]}[option]
+    expected = {"puface": ["fawkes_low"], "puface_lowkey": ["fawkes_low", "lowkey"], "puface_lfw": ["fawkes_low"]}[option]
     assert list(pool.cloaks) == expected and all(callable(a) for a in pool.cloaks.values())
     hydra.utils.instantiate(cfg.trainer, logger=False)
 

@@ -33,3 +33,22 @@ def build_extractors(names: Sequence[str] = ("dlib",), dlib_weights: str = "inst
             raise ValueError(f"unknown extractor {name!r}; available: dlib")
         out.append(Extractor(dlib_resnet(dlib_weights), 150))
     return out
+
+
+class ThroughPurifier(nn.Module):
+    """An extractor seen through a differentiable purifier (``[0, 1]`` images in and out, such as
+    PuFace's RedNet): ``f(255 P(x / 255))``. An attack run against these extractors is the adaptive
+    attacker of FaceCure, ``x' = argmax loss(F(P(x')))`` within the attack's own budget."""
+
+    def __init__(self, extractor: nn.Module, purifier: nn.Module):
+        super().__init__()
+        self.extractor, self.purifier = extractor, purifier.eval()
+        for p in self.purifier.parameters():
+            p.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.extractor(255 * self.purifier(x / 255))
+
+
+def through_purifier(extractors: Sequence[nn.Module], purifier: nn.Module) -> list[ThroughPurifier]:
+    return [ThroughPurifier(f, purifier) for f in extractors]

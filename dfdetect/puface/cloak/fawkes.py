@@ -2,11 +2,17 @@
 with its own budget, optimiser state and best-so-far image.
 
 v0.3, targeted (the version PuFace attacks): per image
-``c * max(DSSIM(x, x') - rho, 0)^2 + sum_m ||f_m(x_T) - f_m(x')|| / ||f_m(x_T)||``, with
-``x' = 255 (tanh(w + delta) / (2 - 1e-6) + 0.5)``, Adadelta on ``delta``; the target identity is
-drawn at random among the 20 farthest from the user (max-min feature distance), and each image is
-paired with one of up to 10 of its images. Kept: the iterate of least feature loss whose DSSIM is
-within ``budget_slack * rho``.
+``c * max(DSSIM(x, x') - rho, 0)^2 + sum_m ||t_m - f_m(x')|| / ||t_m||``, with
+``x' = 255 (tanh(w + delta) / (2 - 1e-6) + 0.5)``, Adadelta on ``delta``. The aim point is Fawkes
+v0.3's (``differentiator.py`` at tag v0.3, ``calculate_direction``): ``t_m = f_m(x) + 2 (mean
+f_m(x_T) - mean f_m(x))``, the means over the images optimised together: one image with Fawkes'
+default ``--batch-size 1`` (``aim_group="image"``, the default here) or one user's images in a
+batch (``aim_group="user"``, ``groups`` telling users apart); ``mimic=0`` aims at ``f_m(x_T)``
+itself, dfdetect's earlier reading. The learning rate is multiplied by 0.8 after the update of
+every iteration that is a positive multiple of ``steps // 3``. The target
+identity is drawn at random among the 20 farthest from the user (max-min feature distance) of a
+public pool of identities, and each image is paired with one of up to 10 of its images. Kept: the
+iterate of least feature loss whose DSSIM is within ``budget_slack * rho``.
 
 v1.0, untargeted: ``c * max(DSSIM - rho, 0)^2 - c_diff * sum_m ||g_m(x') - g_m(x)||^2 / ||g_m(x)||``
 (``g`` = L2-normalised descriptors), ``x'`` kept within +-15 of ``x``, ``delta`` starting at
@@ -52,6 +58,27 @@ def _adadelta(params, lr):
     return torch.optim.Adadelta(params, lr=lr, rho=0.95, eps=1e-8)
 
 
+def aim_points(src: torch.Tensor, tgt: torch.Tensor, groups: torch.Tensor | None = None, mimic: float = 2.0) -> torch.Tensor:
+    """Fawkes v0.3's target point per image: ``src + mimic * (mean tgt - mean src)`` with the means
+    over the images of the same group (one user); ``mimic=0``: ``tgt`` itself."""
+    if mimic == 0:
+        return tgt
+    groups = torch.zeros(len(src), dtype=torch.long, device=src.device) if groups is None else groups.to(src.device)
+    out = torch.empty_like(src)
+    for g in torch.unique(groups):
+        m = groups == g
+        out[m] = src[m] + mimic * (tgt[m].mean(0) - src[m].mean(0))
+    return out
+
+
+def decayed_lr(lr: float, step: int, steps: int, factor: float = 0.8) -> float:
+    """The learning rate of ``step`` (0-based) under Fawkes v0.3's schedule: after the update of every
+    iteration that is a positive multiple of ``steps // 3``, the rate is multiplied by ``factor``
+    (so the update of iteration ``steps // 3 + 1`` is the first with the lower rate)."""
+    period = max(steps // 3, 1)
+    return lr * factor ** ((step - 1) // period) if step > 0 else lr
+
+
 class FawkesTargeted:
     """Fawkes v0.3. ``__call__(x, extractors, x_target)`` on float ``(B, 3, H, W)`` in [0, 255]."""
 
@@ -59,16 +86,22 @@ class FawkesTargeted:
 
     def __init__(self, mode: str = "high", rho: float | None = None, steps: int | None = None,
                  lr: float | None = None, c: float = 1e6, budget_slack: float = 1.1,
-                 top_targets: int = 20, max_target_images: int = 10):  # fmt: skip
-        self.mode = mode
+                 top_targets: int = 20, max_target_images: int = 10, mimic: float = 2.0,
+                 lr_decay: float = 0.8, aim_group: str = "image"):  # fmt: skip
+        if aim_group not in ("image", "user"):
+            raise ValueError(f"aim_group must be image or user, got {aim_group!r}")
+        self.mode, self.mimic, self.lr_decay, self.aim_group = mode, mimic, lr_decay, aim_group
         self.rho, self.steps, self.lr = _mode(V03_MODES, mode, rho, steps, lr)
         self.c, self.budget_slack = c, budget_slack
         self.top_targets, self.max_target_images = top_targets, max_target_images
 
-    def __call__(self, x: torch.Tensor, extractors: Sequence, x_target: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, extractors: Sequence, x_target: torch.Tensor,
+                 groups: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
         x = x.detach().float()
+        if self.aim_group == "image":  # Fawkes' default --batch-size 1: the means are over one image
+            groups = torch.arange(len(x), device=x.device)
         with torch.no_grad():
-            target = [f(x_target.float()) for f in extractors]
+            target = [aim_points(f(x), f(x_target.float()), groups, self.mimic) for f in extractors]
         w0 = to_tanh_space(x)
         delta = torch.zeros_like(x, requires_grad=True)
         opt = _adadelta([delta], self.lr)
@@ -83,6 +116,8 @@ class FawkesTargeted:
             if step == self.steps:
                 break
             loss = self.c * F.relu(d - self.rho) ** 2 + feat
+            for group in opt.param_groups:
+                group["lr"] = decayed_lr(self.lr, step, self.steps, self.lr_decay)
             opt.zero_grad()
             loss.sum().backward()
             opt.step()

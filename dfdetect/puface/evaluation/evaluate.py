@@ -61,15 +61,21 @@ class Evaluation:
             self._feats[defense] = embed(self.net, self._defended[defense], device=self.device).numpy()
         return self._defended[defense], self._feats[defense]
 
-    def run_cell(self, user: str, cloaked: torch.Tensor | None, defense: str) -> list[dict]:
-        label = self.faces.identities.index(user)
-        mine = (self.ytr == label).numpy()
+    def training_set(self, user: str, cloaked: torch.Tensor | None, defense: str) -> tuple[torch.Tensor, np.ndarray]:
+        """Every identity's training chips through ``defense``, the user's replaced by its defended
+        cloaks (when given), and their frozen descriptors."""
+        mine = (self.ytr == self.faces.identities.index(user)).numpy()
         chips, feats = self.defended(defense)
         if cloaked is not None:
             chips, feats = chips.clone(), feats.copy()
             guarded = self.defenses[defense](cloaked)
             chips[torch.from_numpy(mine)] = guarded
             feats[mine] = embed(self.net, guarded, device=self.device).numpy()
+        return chips, feats
+
+    def run_cell(self, user: str, cloaked: torch.Tensor | None, defense: str) -> list[dict]:
+        label = self.faces.identities.index(user)
+        chips, feats = self.training_set(user, cloaked, defense)
         rows = []
         for model in self.models:
             if model in ("linear", "nn"):

@@ -30,10 +30,12 @@ def _write(rows: list[list[torch.Tensor]], columns: Sequence[str], path: str | P
     return Path(path)
 
 
-def picture_grid(natural: torch.Tensor, cloaked: torch.Tensor, purified: torch.Tensor, path: str | Path) -> Path:
-    """uint8 ``(N, 3, S, S)`` each; writes ``path`` (PNG, RGB) and returns it."""
+def picture_grid(natural: torch.Tensor, cloaked: torch.Tensor, purified: torch.Tensor, path: str | Path,
+                 defended: str = "purified") -> Path:  # fmt: skip
+    """uint8 ``(N, 3, S, S)`` each; writes ``path`` (PNG, RGB) and returns it. ``defended`` names the
+    fourth column (the defense that made ``purified``)."""
     rows = [[x, xc, _diff(xc, x), xp, _diff(xp, x)] for x, xc, xp in zip(natural, cloaked, purified, strict=True)]
-    return _write(rows, COLUMNS, path)
+    return _write(rows, (*COLUMNS[:3], defended, COLUMNS[4]), path)
 
 
 def purifier_strip(natural: torch.Tensor, cloaked: torch.Tensor, purified: Mapping[str, torch.Tensor],

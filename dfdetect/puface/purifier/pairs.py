@@ -4,7 +4,9 @@ The defender cloaks ``per_identity`` training chips of every identity outside ``
 users an evaluation protects) with each attack of ``cloaks`` (``{name: attack}``; Fawkes v0.3 low by
 default: a targeted attack, its target drawn among the other identities) into
 ``cloak_dir/<name>/<identity>/`` (resumable, lossless PNG), then trains on ``(natural, cloaked)``
-pairs, one per chip and attack; the module amplifies the cloaks. A share ``val_fraction`` of the
+pairs, one per chip and attack; the module amplifies the cloaks. ``roles_file`` (a ``roles.json`` of
+the LFW protocol, ``dfdetect.puface.data.roles``) keeps the purifier to its own identities: only
+the ``purifier`` role is cloaked, with targets among those identities too. A share ``val_fraction`` of the
 chips (at least one) is held out for validation with all their pairs; training pairs are flipped
 horizontally at random (both images alike).
 """
@@ -45,12 +47,14 @@ class PairDataset(Dataset):
 class CloakPairDataModule(pl.LightningDataModule):
     def __init__(self, faces, cloaks: Mapping, cloak_dir: str, exclude: list[str] | None = None, per_identity: int = 8,
                  val_fraction: float = 0.1, batch_size: int = 16, num_workers: int = 0,
-                 extractors: tuple[str, ...] = ("dlib",), device: str = "auto", seed: int = 0):  # fmt: skip
+                 extractors: tuple[str, ...] = ("dlib",), device: str = "auto", seed: int = 0,
+                 roles_file: str | None = None):  # fmt: skip
         super().__init__()
         if not cloaks:
             raise UserError("the purifier's pool needs at least one attack (data.cloaks: {name: attack})")
         self.faces, self.cloaks, self.cloak_dir = faces, dict(cloaks), Path(cloak_dir)
         self.exclude = [str(e) for e in (exclude or [])]
+        self.roles_file = roles_file
         self.per_identity, self.val_fraction = per_identity, val_fraction
         self.batch_size, self.num_workers = batch_size, num_workers
         self.extractors, self.device, self.seed = list(extractors), device, seed
@@ -60,7 +64,12 @@ class CloakPairDataModule(pl.LightningDataModule):
     def prepare(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.pairs is not None:
             return self.pairs
-        idents = [i for i in self.faces.identities if i not in self.exclude]
+        allowed = self.faces.identities
+        if self.roles_file:
+            from dfdetect.puface.data.roles import read_roles
+
+            allowed = [i for i in allowed if i in set(read_roles(self.roles_file)["purifier"])]
+        idents = [i for i in allowed if i not in self.exclude]
         if not idents:
             raise UserError(f"no identities left to train the purifier on after excluding {self.exclude}")
         extractors = build_extractors(self.extractors)
@@ -71,7 +80,7 @@ class CloakPairDataModule(pl.LightningDataModule):
             for ident in idents:
                 chips = self.faces.identity_chips("train", ident)[: self.per_identity]
                 names = self.faces.rows("train", ident)["name"].tolist()[: self.per_identity]
-                candidates = {i: self.faces.identity_chips("train", i) for i in self.faces.identities if i != ident}
+                candidates = {i: self.faces.identity_chips("train", i) for i in allowed if i != ident}
                 out = self.cloak_dir / name / ident
                 cloak_to_folder(attack, names, chips, out, candidates, extractors, device, 32, self.seed,
                                 facts={"extractors": ",".join(self.extractors)})  # fmt: skip
