@@ -20,22 +20,48 @@ class Task:
 
 
 TASKS: dict[str, Task] = {
-    "train": Task("dfdetect.tasks.train", "train a detector or a defense ensemble (DD1-DD3), or the purifier"),
-    "evaluate": Task("dfdetect.tasks.evaluate", "score a checkpoint on a split; metrics, predictions, calibration"),
+    "train": Task(
+        "dfdetect.tasks.train", "train a detector or a defense ensemble (DD1-DD3), or the purifier"
+    ),
+    "evaluate": Task(
+        "dfdetect.tasks.evaluate", "score a checkpoint on a split; metrics, predictions, calibration"
+    ),
     "predict": Task("dfdetect.tasks.predict", "verdicts on your own videos, images, folders, globs or CSVs"),
-    "serve": Task("dfdetect.tasks.serve", "the deepfake gate as an HTTP service in front of a recognition API"),
-    "preprocess": Task("dfdetect.tasks.preprocess", "videos and stills -> a clip store of MTCNN-aligned face clips"),
-    "check-store": Task("dfdetect.tasks.check_store", "check a clip store: files, manifest, splits", hydra=False),
-    "attack": Task("dfdetect.tasks.attack", "measure celebrity-recognition APIs on fake/real pairs (paper 4.2)"),
-    "rescore": Task("dfdetect.tasks.rescore", "Table 2 and the attack metrics from cached API answers", hydra=False),
+    "serve": Task(
+        "dfdetect.tasks.serve", "the deepfake gate as an HTTP service in front of a recognition API"
+    ),
+    "preprocess": Task(
+        "dfdetect.tasks.preprocess", "videos and stills -> a clip store of MTCNN-aligned face clips"
+    ),
+    "check-store": Task(
+        "dfdetect.tasks.check_store", "check a clip store: files, manifest, splits", hydra=False
+    ),
+    "attack": Task(
+        "dfdetect.tasks.attack", "measure celebrity-recognition APIs on fake/real pairs (paper 4.2)"
+    ),
+    "rescore": Task(
+        "dfdetect.tasks.rescore", "Table 2 and the attack metrics from cached API answers", hydra=False
+    ),
     "cloak": Task("dfdetect.tasks.cloak", "cloak face photos with Fawkes or LowKey (PuFace's attacks)"),
     "purify": Task("dfdetect.tasks.purify", "a trained purifier over a folder of face chips", hydra=False),
-    "puface": Task("dfdetect.tasks.puface", "PuFace: 'puface train' the purifier, 'puface evaluate' the table"),
-    "face-verify": Task("dfdetect.tasks.face_verify", "verify dlib's face network on same/other pairs", hydra=False),
-    "export-litdata": Task("dfdetect.tasks.export_litdata", "a clip store -> LitData chunks for streaming", hydra=False),
-    "contact-sheet": Task("dfdetect.tasks.contact_sheet", "a picture of a store's clips, augmented", hydra=False),
-    "demo-report": Task("dfdetect.tasks.demo_report", "the demo run's test AUC beside a colour-only baseline", hydra=False),
-    "zoo-table": Task("dfdetect.tasks.zoo_table", "the k-fold cross-validation table of the detector zoo", hydra=False),
+    "puface": Task(
+        "dfdetect.tasks.puface", "PuFace: 'puface train' the purifier, 'puface evaluate' the table"
+    ),
+    "face-verify": Task(
+        "dfdetect.tasks.face_verify", "verify dlib's face network on same/other pairs", hydra=False
+    ),
+    "export-litdata": Task(
+        "dfdetect.tasks.export_litdata", "a clip store -> LitData chunks for streaming", hydra=False
+    ),
+    "contact-sheet": Task(
+        "dfdetect.tasks.contact_sheet", "a picture of a store's clips, augmented", hydra=False
+    ),
+    "demo-report": Task(
+        "dfdetect.tasks.demo_report", "the demo run's test AUC beside a colour-only baseline", hydra=False
+    ),
+    "zoo-table": Task(
+        "dfdetect.tasks.zoo_table", "the k-fold cross-validation table of the detector zoo", hydra=False
+    ),
     "sweep": Task("dfdetect.tasks.sweep", "an Optuna hyperparameter search over train"),
     "bench": Task("dfdetect.bench", "benchmarks: 'dfdetect bench <name>' (dfdetect bench --help lists them)"),
 }
@@ -114,7 +140,11 @@ def main(argv: list[str] | None = None) -> int:
         if word == "lfw":
             return run_module("dfdetect.tasks.puface_lfw", "dfdetect puface lfw", rest)
         chosen = any(arg.lstrip("+").startswith("experiment=") for arg in rest)
-        return run_module(TASKS["train"].module, "dfdetect puface train", [*([] if chosen else ["experiment=puface"]), *rest])
+        return run_module(
+            TASKS["train"].module,
+            "dfdetect puface train",
+            [*([] if chosen else ["experiment=puface"]), *rest],
+        )
     task = TASKS[name]
     return run_module(task.module, f"dfdetect {name}", [*task.prepend, *rest])
 

@@ -112,7 +112,11 @@ def test_predict_benchmark_times_ours_the_baseline_and_the_decode_bound(capsys, 
 def test_cloak_benchmark_times_batched_and_single_and_prints_a_ratio(capsys, monkeypatch):
     args = "--attack fawkes_low --images 2 --batch 2 --steps 1 --rounds 1 --threads 1 --device cpu".split()
     lines = run_script("benchmark_cloak.py", *args, capsys=capsys, monkeypatch=monkeypatch)
-    rates = {line.split()[0]: float(line.split()[1]) for line in lines if line.split()[0] in ("batched", "one_at_a_time")}
+    rates = {
+        line.split()[0]: float(line.split()[1])
+        for line in lines
+        if line.split()[0] in ("batched", "one_at_a_time")
+    }
     assert set(rates) == {"batched", "one_at_a_time"} and min(rates.values()) > 0
     assert abs(ratio(lines) - rates["batched"] / rates["one_at_a_time"]) < 0.01 * ratio(lines) + 1e-3
 
@@ -124,7 +128,11 @@ def test_ray_benchmark_times_local_and_ray_on_one_and_two_cpus(capsys, monkeypat
     args = ["--videos", "2", "--rounds", "1", "--clips", "1", "--max-frames", "20"]
     lines = run_script("benchmark_ray.py", *args, capsys=capsys, monkeypatch=monkeypatch)
     rounds = [line for line in lines if line.startswith("round 1: ")]
-    assert [line.split(" CPU")[0] for line in rounds] == ["round 1: local 2", "round 1: ray 2", "round 1: ray 1"]
+    assert [line.split(" CPU")[0] for line in rounds] == [
+        "round 1: local 2",
+        "round 1: ray 2",
+        "round 1: ray 1",
+    ]
     assert "every run gave the same manifest" in lines
     assert lines[-2].startswith("overhead of ray against local at 2 CPUs: ")
     ratio(lines)

@@ -86,7 +86,11 @@ def test_the_wheel_holds_the_configs_the_kernels_and_the_command(tmp_path):
     configs = {f"dfdetect/conf/{p.relative_to(CONF_DIR).as_posix()}" for p in CONF_DIR.rglob("*.yaml")}
     assert configs <= names
     kernels = ROOT / "dfdetect" / "models" / "layers" / "convlstm" / "csrc"
-    sources = {f"dfdetect/models/layers/convlstm/csrc/{p.name}" for p in kernels.iterdir() if p.suffix in (".cpp", ".h")}
+    sources = {
+        f"dfdetect/models/layers/convlstm/csrc/{p.name}"
+        for p in kernels.iterdir()
+        if p.suffix in (".cpp", ".h")
+    }
     assert sources and sources <= names
     assert "dfdetect/measure/aliases.csv" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))

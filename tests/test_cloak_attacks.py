@@ -125,7 +125,10 @@ def test_lpips_from_user_files_and_lowkey_with_it(tmp_path):
 
     torch.manual_seed(0)
     torch.save(alexnet(weights=None).state_dict(), tmp_path / "alex.pth")
-    torch.save({f"lin{i}.model.1.weight": torch.rand(1, c, 1, 1) for i, c in enumerate(CHANNELS)}, tmp_path / "lin.pth")
+    torch.save(
+        {f"lin{i}.model.1.weight": torch.rand(1, c, 1, 1) for i, c in enumerate(CHANNELS)},
+        tmp_path / "lin.pth",
+    )
     lp = LPIPS.from_files(tmp_path / "alex.pth", tmp_path / "lin.pth")
     x = torch.rand(2, 3, 64, 64)
     assert torch.allclose(lp(x, x), torch.zeros(2))

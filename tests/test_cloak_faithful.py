@@ -32,7 +32,9 @@ def test_learning_rate_falls_by_0_8_every_third_of_the_steps():
     assert lrs == pytest.approx([10, 10, 10, 10, 8, 8, 8, 6.4, 6.4])
     # Fawkes-high: 500 steps, period 166: iterations 167, 333 and 499 are the first at each lower rate
     assert decayed_lr(10.0, 166, 500) == 10.0 and decayed_lr(10.0, 167, 500) == pytest.approx(8.0)
-    assert decayed_lr(10.0, 498, 500) == pytest.approx(6.4) and decayed_lr(10.0, 499, 500) == pytest.approx(5.12)
+    assert decayed_lr(10.0, 498, 500) == pytest.approx(6.4) and decayed_lr(10.0, 499, 500) == pytest.approx(
+        5.12
+    )
 
 
 class _Tiny(nn.Module):

@@ -144,7 +144,11 @@ def test_purifier_experiments_compose_and_instantiate(option, tmp_path):
     assert cfg.data.exclude or cfg.data.get("roles_file")  # the users an evaluation protects are kept out
     pool = hydra.utils.instantiate(cfg.data)
     assert isinstance(pool, CloakPairDataModule)
-    expected = {"puface": ["fawkes_low"], "puface_lowkey": ["fawkes_low", "lowkey"], "puface_lfw": ["fawkes_low"]}[option]
+    expected = {
+        "puface": ["fawkes_low"],
+        "puface_lowkey": ["fawkes_low", "lowkey"],
+        "puface_lfw": ["fawkes_low"],
+    }[option]
     assert list(pool.cloaks) == expected and all(callable(a) for a in pool.cloaks.values())
     hydra.utils.instantiate(cfg.trainer, logger=False)
 

@@ -382,9 +382,7 @@ def test_distance_threshold_counts_each_validation_clip_once():
     model.fit_distance_threshold()
     expected = eer_cut(distances, labels)
     assert float(model.net.distance_threshold) == pytest.approx(expected)
-    assert eer_cut(torch.cat(model.val_distances), torch.cat(model.val_labels)) != pytest.approx(
-        expected
-    )
+    assert eer_cut(torch.cat(model.val_distances), torch.cat(model.val_labels)) != pytest.approx(expected)
 
 
 def test_eer_threshold_and_contrastive_loss():

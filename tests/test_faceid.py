@@ -44,7 +44,9 @@ def colour_chips(labels, seed=0):
     rng = np.random.default_rng(seed)
     base = np.array([[200, 20, 20], [20, 200, 20], [20, 20, 200]])
     x = np.stack([np.clip(base[y] + rng.normal(0, 10, 3), 0, 255) for y in labels])
-    return torch.from_numpy(np.broadcast_to(x[:, :, None, None], (len(labels), 3, 8, 8)).astype(np.uint8).copy())
+    return torch.from_numpy(
+        np.broadcast_to(x[:, :, None, None], (len(labels), 3, 8, 8)).astype(np.uint8).copy()
+    )
 
 
 @pytest.mark.parametrize("kind", ["linear", "nn"])
@@ -55,7 +57,9 @@ def test_feature_classifiers_separate_separable_identities(kind):
 
 
 def test_nearest_neighbour_takes_the_closest_training_descriptor():
-    clf = FeatureClassifier(Project(), "nn").fit_features(np.array([[0.0, 0], [1, 0], [5, 5]]), np.array([4, 7, 9]))
+    clf = FeatureClassifier(Project(), "nn").fit_features(
+        np.array([[0.0, 0], [1, 0], [5, 5]]), np.array([4, 7, 9])
+    )
     assert clf.predict_features(np.array([[0.9, 0.2], [4, 4], [0.1, 0]])).tolist() == [7, 9, 4]
 
 
@@ -64,6 +68,8 @@ def test_end_to_end_fine_tunes_a_copy_and_learns():
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 128))
     before = [p.clone() for p in net.parameters()]
     y = np.repeat([0, 1, 2], 8)
-    model = EndToEnd(net, epochs=30, lr=1e-2, head_lr=5e-2, batch_size=8, input_size=8).fit(colour_chips(y), y)
+    model = EndToEnd(net, epochs=30, lr=1e-2, head_lr=5e-2, batch_size=8, input_size=8).fit(
+        colour_chips(y), y
+    )
     assert (model.predict(colour_chips(y, seed=3)) == y).mean() >= 0.9
     assert all(torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))

@@ -72,7 +72,9 @@ def test_missing_folder_and_unknown_identity_are_clear_errors(tmp_path):
         IdentityDataModule(str(tmp_path / "nope"), str(tmp_path / "c"), source="folder").prepare()
     write_folder(tmp_path / "raw", {"a": 2, "b": 2})
     with pytest.raises(UserError, match=r"unknown identities \['zed'\]"):
-        IdentityDataModule(str(tmp_path / "raw"), str(tmp_path / "c"), source="folder", identities=["zed"]).prepare()
+        IdentityDataModule(
+            str(tmp_path / "raw"), str(tmp_path / "c"), source="folder", identities=["zed"]
+        ).prepare()
 
 
 @pytest.mark.skipif(not (SHARED / "data/samples/celebfom").is_dir(), reason="needs ../shared/data/samples")

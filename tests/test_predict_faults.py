@@ -66,7 +66,9 @@ def test_the_cache_is_keyed_by_content_and_marks_its_rows(tmp_path, checkpoint):
     assert (scored.stat().st_size, scored.stat().st_mtime_ns) == (stat.st_size, stat.st_mtime_ns)
     _, again, run_dir = predict(predict_cfg(tmp_path, f"input={raw}", f"ckpt_path={checkpoint}", cache))
     csv = (run_dir / "predictions.csv").read_text().splitlines()  # before the next run writes its own
-    _, fresh, _ = predict(predict_cfg(tmp_path, f"input={raw}", f"ckpt_path={checkpoint}", "predict.cache=null"))
+    _, fresh, _ = predict(
+        predict_cfg(tmp_path, f"input={raw}", f"ckpt_path={checkpoint}", "predict.cache=null")
+    )
     rerun = {os.path.basename(v.path): v for v in again}
     truth = {os.path.basename(v.path): v for v in fresh}
     assert rerun["scored.png"].p_fake == pytest.approx(truth["scored.png"].p_fake, abs=1e-9)
@@ -113,7 +115,9 @@ def test_a_missing_or_empty_input_is_one_line(tmp_path, checkpoint):  # noqa: F8
         )
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 1 and "Traceback" not in done.stderr, (args, done.stderr[-1500:])
-        assert lines[-1].startswith("predict: error: ") and ("input=" in lines[-1] or "threshold=" in lines[-1])
+        assert lines[-1].startswith("predict: error: ") and (
+            "input=" in lines[-1] or "threshold=" in lines[-1]
+        )
 
 
 @pytest.mark.integration

@@ -35,7 +35,12 @@ class Faces:
 
     def __init__(self):
         self.table = pd.DataFrame(
-            [(i, s, f"{i}{s}{n}.png") for i in self.identities for s, k in (("train", 4), ("test", 2)) for n in range(k)],
+            [
+                (i, s, f"{i}{s}{n}.png")
+                for i in self.identities
+                for s, k in (("train", 4), ("test", 2))
+                for n in range(k)
+            ],
             columns=["identity", "split", "name"],
         )
 
@@ -106,7 +111,9 @@ def test_defenses_keep_shape_and_dtype_and_bit_depth_is_exact():
 def test_purifier_sweep_scores_each_purifier_against_the_real_cloaks(tmp_path):
     ev = Evaluation(Faces(), Red(), {"none": lambda c: c}, ["linear", "nn"])
     undo_toy_cloak = lambda c: torch.where(c == 255, torch.zeros_like(c), c)  # noqa: E731
-    rows = purifier_sweep(ev, "toy", RedShift(), ["a"], {1: lambda c: c, 2: undo_toy_cloak}, tmp_path, [Red()], "cpu")
+    rows = purifier_sweep(
+        ev, "toy", RedShift(), ["a"], {1: lambda c: c, 2: undo_toy_cloak}, tmp_path, [Red()], "cpu"
+    )
     by = rows.set_index("k_train")
     # k=1 leaves the cloak (user a's chips at red 255: misidentified); k=2 removes it
     assert by.loc[1.0, "asr"] == 1 and by.loc[2.0, "asr"] == 0
@@ -120,7 +127,9 @@ def test_sweep_checkpoints_from_pattern_or_explicit_and_missing_named(tmp_path):
     got = sweep_checkpoints([1, 2.5, 4], str(tmp_path / "k{k}.ckpt"), {4: str(tmp_path / "other.ckpt")})
     assert got == {1.0: tmp_path / "k1.ckpt", 2.5: tmp_path / "k2.5.ckpt", 4.0: tmp_path / "other.ckpt"}
     # as the config gives them: an empty DictConfig of explicit checkpoints
-    assert sweep_checkpoints([1], str(tmp_path / "k{k}.ckpt"), OmegaConf.create({})) == {1.0: tmp_path / "k1.ckpt"}
+    assert sweep_checkpoints([1], str(tmp_path / "k{k}.ckpt"), OmegaConf.create({})) == {
+        1.0: tmp_path / "k1.ckpt"
+    }
     with pytest.raises(UserError, match=r"k=6 .*k6\.ckpt.*k_range=\[6,6\]"):
         sweep_checkpoints([6], str(tmp_path / "k{k}.ckpt"))
 

@@ -19,7 +19,13 @@ from dfdetect.puface.evaluation.cloak_cache import cloak_users
 from dfdetect.puface.evaluation.evaluate import Evaluation
 from dfdetect.puface.evaluation.protocol import ci_table, perturbation_stats, run_protocol
 
-COLOURS = {"ann": (200, 30, 30), "bob": (30, 200, 30), "cid": (30, 30, 200), "dee": (200, 200, 30), "eve": (30, 200, 200)}
+COLOURS = {
+    "ann": (200, 30, 30),
+    "bob": (30, 200, 30),
+    "cid": (30, 30, 200),
+    "dee": (200, 200, 30),
+    "eve": (30, 200, 200),
+}
 
 
 class _Shift:
@@ -55,7 +61,9 @@ def _net():
 
 
 def test_cloaks_are_batched_across_users_targeted_from_the_pool_and_resumed(faces, tmp_path):
-    users = {u: (faces.rows("train", u)["name"].tolist(), faces.identity_chips("train", u)) for u in ["ann", "bob"]}
+    users = {
+        u: (faces.rows("train", u)["name"].tolist(), faces.identity_chips("train", u)) for u in ["ann", "bob"]
+    }
     pool = {"eve": torch.full((3, 3, 16, 16), 90, dtype=torch.uint8)}
     attack = _Shift()
     out = cloak_users(attack, users, tmp_path / "cloaks", pool, [_net()], batch_size=5)
@@ -75,15 +83,22 @@ def test_protocol_rows_per_attack_and_user_resume_and_table(faces, tmp_path, mon
     ev = Evaluation(faces, net, {"none": lambda c: c, "bits4": lambda c: (c // 16) * 16}, [], device="cpu")
     pool = {"eve": torch.full((3, 3, 16, 16), 90, dtype=torch.uint8)}
     kw = dict(models=["linear", "nn"], batch_size=4, ks=[1, 2])
-    res = run_protocol(ev, {"shift": _Shift()}, ["ann", "bob"], tmp_path / "c", pool, [net], tmp_path / "r", **kw)
-    assert sorted((tmp_path / "r" / "shift").glob("*.csv")) == [tmp_path / "r/shift/ann.csv", tmp_path / "r/shift/bob.csv"]
+    res = run_protocol(
+        ev, {"shift": _Shift()}, ["ann", "bob"], tmp_path / "c", pool, [net], tmp_path / "r", **kw
+    )
+    assert sorted((tmp_path / "r" / "shift").glob("*.csv")) == [
+        tmp_path / "r/shift/ann.csv",
+        tmp_path / "r/shift/bob.csv",
+    ]
     assert sorted(p.name for p in (tmp_path / "r" / "shift_x2").glob("*.csv")) == ["ann.csv", "bob.csv"]
     assert len(res) == 3 * 2 * 2 * 2  # (natural, shift, shift_x2) x users x defenses x models
     assert set(res["attack"]) == {"natural", "shift", "shift_x2"}
     assert set(res["setting"]) == {"white-box"} and res["asr"].between(0, 1).all()
     calls = []
     monkeypatch.setattr(protocol, "user_rows", lambda *a, **k: calls.append(a) or [])
-    again = run_protocol(ev, {"shift": _Shift()}, ["ann", "bob"], tmp_path / "c", pool, [net], tmp_path / "r", **kw)
+    again = run_protocol(
+        ev, {"shift": _Shift()}, ["ann", "bob"], tmp_path / "c", pool, [net], tmp_path / "r", **kw
+    )
     assert calls == [] and len(again) == len(res)
     table = ci_table(res, n_boot=200)
     assert "| white-box | shift | linear | 2 |" in table and "none" in table.splitlines()[0]
@@ -110,7 +125,9 @@ class _FakeE2E:
     def fit(self, chips, labels):
         labels = np.asarray(labels)
         self.labels = np.unique(labels)
-        self.means = torch.stack([chips[torch.from_numpy(labels == k)].float().mean((0, 2, 3)) for k in self.labels])
+        self.means = torch.stack(
+            [chips[torch.from_numpy(labels == k)].float().mean((0, 2, 3)) for k in self.labels]
+        )
         return self
 
     def predict(self, chips):

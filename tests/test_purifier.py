@@ -39,7 +39,9 @@ def pairs(n=8, size=32, seed=0):
     g = torch.Generator().manual_seed(seed)
     base = torch.rand(n, 3, 1, 1, generator=g) * 200 + 20
     ramp = torch.linspace(0, 30, size).view(1, 1, 1, size) * torch.rand(n, 3, 1, 1, generator=g)
-    natural = (base + ramp).expand(n, 3, size, size).to(torch.uint8).contiguous()  # smooth faces, noisy cloaks
+    natural = (
+        (base + ramp).expand(n, 3, size, size).to(torch.uint8).contiguous()
+    )  # smooth faces, noisy cloaks
     cloak = (torch.rand(n, 3, size, size, generator=g) - 0.5) * 8
     return natural, (natural.float() + cloak).clamp(0, 255).round().to(torch.uint8)
 
@@ -96,7 +98,9 @@ def test_k_is_drawn_per_image_in_range_and_zero_for_natural_images():
 
 
 def test_checkpoint_round_trip_and_refusal(tmp_path):
-    module = PurifierModule(RedNet(channels=8, layers=4), functools.partial(torch.optim.Adam), feature_weight=0.0)
+    module = PurifierModule(
+        RedNet(channels=8, layers=4), functools.partial(torch.optim.Adam), feature_weight=0.0
+    )
     with torch.no_grad():
         module.net.decoder[-1].bias.fill_(0.01)
     config = {"_target_": "dfdetect.puface.purifier.module.PurifierModule", "net": NET_CFG,

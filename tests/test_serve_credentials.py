@@ -40,12 +40,18 @@ def test_the_credential_hint_names_serves_own_option_and_it_works(tmp_path, no_a
     import botocore.credentials
 
     def instance_role(self):  # what the metadata service would hand an instance with a role
-        return botocore.credentials.Credentials("ASIAROLE0000", "role-secret-value", "token", method="iam-role")
+        return botocore.credentials.Credentials(
+            "ASIAROLE0000", "role-secret-value", "token", method="iam-role"
+        )
 
     monkeypatch.setattr(botocore.credentials.InstanceMetadataProvider, "load", instance_role)
     cfg = compose_config(
         "serve",
-        ["serve.recognize.provider=aws", "serve.recognize.cache=null", "serve.recognize.check_credentials=false"],
+        [
+            "serve.recognize.provider=aws",
+            "serve.recognize.cache=null",
+            "serve.recognize.check_credentials=false",
+        ],
         tmp_path,
     )
     forwarder = _forwarder(cfg)  # an instance role answers at the first call, not at start

@@ -70,7 +70,9 @@ def test_ten_minutes_of_mixed_requests_leave_memory_and_descriptors_flat(tmp_pat
 
         def post(data, key=TRUSTED_KEY, name="face.jpg"):
             headers = {"X-API-Key": key} if key else {}
-            r = requests.post(f"{gate.url}/v1/detect", files={"file": (name, data)}, headers=headers, timeout=60)
+            r = requests.post(
+                f"{gate.url}/v1/detect", files={"file": (name, data)}, headers=headers, timeout=60
+            )
             return r.status_code
 
         def slow():

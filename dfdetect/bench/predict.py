@@ -121,7 +121,12 @@ def main() -> None:
     parser.add_argument("--keyframes", type=int, default=2, help="ours: face.keyframes (default: 2)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda: the models and both pipelines' MTCNN")
     parser.add_argument("--rounds", type=int, default=3, help="rounds over the videos (medians)")
-    parser.add_argument("--track-region", type=float, default=ClipSettings.track_region, help="ours: face.track_region (0: off)")
+    parser.add_argument(
+        "--track-region",
+        type=float,
+        default=ClipSettings.track_region,
+        help="ours: face.track_region (0: off)",
+    )
     args = parser.parse_args()
     if not MINI.is_dir():
         sys.exit(f"benchmark_predict: error: {MINI} not found (the shared FF++ subset)")

@@ -144,7 +144,9 @@ def main(argv=None) -> None:
         f"IoU >= 0.9 on {100 * agree:.1f}% of {len(ious)} frames with a face "
         f"(median IoU {np.median(ious) if len(ious) else 0:.3f}, min {ious.min() if len(ious) else 0:.3f})"
     )
-    print(f"decode bound: {bound_s:.1f} s (decoding the sampled frames in this process; {bound_before:.1f} / {bound_after:.1f} s)")
+    print(
+        f"decode bound: {bound_s:.1f} s (decoding the sampled frames in this process; {bound_before:.1f} / {bound_after:.1f} s)"
+    )
     print(f"load average: {os.getloadavg()[0]:.2f} (cores {os.cpu_count()})")
     print(f"bound_ratio={fast_s / bound_s:.2f}")
     print(f"ratio={naive_s / fast_s:.2f}")

@@ -281,7 +281,11 @@ def main() -> None:
         f"serve.workers={args.workers}",
         f"serve.max_queue={args.max_queue}",
         "serve.torch_threads=1",
-        *([] if args.device == "cpu" else [f"serve.accelerator={args.device}", f"predict.device={args.device}"]),
+        *(
+            []
+            if args.device == "cpu"
+            else [f"serve.accelerator={args.device}", f"predict.device={args.device}"]
+        ),
         *args.override,
     ]
     variants = {

@@ -355,7 +355,9 @@ class ClipDataModule(pl.LightningDataModule):
                 frame_stride=self.frame_stride,
                 on_bad_frame=self.on_bad_frame,
                 name=f"the {split} split",
-                skipped=SkipCounter(2 * int((rows["label"] == 0).sum()), f"the {split} split of {self.source}"),
+                skipped=SkipCounter(
+                    2 * int((rows["label"] == 0).sum()), f"the {split} split of {self.source}"
+                ),
             )
             self._sbi_datasets[split] = dataset
         else:

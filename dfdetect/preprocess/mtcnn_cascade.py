@@ -32,7 +32,9 @@ class AreaSampler:
     ``interpolate(mode="area")`` computes it: output cell ``i`` of ``n`` over a span of ``L``
     pixels averages pixels ``floor(i L / n)`` to ``ceil((i + 1) L / n) - 1``."""
 
-    def __init__(self, image: np.ndarray, origin: tuple[int, int] = (0, 0), full: tuple[int, int] | None = None):
+    def __init__(
+        self, image: np.ndarray, origin: tuple[int, int] = (0, 0), full: tuple[int, int] | None = None
+    ):
         """``image`` may be a part of a larger frame of ``full`` = (height, width) pixels, whose
         top-left pixel is ``origin`` = (x, y) of that frame: coordinates stay the frame's, and
         only regions inside the part can be read (``inside``)."""
@@ -83,11 +85,18 @@ class AreaSampler:
         (clo,), (chi,) = self._edges(zero, zero + self.width, size[1])
         return rlo, rhi, clo, chi
 
-    def whole(self, size: tuple[int, int], rows: slice = slice(None), cols: slice = slice(None)) -> torch.Tensor:
+    def whole(
+        self, size: tuple[int, int], rows: slice = slice(None), cols: slice = slice(None)
+    ) -> torch.Tensor:
         """The whole frame resampled to ``size``: ``(1, 3, rows, cols)`` (separable, row sums
         first); ``rows``/``cols`` take a window of it (cells inside the part only)."""
         rlo, rhi, clo, chi = self.level_edges(size)
-        rlo, rhi, clo, chi = rlo[rows] - self.oy, rhi[rows] - self.oy, clo[cols] - self.ox, chi[cols] - self.ox
+        rlo, rhi, clo, chi = (
+            rlo[rows] - self.oy,
+            rhi[rows] - self.oy,
+            clo[cols] - self.ox,
+            chi[cols] - self.ox,
+        )
         strips = self.integral[rhi] - self.integral[rlo]
         sums = (strips[:, chi] - strips[:, clo]).astype(np.float32)
         nrows = (rhi - rlo).astype(np.float32)[:, None, None]

@@ -181,6 +181,8 @@ class Lifecycle:
                 continue  # not started yet
             down_since = down_since or time.monotonic()
             if time.monotonic() - down_since > self.restart_wait_s:
-                why = f"error: an inference worker died and was not restarted within {self.restart_wait_s:g} s"
+                why = (
+                    f"error: an inference worker died and was not restarted within {self.restart_wait_s:g} s"
+                )
                 threading.Thread(target=self.stop, args=(1, why), daemon=True).start()
                 return

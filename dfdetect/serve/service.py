@@ -97,7 +97,8 @@ class Gate:
             return await asyncio.wait_for(self._upload(request), self.limits.upload_timeout_s)
         except asyncio.TimeoutError:
             raise HTTPException(
-                408, f"the upload did not arrive within serve.upload_timeout_s={self.limits.upload_timeout_s:g} s"
+                408,
+                f"the upload did not arrive within serve.upload_timeout_s={self.limits.upload_timeout_s:g} s",
             ) from None
 
     async def _upload(self, request: Request):

@@ -27,7 +27,9 @@ def main(cfg: DictConfig) -> None:
     for path in summary["no_face"]:
         print(f"cloak: no face found in {path}; left out", file=sys.stderr)
     target = f", target {summary['target']}" if summary["target"] else ""
-    print(f"cloaked {summary['cloaked']} images ({summary['skipped']} already there){target} -> {summary['out']}")
+    print(
+        f"cloaked {summary['cloaked']} images ({summary['skipped']} already there){target} -> {summary['out']}"
+    )
 
 
 if __name__ == "__main__":

@@ -100,7 +100,9 @@ def main(argv=None) -> None:
     parser.add_argument("--size", type=int, default=120)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--frames", action="store_true", help="show every frame of each clip")
-    parser.add_argument("--synthesis", choices=["sbi"], default=None, help="real / pseudo-fake / mask triplets")
+    parser.add_argument(
+        "--synthesis", choices=["sbi"], default=None, help="real / pseudo-fake / mask triplets"
+    )
     parser.add_argument("--no-face", choices=["skip", "crop_box"], default="skip")
     args = parser.parse_args(argv)
     if args.synthesis == "sbi":

@@ -1,7 +1,5 @@
 """Score a checkpoint:  python evaluate.py ckpt_path=<checkpoint> data=<name> [split=test]"""
 
-
-
 import hydra
 from omegaconf import DictConfig
 

@@ -1,7 +1,5 @@
 """Verdicts on files:  python predict.py input=<video|image|folder|glob|csv> ckpt_path=<checkpoint>"""
 
-
-
 import hydra
 from omegaconf import DictConfig
 

@@ -7,8 +7,6 @@ sets and writes results.csv, table.md (ASR / normal accuracy per attack x model 
 sweep.csv, purifier_sweep.csv, grid_<attack>.png and purifier_strip.png into the run directory.
 """
 
-
-
 import hydra
 from omegaconf import DictConfig
 

@@ -1,6 +1,6 @@
 """PuFace measured on LFW (issue #26; docs/puface.md), resumable per (attack, user):
 
-    python scripts/evaluate_puface_lfw.py [roles.n_users=24] ['run_attacks=[fawkes_high,lowkey]']
+python scripts/evaluate_puface_lfw.py [roles.n_users=24] ['run_attacks=[fawkes_high,lowkey]']
 """
 
 import hydra

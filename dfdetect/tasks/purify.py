@@ -49,7 +49,9 @@ def main() -> None:
             faces = IdentityDataModule(args.store, str(chips_dir), source="store", chipper=MTCNNChipper())
             faces.prepare()
             out = purify_folder(purifier, chips_dir, args.out, args.batch, device, args.size)
-    print(f"purified {out['purified']} images ({out['skipped']} already there) -> {out['out']}", file=sys.stdout)
+    print(
+        f"purified {out['purified']} images ({out['skipped']} already there) -> {out['out']}", file=sys.stdout
+    )
 
 
 if __name__ == "__main__":

@@ -1,8 +1,6 @@
 """The deepfake gate as a service:  python serve.py model=<name> model.net.weights=<file> [serve.port=8000]
 (or ckpt_path=<checkpoint>, or ensemble=<dd1|dd2|dd3>); docs/serving.md."""
 
-
-
 import hydra
 from omegaconf import DictConfig
 

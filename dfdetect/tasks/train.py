@@ -1,7 +1,5 @@
 """Train a deepfake detector:  python train.py model=<name> data=<name> trainer=<name>"""
 
-
-
 import hydra
 from omegaconf import DictConfig
 

@@ -163,7 +163,10 @@ class ABNet(ClipDetector):
         std = torch.tensor(self.std, device=clips.device).view(1, 1, 3, 1, 1)
         pixels = ((clips.float() * std + mean) * 255.0).round().clamp(0, 255).to(torch.uint8)
         pixels = pixels.permute(0, 1, 3, 4, 2).cpu().numpy()
-        out = [normalise_landmarks(clip_landmarks(np.ascontiguousarray(c), no_face="crop_box")[0]) for c in pixels]
+        out = [
+            normalise_landmarks(clip_landmarks(np.ascontiguousarray(c), no_face="crop_box")[0])
+            for c in pixels
+        ]
         return torch.from_numpy(np.stack(out))
 
     def appearance_part(self, features: torch.Tensor) -> torch.Tensor:

@@ -36,7 +36,6 @@ MAX_LAYERS = 4096  # layer records a network may hold (the face network has a fe
 MAX_FILE_BYTES = 1 << 30  # no published dlib network comes near; refuses to read anything bigger
 
 
-
 class DlibFormatError(ValueError):
     """The file is not (or not all of) what the reader expects; says which file and where."""
 

@@ -58,12 +58,18 @@ def _adadelta(params, lr):
     return torch.optim.Adadelta(params, lr=lr, rho=0.95, eps=1e-8)
 
 
-def aim_points(src: torch.Tensor, tgt: torch.Tensor, groups: torch.Tensor | None = None, mimic: float = 2.0) -> torch.Tensor:
+def aim_points(
+    src: torch.Tensor, tgt: torch.Tensor, groups: torch.Tensor | None = None, mimic: float = 2.0
+) -> torch.Tensor:
     """Fawkes v0.3's target point per image: ``src + mimic * (mean tgt - mean src)`` with the means
     over the images of the same group (one user); ``mimic=0``: ``tgt`` itself."""
     if mimic == 0:
         return tgt
-    groups = torch.zeros(len(src), dtype=torch.long, device=src.device) if groups is None else groups.to(src.device)
+    groups = (
+        torch.zeros(len(src), dtype=torch.long, device=src.device)
+        if groups is None
+        else groups.to(src.device)
+    )
     out = torch.empty_like(src)
     for g in torch.unique(groups):
         m = groups == g
@@ -109,7 +115,9 @@ class FawkesTargeted:
         for step in range(self.steps + 1):
             xa = from_tanh_space(w0 + delta)
             d = dssim(x, xa)
-            feat = sum((t - f(xa)).norm(dim=1) / t.norm(dim=1) for f, t in zip(extractors, target, strict=True))
+            feat = sum(
+                (t - f(xa)).norm(dim=1) / t.norm(dim=1) for f, t in zip(extractors, target, strict=True)
+            )
             with torch.no_grad():
                 better = (d <= self.budget_slack * self.rho) & (feat < best_loss)
                 best[better], best_loss[better] = xa[better].detach(), feat[better].detach()
@@ -137,7 +145,9 @@ class FawkesUntargeted:
         self.c, self.max_change, self.budget_slack, self.c_diff_max = c, max_change, budget_slack, c_diff_max
         self.seed = seed
 
-    def __call__(self, x: torch.Tensor, extractors: Sequence, x_target: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(
+        self, x: torch.Tensor, extractors: Sequence, x_target: torch.Tensor | None = None
+    ) -> torch.Tensor:
         x = x.detach().float()
         with torch.no_grad():
             ref = [F.normalize(f(x), dim=1) for f in extractors]
@@ -149,9 +159,14 @@ class FawkesUntargeted:
         side = torch.zeros(len(x), device=x.device)
         best, best_dist = x.clone(), torch.full((len(x),), -1.0, device=x.device)
         for step in range(self.steps + 1):
-            xa = torch.minimum(torch.maximum(from_tanh_space(w0 + delta), x - self.max_change), x + self.max_change)
+            xa = torch.minimum(
+                torch.maximum(from_tanh_space(w0 + delta), x - self.max_change), x + self.max_change
+            )
             d = dssim(x, xa)
-            dist = sum(((F.normalize(f(xa), dim=1) - r) ** 2).sum(1) / r.norm(dim=1) for f, r in zip(extractors, ref, strict=True))
+            dist = sum(
+                ((F.normalize(f(xa), dim=1) - r) ** 2).sum(1) / r.norm(dim=1)
+                for f, r in zip(extractors, ref, strict=True)
+            )
             with torch.no_grad():
                 better = (d <= self.budget_slack * self.rho) & (dist > best_dist)
                 best[better], best_dist[better] = xa[better].detach(), dist[better].detach()
@@ -175,7 +190,10 @@ class FawkesUntargeted:
 
 
 def select_target(
-    user_feats: torch.Tensor, candidates: Mapping[str, torch.Tensor], top: int = 20, rng: np.random.Generator | None = None
+    user_feats: torch.Tensor,
+    candidates: Mapping[str, torch.Tensor],
+    top: int = 20,
+    rng: np.random.Generator | None = None,
 ) -> str:
     """Fawkes v0.3's target: per candidate identity, the least distance from any of the user's
     descriptors to the candidate's mean descriptor; one drawn at random among the ``top`` largest."""
@@ -189,7 +207,9 @@ def select_target(
     return names[int(rng.choice(order))]
 
 
-def pair_targets(n_user: int, n_target: int, max_images: int = 10, rng: np.random.Generator | None = None) -> np.ndarray:
+def pair_targets(
+    n_user: int, n_target: int, max_images: int = 10, rng: np.random.Generator | None = None
+) -> np.ndarray:
     """For each user image, the index of its target image: up to ``max_images`` of the target
     identity's images, paired at random."""
     rng = rng or np.random.default_rng(0)

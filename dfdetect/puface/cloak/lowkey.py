@@ -61,14 +61,21 @@ class LowKey:
             raise ValueError(f"perceptual must be dssim, lpips or none, got {perceptual!r}")
         if perceptual == "lpips" and lpips is None:
             if not (lpips_alexnet and lpips_linear):
-                raise UserError("perceptual=lpips needs your weight files: lpips_alexnet=<torchvision AlexNet "
-                                "state dict> lpips_linear=<LPIPS v0.1 alex.pth> (nothing is downloaded)")
+                raise UserError(
+                    "perceptual=lpips needs your weight files: lpips_alexnet=<torchvision AlexNet "
+                    "state dict> lpips_linear=<LPIPS v0.1 alex.pth> (nothing is downloaded)"
+                )
             from dfdetect.puface.cloak.lpips import LPIPS
 
             lpips = LPIPS.from_files(lpips_alexnet, lpips_linear)
         self.steps, self.step_size, self.init = steps, step_size, init
         self.blur_kernel, self.blur_sigma = blur_kernel, blur_sigma
-        self.perceptual, self.perceptual_weight, self.epsilon, self.lpips = perceptual, perceptual_weight, epsilon, lpips
+        self.perceptual, self.perceptual_weight, self.epsilon, self.lpips = (
+            perceptual,
+            perceptual_weight,
+            epsilon,
+            lpips,
+        )
         self.seed = seed
 
     @property
@@ -84,7 +91,9 @@ class LowKey:
             return self.lpips.to(x.device)(x, xa)
         return torch.zeros(len(x), device=x.device)
 
-    def __call__(self, x255: torch.Tensor, extractors: Sequence, x_target: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(
+        self, x255: torch.Tensor, extractors: Sequence, x_target: torch.Tensor | None = None
+    ) -> torch.Tensor:
         x = x255.detach().float() / 255
         with torch.no_grad():
             ref = [_descriptor(f, x) for f in extractors]
@@ -103,7 +112,9 @@ class LowKey:
                     xa = torch.minimum(torch.maximum(xa, x - self.epsilon), x + self.epsilon)
         return 255 * xa.detach().clamp(0, 1)
 
-    def objective(self, x: torch.Tensor, xa: torch.Tensor, ref: Sequence[torch.Tensor], extractors: Sequence) -> torch.Tensor:
+    def objective(
+        self, x: torch.Tensor, xa: torch.Tensor, ref: Sequence[torch.Tensor], extractors: Sequence
+    ) -> torch.Tensor:
         """Per image, on the [0, 1] scale: the feature gain minus the weighted perceptual penalty."""
         gain = feature_gain(xa, ref, extractors, self.blur_kernel, self.blur_sigma, self.reduce)
         return gain - self.perceptual_weight * self._penalty(x, xa)

@@ -31,8 +31,12 @@ class LPIPS(nn.Module):
         self.features.load_state_dict({k[len("features.") :]: v for k, v in alexnet_state.items()
                                        if k.startswith("features.") and int(k.split(".")[1]) <= RELU_OUTPUTS[-1]})  # fmt: skip
         self.lins = nn.ParameterList(
-            [nn.Parameter(linear_state[f"lin{i}.model.1.weight"].reshape(1, c, 1, 1).float(), requires_grad=False)
-             for i, c in enumerate(CHANNELS)]  # fmt: skip
+            [
+                nn.Parameter(
+                    linear_state[f"lin{i}.model.1.weight"].reshape(1, c, 1, 1).float(), requires_grad=False
+                )
+                for i, c in enumerate(CHANNELS)
+            ]  # fmt: skip
         )
         self.register_buffer("shift", torch.tensor(SHIFT).view(1, 3, 1, 1))
         self.register_buffer("scale", torch.tensor(SCALE).view(1, 3, 1, 1))

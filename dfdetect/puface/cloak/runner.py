@@ -32,7 +32,10 @@ def pick_device(device: str = "auto") -> torch.device:
 
 
 def attack_facts(attack) -> dict:
-    return {"attack": type(attack).__name__, **{k: v for k, v in vars(attack).items() if isinstance(v, (int, float, str))}}
+    return {
+        "attack": type(attack).__name__,
+        **{k: v for k, v in vars(attack).items() if isinstance(v, (int, float, str))},
+    }
 
 
 def cloak_chips(attack, chips: torch.Tensor, extractors: Sequence, targets: torch.Tensor | None = None,
@@ -72,7 +75,9 @@ def choose_target(user_chips: torch.Tensor, candidates: Mapping[str, torch.Tenso
 
 
 def target_chips(attack, n_user: int, target_pool: torch.Tensor, seed: int = 0) -> torch.Tensor:
-    idx = pair_targets(n_user, len(target_pool), getattr(attack, "max_target_images", 10), np.random.default_rng(seed))
+    idx = pair_targets(
+        n_user, len(target_pool), getattr(attack, "max_target_images", 10), np.random.default_rng(seed)
+    )
     return target_pool[torch.as_tensor(idx)]
 
 
@@ -87,7 +92,9 @@ def cloak_user(attack, user_chips: torch.Tensor, candidates: Mapping[str, torch.
         if target is None:
             if not candidates:
                 raise UserError("a targeted attack needs other identities to choose a target from")
-            target = choose_target(user_chips, candidates, extractors, device, getattr(attack, "top_targets", 20), seed)
+            target = choose_target(
+                user_chips, candidates, extractors, device, getattr(attack, "top_targets", 20), seed
+            )
         targets = target_chips(attack, len(user_chips), candidates[target], seed)
     return cloak_chips(attack, user_chips, extractors, targets, batch_size, device, progress), target
 
@@ -101,16 +108,28 @@ def cloak_to_folder(attack, names: Sequence[str], chips: torch.Tensor, out_dir: 
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     settings = {**attack_facts(attack), **(facts or {})}
     if meta and meta.get("settings") != settings:
-        raise UserError(f"{out_dir} holds cloaks made with other settings ({meta_path}); choose another out folder")
+        raise UserError(
+            f"{out_dir} holds cloaks made with other settings ({meta_path}); choose another out folder"
+        )
     todo = [i for i, n in enumerate(names) if not (out_dir / n).is_file()]
     target = meta.get("target")
     if todo and getattr(attack, "targeted", False) and target is None:
-        target = choose_target(chips, candidates, extractors, device, getattr(attack, "top_targets", 20), seed)
+        target = choose_target(
+            chips, candidates, extractors, device, getattr(attack, "top_targets", 20), seed
+        )
     write_json(meta_path, {"settings": settings, "target": target, "images": len(names)})
-    log.info("cloaking %d of %d images into %s (%d already there)", len(todo), len(names), out_dir, len(names) - len(todo))
+    log.info(
+        "cloaking %d of %d images into %s (%d already there)",
+        len(todo),
+        len(names),
+        out_dir,
+        len(names) - len(todo),
+    )
     for start in range(0, len(todo), batch_size):
         batch = todo[start : start + batch_size]
-        cloaked, _ = cloak_user(attack, chips[batch], candidates, extractors, device, batch_size, seed + start, target)
+        cloaked, _ = cloak_user(
+            attack, chips[batch], candidates, extractors, device, batch_size, seed + start, target
+        )
         for i, chip in zip(batch, cloaked, strict=True):
             write_png(out_dir / names[i], chip.permute(1, 2, 0).numpy())
         log.info("%d/%d cloaked", start + len(batch), len(todo))

@@ -15,7 +15,9 @@ def gaussian_window(size: int = 11, sigma: float = 1.5, device=None) -> torch.Te
     return torch.outer(g, g)
 
 
-def ssim(x: torch.Tensor, y: torch.Tensor, max_val: float = 255.0, size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+def ssim(
+    x: torch.Tensor, y: torch.Tensor, max_val: float = 255.0, size: int = 11, sigma: float = 1.5
+) -> torch.Tensor:
     """Per-image SSIM ``(B,)`` of ``(B, C, H, W)`` images in ``[0, max_val]``."""
     c = x.shape[1]
     w = gaussian_window(size, sigma, x.device).to(x.dtype).expand(c, 1, size, size)

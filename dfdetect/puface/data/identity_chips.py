@@ -13,7 +13,9 @@ from dfdetect.preprocess.face_chips import CHIP_SIZE, frame_chips
 
 
 class MTCNNChipper:
-    def __init__(self, min_face_size: float = 40, min_prob: float = 0.9, size: int = CHIP_SIZE, device: str = "cpu"):
+    def __init__(
+        self, min_face_size: float = 40, min_prob: float = 0.9, size: int = CHIP_SIZE, device: str = "cpu"
+    ):
         self.min_face_size, self.min_prob, self.size, self.device = min_face_size, min_prob, size, device
         self._detector = None
 

@@ -106,7 +106,9 @@ class IdentityDataModule(pl.LightningDataModule):
         """Cut the chips not on disk yet; the sources without a face."""
         no_face_file = self.chips_dir / NO_FACE_FILE
         no_face = set(json.loads(no_face_file.read_text())) if no_face_file.is_file() else set()
-        todo = [r for _, r in table.iterrows() if r["source"] not in no_face and not self.chip_path(r).is_file()]
+        todo = [
+            r for _, r in table.iterrows() if r["source"] not in no_face and not self.chip_path(r).is_file()
+        ]
         if todo:
             log.info("cutting %d face chips into %s", len(todo), self.chips_dir)
         for start in range(0, len(todo), self.chip_batch):

@@ -32,7 +32,9 @@ def _safe(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(text))
 
 
-def store_faces(store: str | os.PathLike, frames_per_clip: int = 2, identity_column: str = "identity") -> pd.DataFrame:
+def store_faces(
+    store: str | os.PathLike, frames_per_clip: int = 2, identity_column: str = "identity"
+) -> pd.DataFrame:
     """The real clips' frames of a clip store, ``frames_per_clip`` per clip (evenly spaced)."""
     store = Path(store)
     df = read_manifest(store)
@@ -64,7 +66,9 @@ def folder_faces(root: str | os.PathLike) -> pd.DataFrame:
         for path in sorted(ident.rglob("*")):
             if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith("."):
                 rel = path.relative_to(ident)
-                rows.append((ident.name, f"{ident.name}/{rel}", str(path), _safe(rel.with_suffix("")) + ".png"))
+                rows.append(
+                    (ident.name, f"{ident.name}/{rel}", str(path), _safe(rel.with_suffix("")) + ".png")
+                )
     if not rows:
         raise UserError(f"{root}: no images found in <identity>/ subfolders ({', '.join(IMAGE_SUFFIXES)})")
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)

@@ -30,7 +30,11 @@ def draw_roles(identities: Sequence[str], n_fr: int, n_pool: int, n_users: int, 
         raise UserError(f"{len(people)} people cannot give {n_fr} FR classes, {n_pool} target-pool people "
                         "and at least one purifier identity (FR classes >= 2, pool >= 1)")  # fmt: skip
     order = [people[i] for i in np.random.default_rng(seed).permutation(len(people))]
-    fr, pool, purifier = sorted(order[:n_fr]), sorted(order[n_fr : n_fr + n_pool]), sorted(order[n_fr + n_pool :])
+    fr, pool, purifier = (
+        sorted(order[:n_fr]),
+        sorted(order[n_fr : n_fr + n_pool]),
+        sorted(order[n_fr + n_pool :]),
+    )
     eligible = [p for p in fr if min_test is None or min_test.get(p, 0) >= 1]
     if n_users > len(eligible):
         raise UserError(f"{n_users} protected users asked for, {len(eligible)} FR classes can be one")

@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 
 
-def bootstrap_ci(values: Sequence[float], level: float = 0.95, n_boot: int = 10_000, seed: int = 0) -> tuple[float, float, float]:
+def bootstrap_ci(
+    values: Sequence[float], level: float = 0.95, n_boot: int = 10_000, seed: int = 0
+) -> tuple[float, float, float]:
     """(mean, low, high): the mean of ``values`` and the percentile bootstrap interval of the mean."""
     v = np.asarray(values, dtype=float)
     if v.size == 0:

@@ -38,7 +38,9 @@ def _meta(folder: Path) -> dict:
 
 
 def read_cloaks(folder: Path, names: Sequence[str]) -> torch.Tensor:
-    return torch.from_numpy(np.stack([read_image(folder / n) for n in names])).permute(0, 3, 1, 2).contiguous()
+    return (
+        torch.from_numpy(np.stack([read_image(folder / n) for n in names])).permute(0, 3, 1, 2).contiguous()
+    )
 
 
 def cloak_users(attack, users: Mapping[str, tuple[Sequence[str], torch.Tensor]], cache: str | Path,
@@ -55,7 +57,9 @@ def cloak_users(attack, users: Mapping[str, tuple[Sequence[str], torch.Tensor]],
     for user, (names, chips) in users.items():
         folder, meta = cache / user, _meta(cache / user)
         if meta and meta.get("settings") != settings:
-            raise UserError(f"{folder} holds cloaks made with other settings; remove it or choose another cloak cache")
+            raise UserError(
+                f"{folder} holds cloaks made with other settings; remove it or choose another cloak cache"
+            )
         if meta.get("complete"):
             continue
         missing = [i for i, n in enumerate(names) if not (folder / n).is_file()]
@@ -63,16 +67,26 @@ def cloak_users(attack, users: Mapping[str, tuple[Sequence[str], torch.Tensor]],
         if targeted:
             if target is None:
                 if pool_feats is None:
-                    pool_feats = {n: descriptors(extractors, c, device) for n, c in target_pool.items() if len(c)}
+                    pool_feats = {
+                        n: descriptors(extractors, c, device) for n, c in target_pool.items() if len(c)
+                    }
                 rng = np.random.default_rng(user_seed(seed, user))
                 target = select_target(descriptors(extractors, chips, device), pool_feats,
                                        getattr(attack, "top_targets", 20), rng)  # fmt: skip
             targets = target_chips(attack, len(chips), target_pool[target], user_seed(seed, user))
-        write_json(folder / META, {"settings": settings, "target": target, "images": len(names), "complete": not missing})
+        write_json(
+            folder / META,
+            {"settings": settings, "target": target, "images": len(names), "complete": not missing},
+        )
         todo += [(user, i, None if targets is None else targets[i]) for i in missing]
     start = time.time()
     if todo:
-        log.info("cloaking %d chips of %d users in batches of %d", len(todo), len({u for u, _, _ in todo}), batch_size)
+        log.info(
+            "cloaking %d chips of %d users in batches of %d",
+            len(todo),
+            len({u for u, _, _ in todo}),
+            batch_size,
+        )
     user_index = {u: k for k, u in enumerate(users)}
     for b in range(0, len(todo), batch_size):
         part = todo[b : b + batch_size]

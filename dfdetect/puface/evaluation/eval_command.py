@@ -55,20 +55,31 @@ def sweep_checkpoints(ks, pattern: str | None, explicit: Mapping | None = None) 
     return out
 
 
-def run_purifier_sweep(cfg: DictConfig, ev: Evaluation, attacks: dict, cloak_dir: Path, extractors, device) -> str:
+def run_purifier_sweep(
+    cfg: DictConfig, ev: Evaluation, attacks: dict, cloak_dir: Path, extractors, device
+) -> str:
     spec = cfg.purifier_sweep
     if spec.attack not in attacks:
         raise UserError(f"purifier_sweep.attack {spec.attack!r} is not in run_attacks {list(attacks)}")
     ckpts = sweep_checkpoints(spec.ks, spec.get("ckpt"), spec.get("ckpts"))
     purifiers = {k: partial(purify_chips, load_purifier(path), device=device) for k, path in ckpts.items()}
     attack = attacks[spec.attack]
-    rows = purifier_sweep(ev, spec.attack, attack, list(cfg.users), purifiers, cloak_dir, extractors, device, cfg.seed)
+    rows = purifier_sweep(
+        ev, spec.attack, attack, list(cfg.users), purifiers, cloak_dir, extractors, device, cfg.seed
+    )
     out_dir = Path(cfg.paths.output_dir)
     rows.to_csv(out_dir / "purifier_sweep.csv", index=False)
     user = str(cfg.users[0])
     natural = ev.faces.identity_chips("train", user)[: cfg.grid_images]
-    cloaked = user_cloaks(ev.faces, spec.attack, attack, user, cloak_dir, extractors, device, cfg.seed)[: cfg.grid_images]
-    purifier_strip(natural, cloaked, {f"k={k:g}": fn(cloaked) for k, fn in purifiers.items()}, out_dir / "purifier_strip.png")
+    cloaked = user_cloaks(ev.faces, spec.attack, attack, user, cloak_dir, extractors, device, cfg.seed)[
+        : cfg.grid_images
+    ]
+    purifier_strip(
+        natural,
+        cloaked,
+        {f"k={k:g}": fn(cloaked) for k, fn in purifiers.items()},
+        out_dir / "purifier_strip.png",
+    )
     return rows.groupby(["k_train"])[["asr", "normal_accuracy"]].mean().round(4).to_string()
 
 
@@ -79,10 +90,14 @@ def evaluate_from_config(cfg: DictConfig) -> dict:
     out_dir = Path(cfg.paths.output_dir)
     device = pick_device(cfg.device)
     faces = hydra.utils.instantiate(cfg.data)
-    attacks = {name: hydra.utils.instantiate(spec) for name, spec in cfg.attacks.items() if name in cfg.run_attacks}
+    attacks = {
+        name: hydra.utils.instantiate(spec) for name, spec in cfg.attacks.items() if name in cfg.run_attacks
+    }
     unknown = set(cfg.run_attacks) - set(attacks)
     if unknown:
-        raise UserError(f"run_attacks names attacks without a config: {sorted(unknown)}; known: {sorted(cfg.attacks)}")
+        raise UserError(
+            f"run_attacks names attacks without a config: {sorted(unknown)}; known: {sorted(cfg.attacks)}"
+        )
     defenses = build_defenses(OmegaConf.to_container(cfg.defenses, resolve=True), load_purifier, device)
     left_out = sorted(set(cfg.defenses) - set(defenses))
     if left_out:
@@ -95,7 +110,9 @@ def evaluate_from_config(cfg: DictConfig) -> dict:
 
     ev = Evaluation(faces, net, defenses, list(cfg.models), make_e2e, list(cfg.e2e_defenses), device)
     cloak_dir = Path(cfg.cloak_dir)
-    results = evaluate(ev, attacks, list(cfg.users), cloak_dir, extractors, device, cfg.seed, cfg.get("natural", True))
+    results = evaluate(
+        ev, attacks, list(cfg.users), cloak_dir, extractors, device, cfg.seed, cfg.get("natural", True)
+    )
     results.to_csv(out_dir / "results.csv", index=False)
     table = summary_table(results)
     _write_text(out_dir / "table.md", table + "\n")
@@ -106,7 +123,9 @@ def evaluate_from_config(cfg: DictConfig) -> dict:
         rows = amplification_sweep(ev, sweep.attack, attacks[sweep.attack], list(cfg.users), list(sweep.ks),
                                    sweep_defenses, cloak_dir, extractors, device, cfg.seed)  # fmt: skip
         rows.to_csv(out_dir / "sweep.csv", index=False)
-        summary["sweep"] = rows.groupby(["k", "defense"])[["asr", "normal_accuracy"]].mean().round(4).to_string()
+        summary["sweep"] = (
+            rows.groupby(["k", "defense"])[["asr", "normal_accuracy"]].mean().round(4).to_string()
+        )
     if cfg.get("purifier_sweep") and cfg.purifier_sweep.ks:
         summary["purifier_sweep"] = run_purifier_sweep(cfg, ev, attacks, cloak_dir, extractors, device)
     grid_defense = cfg.get("grid_defense")
@@ -114,7 +133,9 @@ def evaluate_from_config(cfg: DictConfig) -> dict:
         user = str(cfg.users[0])
         natural = faces.identity_chips("train", user)[: cfg.grid_images]
         for name, attack in attacks.items():
-            cloaked = user_cloaks(faces, name, attack, user, cloak_dir, extractors, device, cfg.seed)[: cfg.grid_images]
+            cloaked = user_cloaks(faces, name, attack, user, cloak_dir, extractors, device, cfg.seed)[
+                : cfg.grid_images
+            ]
             picture_grid(natural, cloaked, defenses[grid_defense](cloaked), out_dir / f"grid_{name}.png")
     summary["seconds"] = round(time.time() - start, 1)
     return summary

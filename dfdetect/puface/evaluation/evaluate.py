@@ -30,14 +30,20 @@ log = logging.getLogger(__name__)
 NATURAL = "natural"
 
 
-def user_cloaks(faces, attack_name: str, attack, user: str, cloak_dir: Path, extractors, device, seed: int) -> torch.Tensor:
+def user_cloaks(
+    faces, attack_name: str, attack, user: str, cloak_dir: Path, extractors, device, seed: int
+) -> torch.Tensor:
     rows = faces.rows("train", user)
     chips = faces.identity_chips("train", user)
     candidates = {i: faces.identity_chips("train", i) for i in faces.identities if i != user}
     out = Path(cloak_dir) / attack_name / user
     cloak_to_folder(attack, rows["name"].tolist(), chips, out, candidates, extractors, device, 32, seed,
                     facts={"extractors": "dlib"})  # fmt: skip
-    return torch.from_numpy(np.stack([read_image(out / n) for n in rows["name"]])).permute(0, 3, 1, 2).contiguous()
+    return (
+        torch.from_numpy(np.stack([read_image(out / n) for n in rows["name"]]))
+        .permute(0, 3, 1, 2)
+        .contiguous()
+    )
 
 
 class Evaluation:
@@ -61,7 +67,9 @@ class Evaluation:
             self._feats[defense] = embed(self.net, self._defended[defense], device=self.device).numpy()
         return self._defended[defense], self._feats[defense]
 
-    def training_set(self, user: str, cloaked: torch.Tensor | None, defense: str) -> tuple[torch.Tensor, np.ndarray]:
+    def training_set(
+        self, user: str, cloaked: torch.Tensor | None, defense: str
+    ) -> tuple[torch.Tensor, np.ndarray]:
         """Every identity's training chips through ``defense``, the user's replaced by its defended
         cloaks (when given), and their frozen descriptors."""
         mine = (self.ytr == self.faces.identities.index(user)).numpy()
@@ -79,7 +87,11 @@ class Evaluation:
         rows = []
         for model in self.models:
             if model in ("linear", "nn"):
-                pred = FeatureClassifier(self.net, model).fit_features(feats, self.ytr.numpy()).predict_features(self.test_feats)
+                pred = (
+                    FeatureClassifier(self.net, model)
+                    .fit_features(feats, self.ytr.numpy())
+                    .predict_features(self.test_feats)
+                )
             elif model == "e2e" and self.make_e2e is not None and defense in self.e2e_defenses:
                 if cloaked is None and defense in self._natural_e2e:
                     pred = self._natural_e2e[defense]
@@ -119,7 +131,9 @@ def evaluate(ev: Evaluation, attacks: Mapping, users: Sequence[str], cloak_dir: 
         for user in users:
             cloaked = None
             if attack is not None:
-                cloaked = user_cloaks(ev.faces, attack_name, attack, user, cloak_dir, extractors, device, seed)
+                cloaked = user_cloaks(
+                    ev.faces, attack_name, attack, user, cloak_dir, extractors, device, seed
+                )
             for defense in ev.defenses:
                 for row in ev.run_cell(user, cloaked, defense):
                     rows.append({"attack": attack_name, **row})

@@ -43,7 +43,9 @@ def roles_for(cfg: DictConfig, results_dir: Path) -> dict:
     table = faces.prepare()
     tests = table[table["split"] == "test"].groupby("identity").size().to_dict()
     r = cfg.roles
-    roles = draw_roles(sorted(table["identity"].unique()), int(r.n_fr), int(r.n_pool), int(r.n_users), int(r.seed), tests)
+    roles = draw_roles(
+        sorted(table["identity"].unique()), int(r.n_fr), int(r.n_pool), int(r.n_users), int(r.seed), tests
+    )
     write_roles(path, roles)
     return roles
 
@@ -59,10 +61,15 @@ def lfw_from_config(cfg: DictConfig) -> dict:
     shutil.copyfile(results_dir / "roles.json", out_dir / "roles.json")
     faces = hydra.utils.instantiate(cfg.data, identities=roles["fr_classes"])
     pool_faces = hydra.utils.instantiate(cfg.data, identities=roles["target_pool"])
-    pool = {p: torch.cat([pool_faces.identity_chips("train", p), pool_faces.identity_chips("test", p)]) for p in roles["target_pool"]}
+    pool = {
+        p: torch.cat([pool_faces.identity_chips("train", p), pool_faces.identity_chips("test", p)])
+        for p in roles["target_pool"]
+    }
     attacks = {n: hydra.utils.instantiate(s) for n, s in cfg.attacks.items() if n in cfg.run_attacks}
     if set(cfg.run_attacks) - set(attacks):
-        raise UserError(f"run_attacks names attacks without a config: {sorted(set(cfg.run_attacks) - set(attacks))}")
+        raise UserError(
+            f"run_attacks names attacks without a config: {sorted(set(cfg.run_attacks) - set(attacks))}"
+        )
     specs = OmegaConf.to_container(cfg.defenses, resolve=True)
     defenses = build_defenses(specs, load_purifier, device)
     net, extractors = frozen_dlib(), build_extractors(["dlib"])
@@ -70,11 +77,15 @@ def lfw_from_config(cfg: DictConfig) -> dict:
     for name, spec in (cfg.get("adaptive") or {}).items():
         ckpt = specs.get(spec.defense, {}).get("ckpt")
         if spec.attack not in attacks or not ckpt:
-            raise UserError(f"adaptive {name!r}: needs an attack of run_attacks and a purifier defense with a ckpt")
+            raise UserError(
+                f"adaptive {name!r}: needs an attack of run_attacks and a purifier defense with a ckpt"
+            )
         adaptive[name] = {"attack": spec.attack, "defense": spec.defense, "purifier": load_purifier(ckpt).net}
 
     def make_e2e(seed: int):
-        return EndToEnd(net, **OmegaConf.to_container(cfg.e2e, resolve=True), device=str(device), seed=int(seed))
+        return EndToEnd(
+            net, **OmegaConf.to_container(cfg.e2e, resolve=True), device=str(device), seed=int(seed)
+        )
 
     ev = Evaluation(faces, net, defenses, [], None, [], device)
     users = roles["users"][: cfg.max_users] if cfg.get("max_users") else roles["users"]
@@ -102,8 +113,13 @@ def lfw_from_config(cfg: DictConfig) -> dict:
             clo.append(read_cloaks(folder / u, names))
         stats.append({"attack": name, **perturbation_stats(torch.cat(nat), torch.cat(clo))})
         k = int(cfg.grid_images)
-        picture_grid(nat[0][:k], clo[0][:k], shown(clo[0][:k]), out_dir / f"grid_{name}.png",
-                     "no defense" if shown_name == "none" else shown_name)
+        picture_grid(
+            nat[0][:k],
+            clo[0][:k],
+            shown(clo[0][:k]),
+            out_dir / f"grid_{name}.png",
+            "no defense" if shown_name == "none" else shown_name,
+        )
     pd.DataFrame(stats).to_csv(out_dir / "perturbation.csv", index=False)
     write_json(out_dir / "run.json", {"users": users, "attacks": list(attacks), "adaptive": list(adaptive),
                                       "models": list(cfg.models), "defenses": list(defenses),

@@ -56,8 +56,18 @@ def user_rows(ev: Evaluation, user: str, cloaked: torch.Tensor | None, defenses:
         for model in models:
             setting = "adaptive" if adaptive else SETTING[model]
             if model in ("linear", "nn"):
-                pred = FeatureClassifier(ev.net, model).fit_features(feats, ytr).predict_features(ev.test_feats)
-                rows.append({"setting": setting, "model": model, "defense": defense, "seed": 0, **_scores(pred, y, label)})
+                pred = (
+                    FeatureClassifier(ev.net, model).fit_features(feats, ytr).predict_features(ev.test_feats)
+                )
+                rows.append(
+                    {
+                        "setting": setting,
+                        "model": model,
+                        "defense": defense,
+                        "seed": 0,
+                        **_scores(pred, y, label),
+                    }
+                )
             elif model == "e2e" and make_e2e is not None and defense in e2e_defenses:
                 for seed in e2e_seeds:
                     pred = make_e2e(seed).fit(chips, ytr).predict(ev.xte)
@@ -79,19 +89,28 @@ def run_protocol(ev: Evaluation, attacks: Mapping, users: Sequence[str], cloak_r
     users = check_users(ev.faces, users)
     results_dir, cloak_root = Path(results_dir), Path(cloak_root)
     defenses = list(ev.defenses)
-    plan: list[tuple[str, object, Sequence, list[str], bool]] = [(NATURAL, None, extractors, defenses, False)] if natural else []
+    plan: list[tuple[str, object, Sequence, list[str], bool]] = (
+        [(NATURAL, None, extractors, defenses, False)] if natural else []
+    )
     plan += [(name, attack, extractors, defenses, False) for name, attack in attacks.items()]
     for name, spec in (adaptive or {}).items():
         scored = list(dict.fromkeys(["none", spec["defense"]]))
-        plan.append((name, attacks[spec["attack"]], through_purifier(extractors, spec["purifier"]), scored, True))
+        plan.append(
+            (name, attacks[spec["attack"]], through_purifier(extractors, spec["purifier"]), scored, True)
+        )
     frames = []
     for name, attack, exts, scored, is_adaptive in plan:
-        variants = [(name, 1.0)] + ([(f"{name}_x{k:g}", float(k)) for k in ks if float(k) != 1.0] if attack is not None else [])
+        variants = [(name, 1.0)] + (
+            [(f"{name}_x{k:g}", float(k)) for k in ks if float(k) != 1.0] if attack is not None else []
+        )
         todo = [u for u in users if any(not (results_dir / v / f"{u}.csv").is_file() for v, _ in variants)]
         start = time.time()
         cloaks: dict[str, torch.Tensor] = {}
         if attack is not None and todo:
-            chips = {u: (ev.faces.rows("train", u)["name"].tolist(), ev.faces.identity_chips("train", u)) for u in todo}
+            chips = {
+                u: (ev.faces.rows("train", u)["name"].tolist(), ev.faces.identity_chips("train", u))
+                for u in todo
+            }
             cloaks = cloak_users(attack, chips, cloak_root / name, target_pool, exts, device, batch_size, seed,
                                  facts={"extractors": "dlib", "adaptive": is_adaptive})  # fmt: skip
         cloak_s = time.time() - start
@@ -101,8 +120,12 @@ def run_protocol(ev: Evaluation, attacks: Mapping, users: Sequence[str], cloak_r
                 cloaked = cloaks.get(u)
                 if cloaked is not None and k != 1.0:
                     cloaked = amplify(ev.faces.identity_chips("train", u), cloaked, k)
-                rows = user_rows(ev, u, cloaked, scored, models, make_e2e, e2e_seeds, e2e_defenses, is_adaptive)
-                df = pd.DataFrame([{"attack": variant, **r, "seconds": round(time.time() - t0, 1)} for r in rows])
+                rows = user_rows(
+                    ev, u, cloaked, scored, models, make_e2e, e2e_seeds, e2e_defenses, is_adaptive
+                )
+                df = pd.DataFrame(
+                    [{"attack": variant, **r, "seconds": round(time.time() - t0, 1)} for r in rows]
+                )
                 _write_csv(results_dir / variant / f"{u}.csv", df)
                 log.info("%s / %s: %d rows (%.0f s)", variant, u, len(df), time.time() - t0)
             frames += [pd.read_csv(results_dir / variant / f"{u}.csv") for u in users]
@@ -120,14 +143,18 @@ def per_user(results: pd.DataFrame) -> pd.DataFrame:
 def ci_table(results: pd.DataFrame, n_boot: int = 10_000, seed: int = 0) -> str:
     """Markdown: setting x attack x FR model rows, per defense ``ASR [95 % CI] / normal accuracy
     [95 % CI]`` (%) over users, and n (users)."""
-    summary = summarise(per_user(results), ["setting", "attack", "model", "defense"], n_boot=n_boot, seed=seed)
+    summary = summarise(
+        per_user(results), ["setting", "attack", "model", "defense"], n_boot=n_boot, seed=seed
+    )
     defenses = list(dict.fromkeys(summary["defense"]))
     head = "| setting | attack | FR model | n | " + " | ".join(defenses) + " |"
     lines = [head, "|---|---|---|---|" + "---|" * len(defenses)]
     for (setting, attack, model), part in summary.groupby(["setting", "attack", "model"], sort=False):
         by = {r["defense"]: r for _, r in part.iterrows()}
         n = int(part["users"].max())
-        cells = [f"{cell(by[d], 'asr')} / {cell(by[d], 'normal_accuracy')}" if d in by else "–" for d in defenses]
+        cells = [
+            f"{cell(by[d], 'asr')} / {cell(by[d], 'normal_accuracy')}" if d in by else "–" for d in defenses
+        ]
         lines.append(f"| {setting} | {attack} | {model} | {n} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

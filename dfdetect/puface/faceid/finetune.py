@@ -23,7 +23,9 @@ class EndToEnd:
     def fit(self, chips: torch.Tensor, labels) -> EndToEnd:
         labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
         gen = torch.Generator().manual_seed(self.seed)
-        self.model = nn.Sequential(copy.deepcopy(self.net), nn.Linear(128, int(labels.max()) + 1)).to(self.device)
+        self.model = nn.Sequential(copy.deepcopy(self.net), nn.Linear(128, int(labels.max()) + 1)).to(
+            self.device
+        )
         nn.init.zeros_(self.model[1].weight)
         nn.init.zeros_(self.model[1].bias)
         for p in self.model.parameters():
@@ -51,7 +53,9 @@ class EndToEnd:
     @torch.no_grad()
     def predict(self, chips: torch.Tensor) -> np.ndarray:
         out = [
-            self.model[1](10 * self.model[0](to_net_input(chips[i : i + 64].to(self.device), self.size))).argmax(1).cpu()
+            self.model[1](10 * self.model[0](to_net_input(chips[i : i + 64].to(self.device), self.size)))
+            .argmax(1)
+            .cpu()
             for i in range(0, len(chips), 64)
         ]
         return torch.cat(out).numpy()

@@ -18,7 +18,9 @@ def attack_success_rate(pred, labels, users: Iterable[int]) -> float:
     pred, labels, users = np.asarray(pred), np.asarray(labels), list(users)
     mask = _users_mask(labels, users)
     if not mask.any():
-        raise UserError(f"the cloaked user(s) {users} have no test images: the attack success rate is undefined")
+        raise UserError(
+            f"the cloaked user(s) {users} have no test images: the attack success rate is undefined"
+        )
     return float((pred[mask] != labels[mask]).mean())
 
 
@@ -26,5 +28,7 @@ def normal_accuracy(pred, labels, users: Iterable[int]) -> float:
     pred, labels, users = np.asarray(pred), np.asarray(labels), list(users)
     mask = ~_users_mask(labels, users)
     if not mask.any():
-        raise UserError("no test images of identities other than the cloaked user(s): normal accuracy is undefined")
+        raise UserError(
+            "no test images of identities other than the cloaked user(s): normal accuracy is undefined"
+        )
     return float((pred[mask] == labels[mask]).mean())

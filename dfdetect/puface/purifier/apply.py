@@ -15,7 +15,14 @@ from dfdetect.puface.purifier.defenses import purify_chips
 from dfdetect.utils.errors import UserError
 
 
-def purify_folder(purifier, src: str | Path, dst: str | Path, batch: int = 32, device="cpu", size: int | None = DLIB_INPUT_SIZE) -> dict:
+def purify_folder(
+    purifier,
+    src: str | Path,
+    dst: str | Path,
+    batch: int = 32,
+    device="cpu",
+    size: int | None = DLIB_INPUT_SIZE,
+) -> dict:
     src, dst = Path(src), Path(dst)
     if not src.is_dir():
         raise UserError(f"no folder at {src}")

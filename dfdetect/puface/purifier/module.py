@@ -49,7 +49,9 @@ class PurifierModule(pl.LightningModule):
         k = lo + (hi - lo) * torch.rand(n, device=self.device)
         return torch.where(torch.rand(n, device=self.device) < self.natural_prob, torch.zeros_like(k), k)
 
-    def losses(self, natural: torch.Tensor, cloaked: torch.Tensor, k: torch.Tensor) -> dict[str, torch.Tensor]:
+    def losses(
+        self, natural: torch.Tensor, cloaked: torch.Tensor, k: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         x = natural.float() / 255
         xk = amplify(natural.float(), cloaked.float(), k) / 255
         out = self.net(xk)
@@ -80,7 +82,10 @@ class PurifierModule(pl.LightningModule):
         opt = self.optimizer_factory(params=self.net.parameters())
         if self.scheduler_factory is None:
             return opt
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=opt), "interval": "epoch"}}
+        return {
+            "optimizer": opt,
+            "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=opt), "interval": "epoch"},
+        }
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         if self.model_config is not None:

@@ -59,7 +59,9 @@ class CloakPairDataModule(pl.LightningDataModule):
         self.batch_size, self.num_workers = batch_size, num_workers
         self.extractors, self.device, self.seed = list(extractors), device, seed
         self.pairs: tuple[torch.Tensor, torch.Tensor] | None = None
-        self.chip_ids: torch.Tensor | None = None  # pair -> its natural chip (pairs of one chip share a split side)
+        self.chip_ids: torch.Tensor | None = (
+            None  # pair -> its natural chip (pairs of one chip share a split side)
+        )
 
     def prepare(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.pairs is not None:
@@ -85,7 +87,9 @@ class CloakPairDataModule(pl.LightningDataModule):
                 cloak_to_folder(attack, names, chips, out, candidates, extractors, device, 32, self.seed,
                                 facts={"extractors": ",".join(self.extractors)})  # fmt: skip
                 naturals.append(chips)
-                cloaked.append(torch.from_numpy(np.stack([read_image(out / n) for n in names])).permute(0, 3, 1, 2))
+                cloaked.append(
+                    torch.from_numpy(np.stack([read_image(out / n) for n in names])).permute(0, 3, 1, 2)
+                )
                 chip_ids.append(torch.arange(first, first + len(chips)))
                 first += len(chips)
         self.pairs = (torch.cat(naturals), torch.cat(cloaked).contiguous())
@@ -102,7 +106,9 @@ class CloakPairDataModule(pl.LightningDataModule):
         self.val_set = PairDataset(natural[val], cloaked[val], hflip=False)
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers)
+        return DataLoader(
+            self.train_set, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers
+        )
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, batch_size=self.batch_size, num_workers=self.num_workers)

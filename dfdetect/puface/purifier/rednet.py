@@ -15,8 +15,14 @@ from torch import nn
 
 
 class RedNet(nn.Module):
-    def __init__(self, channels: int = 16, layers: int = 5, skip_every: int = 2, global_residual: bool = True,
-                 stride: int = 1):
+    def __init__(
+        self,
+        channels: int = 16,
+        layers: int = 5,
+        skip_every: int = 2,
+        global_residual: bool = True,
+        stride: int = 1,
+    ):
         super().__init__()
         if layers < 2:
             raise ValueError(f"layers must be at least 2, got {layers}")
