@@ -11,9 +11,7 @@ import pytest
 
 from tests.serve_server import REAL_FACE, gate_server, needs_shared
 
-pytestmark = pytest.mark.integration
-
-pytestmark = needs_shared
+pytestmark = [pytest.mark.integration, needs_shared]
 
 
 @pytest.mark.slow  # a server of its own (about 20 s to start on 2 busy cores)

@@ -34,9 +34,7 @@ from tests.serve_server import (
     sha256_of,
 )
 
-pytestmark = pytest.mark.integration
-
-pytestmark = needs_shared
+pytestmark = [pytest.mark.integration, needs_shared]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
 needs_browser = pytest.mark.skipif(

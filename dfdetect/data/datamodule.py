@@ -207,7 +207,10 @@ class ClipDataModule(pl.LightningDataModule):
         fit, select = self.fit_on_val_fractions
         shares = (fit, select, 0.0)
         self.fit_select_unit = "group"
-        for attempt in range(SEEDS_TRIED):
+        # two group-disjoint parts with both classes need two groups holding each class: without
+        # them no seed can work, and the search is skipped (it is nested in the seed search of a fix)
+        groups_per_class = val.groupby("label")[self.group_column].nunique().reindex([0, 1], fill_value=0)
+        for attempt in range(SEEDS_TRIED if groups_per_class.min() >= 2 else 0):
             val["split"] = assign_grouped_splits(val, shares, seed + 1 + attempt, self.group_column)
             if not unusable(val, ["train", "val"], True, self.group_column):
                 return pd.concat([val, df[df["split"] == "test"]])
