@@ -239,30 +239,43 @@ def test_provider_failure_fails_closed_and_the_key_leaks_nowhere(gate, world):
     assert "Authentication failed ***" in gate.log_text()  # the echo was there, scrubbed
 
 
-def test_metrics_count_requests_stages_and_provider_calls(gate):
-    # what it counts, sent here: the test passes alone and in any order
-    assert gate.post("detect", REAL_FACE).json()["verdict"] == "real"
-    assert [gate.post("detect", data=b"not a face, just text").status_code for _ in range(2)] == [415, 415]
-    for face in (FAKE_FACE, FAKE_FACE, REAL_FACE, REAL_FACE):  # the second real face: from the cache
-        assert gate.post("recognize", face).status_code == 200
-    text = gate.get("/metrics", key=None).text
+def metric_samples(gate) -> dict[str, float]:
     samples = {}
-    for line in text.splitlines():
+    for line in gate.get("/metrics", key=None).text.splitlines():
         if line and not line.startswith("#"):
             name, value = line.rsplit(" ", 1)
             samples[name] = float(value)
-    assert samples['dfdetect_requests_total{endpoint="detect",outcome="real",reason="none"}'] >= 1
-    assert samples['dfdetect_requests_total{endpoint="detect",outcome="error",reason="http_415"}'] >= 2
-    assert samples['dfdetect_provider_calls_total{provider="naver",status="ok"}'] == 1
-    assert samples['dfdetect_provider_calls_avoided_total{provider="naver",why="gate_fake"}'] >= 2
-    assert samples['dfdetect_provider_calls_avoided_total{provider="naver",why="cache"}'] >= 1
-    assert samples['dfdetect_provider_cost_usd_total{provider="naver"}'] == pytest.approx(0.001)
-    assert samples['dfdetect_provider_cost_avoided_usd_total{provider="naver"}'] >= 0.003 - 1e-9
+    return samples
+
+
+def test_metrics_count_requests_stages_and_provider_calls(gate, tmp_path):
+    # what it counts, sent here, counted as the change from before: the test passes alone and in any
+    # order; its real face is one no other test sends, so the provider's answer cache starts cold
+    real = tmp_path / "real_q93.jpg"
+    cv2.imwrite(str(real), cv2.imread(str(REAL_FACE)), [cv2.IMWRITE_JPEG_QUALITY, 93])
+    before = metric_samples(gate)
+    assert gate.post("detect", real).json()["verdict"] == "real"
+    assert [gate.post("detect", data=b"not a face, just text").status_code for _ in range(2)] == [415, 415]
+    for face in (FAKE_FACE, FAKE_FACE, real, real):  # the second real face: from the cache
+        assert gate.post("recognize", face).status_code == 200
+    samples = metric_samples(gate)
+
+    def grew(name: str) -> float:
+        return samples.get(name, 0.0) - before.get(name, 0.0)
+
+    assert grew('dfdetect_requests_total{endpoint="detect",outcome="real",reason="none"}') == 1
+    assert grew('dfdetect_requests_total{endpoint="detect",outcome="error",reason="http_415"}') == 2
+    assert grew('dfdetect_provider_calls_total{provider="naver",status="ok"}') == 1
+    assert grew('dfdetect_provider_calls_avoided_total{provider="naver",why="gate_fake"}') == 2
+    assert grew('dfdetect_provider_calls_avoided_total{provider="naver",why="cache"}') == 1
+    assert grew('dfdetect_provider_cost_usd_total{provider="naver"}') == pytest.approx(0.001)
+    assert grew('dfdetect_provider_cost_avoided_usd_total{provider="naver"}') >= 0.003 - 1e-9
     bands = sum(v for n, v in samples.items() if n.startswith("dfdetect_p_fake_band_total"))
-    assert bands >= 3 and samples["dfdetect_batch_size_count"] >= 1
+    bands_before = sum(v for n, v in before.items() if n.startswith("dfdetect_p_fake_band_total"))
+    assert bands - bands_before >= 3 and samples["dfdetect_batch_size_count"] >= 1
     assert not [n for n in samples if n.startswith("dfdetect_p_fake") and n.endswith("_sum")]
-    assert samples['dfdetect_stage_seconds_count{stage="prepare"}'] >= 3
-    assert samples['dfdetect_stage_seconds_count{stage="queue"}'] >= 3
+    assert grew('dfdetect_stage_seconds_count{stage="prepare"}') >= 3
+    assert grew('dfdetect_stage_seconds_count{stage="queue"}') >= 3
 
 
 def test_audit_log_has_one_whole_line_per_request(gate):
