@@ -29,6 +29,7 @@ from torch import nn
 
 from dfdetect.models.nets.base import FrameDetector
 from dfdetect.models.nets.registry import NetInfo, register_net
+from dfdetect.models.weights.state_keys import strip_prefixes
 from dfdetect.utils.errors import UserError
 
 # a small timm model that builds offline in a blink, every parameter trained from the first step
@@ -77,16 +78,6 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise UserError(f"model.net.weights: {path} does not hold a state dict of tensors")
     return state
-
-
-def _strip(key: str) -> str:
-    changed = True
-    while changed:
-        changed = False
-        for prefix in _PREFIXES:
-            if key.startswith(prefix):
-                key, changed = key[len(prefix) :], True
-    return key
 
 
 @register_net(
@@ -140,7 +131,7 @@ class TimmDetector(FrameDetector):
         return [self.head]
 
     def load_backbone(self, path: str | Path) -> None:
-        state = {_strip(k): v for k, v in read_weights(path).items()}
+        state = {strip_prefixes(k, _PREFIXES): v for k, v in read_weights(path).items()}
         if "head.weight" in state and state["head.weight"].shape == self.head.weight.shape:
             self.head.load_state_dict({"weight": state.pop("head.weight"), "bias": state.pop("head.bias")})
         own = self.backbone.state_dict()

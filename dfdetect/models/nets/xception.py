@@ -22,6 +22,7 @@ from torch import nn
 
 from dfdetect.models.nets.base import FrameDetector
 from dfdetect.models.nets.registry import UNIT_SCALE, NetInfo, register_net
+from dfdetect.models.weights.state_keys import strip_prefixes
 
 TIMM_NAME = "legacy_xception"
 _PREFIXES = ("module.", "net.", "model.")
@@ -29,21 +30,11 @@ _PREFIXES = ("module.", "net.", "model.")
 INPUT_SCALINGS = {"ffpp": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)), "unit": UNIT_SCALE}
 
 
-def _strip_prefixes(key: str) -> str:
-    changed = True
-    while changed:
-        changed = False
-        for prefix in _PREFIXES:
-            if key.startswith(prefix):
-                key, changed = key[len(prefix) :], True
-    return key
-
-
 def timm_xception_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Key names and shapes of FF++ / Cadene / wrapped checkpoints -> timm ``legacy_xception``."""
     out = {}
     for key, value in state.items():
-        key = _strip_prefixes(key)
+        key = strip_prefixes(key, _PREFIXES)
         key = key.replace("last_linear.1.", "fc.").replace("last_linear.", "fc.")
         if key.endswith("pointwise.weight") and value.ndim == 2:  # Cadene's original 1x1 kernels
             value = value[:, :, None, None]
