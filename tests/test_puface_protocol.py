@@ -145,3 +145,44 @@ def test_grey_box_rows_per_seed_only_for_its_defenses(faces, tmp_path):
     assert set(grey["defense"]) == {"none"} and _FakeE2E.seeds == [0, 1]
     assert (grey["asr"] == 0).all() and (grey["normal_accuracy"] == 1).all()
     assert set(res.loc[res["model"] == "linear", "setting"]) == {"white-box"}
+
+
+def test_grey_box_joint_fits_once_per_defense_and_seed_with_every_user_cloaked(faces, tmp_path):
+    net = _net()
+    ev = Evaluation(faces, net, {"none": lambda c: c, "bits4": lambda c: (c // 16) * 16}, [], device="cpu")
+    fits = []
+
+    class _Recording(_FakeE2E):
+        def fit(self, chips, labels):
+            fits.append(chips.clone())
+            return super().fit(chips, labels)
+
+    _FakeE2E.seeds = []
+    kw = dict(models=["linear", "e2e"], make_e2e=_Recording, e2e_seeds=[0, 1], e2e_defenses=["none"],
+              batch_size=4, e2e_joint=True)  # fmt: skip
+    pool = {"eve": torch.full((3, 3, 16, 16), 90, dtype=torch.uint8)}
+    res = run_protocol(
+        ev, {"shift": _Shift()}, ["ann", "bob"], tmp_path / "c", pool, [net], tmp_path / "r", **kw
+    )
+    joint = res[res["model"] == "e2e"]
+    # (natural, shift) x 1 defense x 2 seeds fine-tunings, not x 2 users
+    assert len(fits) == 4 and _FakeE2E.seeds == [0, 1, 0, 1]
+    assert set(joint["setting"]) == {"grey-box (joint)"} and len(joint) == 2 * 2 * 2
+    xtr, ytr = ev.xtr, ev.ytr
+    for user in ["ann", "bob"]:  # the shift fits saw both users' chips cloaked (+10), the others natural
+        mine = ytr == faces.identities.index(user)
+        assert torch.equal(fits[2][mine], (xtr[mine].int() + 10).clamp(0, 255).to(fits[2].dtype))
+    other = ytr == faces.identities.index("cid")
+    assert torch.equal(fits[2][other], xtr[other]) and torch.equal(fits[0], xtr)
+    assert sorted(p.name for p in (tmp_path / "r" / "shift" / "e2e_joint").iterdir()) == [
+        "none_s0.csv",
+        "none_s1.csv",
+    ]
+    fits.clear()
+    again = run_protocol(
+        ev, {"shift": _Shift()}, ["ann", "bob"], tmp_path / "c", pool, [net], tmp_path / "r", **kw
+    )
+    assert fits == [] and len(again) == len(res)
+    fits.clear()
+    run_protocol(ev, {"shift": _Shift()}, ["ann"], tmp_path / "c", pool, [net], tmp_path / "r", **kw)
+    assert len(fits) == 4  # another set of users: fitted again

@@ -97,7 +97,7 @@ def lfw_from_config(cfg: DictConfig) -> dict:
     results = run_protocol(ev, attacks, users, Path(cfg.cloak_dir), pool, extractors, results_dir,
                            list(cfg.models), make_e2e, list(cfg.e2e_seeds), list(cfg.e2e_defenses), adaptive,
                            cfg.natural, device, int(cfg.cloak_batch), int(cfg.seed),
-                           list(cfg.get("amplify_ks") or []))  # fmt: skip
+                           list(cfg.get("amplify_ks") or []), bool(cfg.get("e2e_joint")))  # fmt: skip
     results.to_csv(out_dir / "results.csv", index=False)
     table = ci_table(results)
     with atomic_path(out_dir / "table.md") as tmp:

@@ -24,8 +24,9 @@ import torch
 from dfdetect.puface.cloak.amplify import amplify
 from dfdetect.puface.cloak.extractors import through_purifier
 from dfdetect.puface.evaluation.bootstrap import cell, summarise
-from dfdetect.puface.evaluation.cloak_cache import cloak_users
+from dfdetect.puface.evaluation.cloak_cache import cloak_users, read_cloaks
 from dfdetect.puface.evaluation.evaluate import NATURAL, Evaluation, check_users
+from dfdetect.puface.evaluation.greybox_joint import joint_rows
 from dfdetect.puface.faceid.classifiers import FeatureClassifier
 from dfdetect.puface.faceid.metrics import attack_success_rate, normal_accuracy
 from dfdetect.utils.io import atomic_path
@@ -81,14 +82,19 @@ def run_protocol(ev: Evaluation, attacks: Mapping, users: Sequence[str], cloak_r
                  models: Sequence[str] = ("linear", "nn"), make_e2e: Callable | None = None,
                  e2e_seeds: Sequence[int] = (0, 1), e2e_defenses: Sequence[str] = ("none",),
                  adaptive: Mapping[str, Mapping] | None = None, natural: bool = True, device="cpu",
-                 batch_size: int = 32, seed: int = 0, ks: Sequence[float] = ()) -> pd.DataFrame:  # fmt: skip
+                 batch_size: int = 32, seed: int = 0, ks: Sequence[float] = (),
+                 e2e_joint: bool = False) -> pd.DataFrame:  # fmt: skip
     """Every (attack, user) cell, resumable. ``adaptive``: ``{name: {attack, defense, purifier}}``
     with ``purifier`` a differentiable ``[0, 1]`` network: ``attack`` cloaks through it, scored under
     ``defense`` (and ``none``). ``ks``: the attacker's amplified cloaks ``x + k (x' - x)`` of every
-    attack, rows ``<attack>_x<k>`` (k = 1 is the attack itself)."""
+    attack, rows ``<attack>_x<k>`` (k = 1 is the attack itself). ``e2e_joint``: the grey-box model
+    fine-tuned once per (attack, defense, seed) with every user cloaked at once
+    (``greybox_joint.py``) instead of once per user."""
     users = check_users(ev.faces, users)
     results_dir, cloak_root = Path(results_dir), Path(cloak_root)
     defenses = list(ev.defenses)
+    joint = e2e_joint and "e2e" in models and make_e2e is not None
+    user_models = [m for m in models if not (joint and m == "e2e")]
     plan: list[tuple[str, object, Sequence, list[str], bool]] = (
         [(NATURAL, None, extractors, defenses, False)] if natural else []
     )
@@ -121,7 +127,7 @@ def run_protocol(ev: Evaluation, attacks: Mapping, users: Sequence[str], cloak_r
                 if cloaked is not None and k != 1.0:
                     cloaked = amplify(ev.faces.identity_chips("train", u), cloaked, k)
                 rows = user_rows(
-                    ev, u, cloaked, scored, models, make_e2e, e2e_seeds, e2e_defenses, is_adaptive
+                    ev, u, cloaked, scored, user_models, make_e2e, e2e_seeds, e2e_defenses, is_adaptive
                 )
                 df = pd.DataFrame(
                     [{"attack": variant, **r, "seconds": round(time.time() - t0, 1)} for r in rows]
@@ -129,9 +135,24 @@ def run_protocol(ev: Evaluation, attacks: Mapping, users: Sequence[str], cloak_r
                 _write_csv(results_dir / variant / f"{u}.csv", df)
                 log.info("%s / %s: %d rows (%.0f s)", variant, u, len(df), time.time() - t0)
             frames += [pd.read_csv(results_dir / variant / f"{u}.csv") for u in users]
+            if joint and not is_adaptive:
+                frames.append(_joint(ev, variant, k, attack, users, cloak_root / name, results_dir,
+                                     [d for d in scored if d in e2e_defenses], e2e_seeds, make_e2e))  # fmt: skip
         if todo:
             log.info("%s: %d users in %.0f s (cloaks %.0f s)", name, len(todo), time.time() - start, cloak_s)
     return pd.concat(frames, ignore_index=True)
+
+
+def _joint(ev: Evaluation, variant: str, k: float, attack, users: Sequence[str], cache: Path, results_dir: Path,
+           defenses: Sequence[str], seeds: Sequence[int], make_e2e: Callable) -> pd.DataFrame:  # fmt: skip
+    cloaks = None
+    if attack is not None:
+        cloaks = {}
+        for u in users:
+            natural = ev.faces.identity_chips("train", u)
+            cloaked = read_cloaks(cache / u, ev.faces.rows("train", u)["name"].tolist())
+            cloaks[u] = amplify(natural, cloaked, k) if k != 1.0 else cloaked
+    return joint_rows(ev, variant, cloaks, users, defenses, seeds, make_e2e, results_dir)
 
 
 def per_user(results: pd.DataFrame) -> pd.DataFrame:
