@@ -1,5 +1,6 @@
 """runner=ray (dfdetect/distributed) on a local Ray cluster of 2 CPUs on loopback, started once for
-the module: the same store and verdicts as the local runner, a killed worker and a killed driver."""
+the module: the same store, verdicts and evaluate.py predictions as the local runner, a killed
+worker and a killed driver."""
 
 from __future__ import annotations
 
@@ -16,11 +17,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from dfdetect.data.frames import BadFrameError
 from dfdetect.data.manifest import read_manifest
 from dfdetect.distributed.cluster import RayOptions
 from dfdetect.distributed.preprocess import ray_dispatch
+from dfdetect.run.evaluate import evaluate
 from dfdetect.run.predict import predict
-from tests.conftest import ROOT, repo_env
+from dfdetect.scoring.video import video_scores
+from tests.clip_store_fakes import store_overrides, truncate, write_jpeg_store
+from tests.conftest import ROOT, compose_config, repo_env
 from tests.preprocess_fakes import BlobDetector, write_video
 from tests.test_predict import BLOB, PIPELINE, SAMPLING, bad_corpus, checkpoint, labelled_tree, predict_cfg  # noqa: F401
 from tests.test_preprocess_store import (
@@ -259,3 +264,81 @@ def test_predict_driver_killed_with_kill_9_resumes_on_rerun(cluster, tmp_path, c
     )
     assert list(table["path"]) == [v.path for v in local]
     assert all(abs(a - v.p_fake) <= 1e-6 for a, v in zip(table["p_fake"], local, strict=True))
+
+
+# 20 videos of 2 clips of 3 frames, one group each; batches of 4 clips: 10 tasks
+STORE_VIDEOS = [(f"v{i:02d}", i % 2, f"g{i:02d}") for i in range(20)]
+
+
+def evaluate_store(tmp_path, store: Path, ckpt: Path, name: str, *overrides: str) -> tuple[dict, Path]:
+    cfg = compose_config(
+        "eval",
+        [
+            *store_overrides(store, "data.image_size=64", "data.net_input_size=64"),
+            f"ckpt_path={ckpt}",
+            "split=all",
+            *overrides,
+        ],
+        tmp_path / name,
+    )
+    metrics, _ = evaluate(cfg)
+    return metrics, tmp_path / name / "run"
+
+
+def assert_same_scores(ray_dir: Path, local_dir: Path) -> pd.DataFrame:
+    """The same clip rows in the same order, the same columns, P(fake) within 1e-6 per clip and per
+    video (the scoring package's clip -> video rule)."""
+    local = pd.read_parquet(local_dir / "predictions.parquet")
+    on_ray = pd.read_parquet(ray_dir / "predictions.parquet")
+    assert list(on_ray.columns) == list(local.columns)
+    pd.testing.assert_frame_equal(on_ray.drop(columns="prob"), local.drop(columns="prob"))
+    assert (on_ray["prob"] - local["prob"]).abs().max() <= 1e-6
+    videos, local_videos = video_scores(on_ray), video_scores(local)
+    assert list(videos.index) == list(local_videos.index)
+    assert (videos["prob"] - local_videos["prob"]).abs().max() <= 1e-6
+    by_method = pd.read_csv(ray_dir / "metrics_by_method.csv")
+    pd.testing.assert_frame_equal(by_method, pd.read_csv(local_dir / "metrics_by_method.csv"), atol=1e-6)
+    return local
+
+
+@pytest.mark.parametrize("where", [[], ["ray.actors=1"]], ids=["model_on_driver", "model_in_actor"])
+def test_evaluate_all_on_ray_gives_the_local_predictions(cluster, tmp_path, checkpoint, where):  # noqa: F811
+    store = write_jpeg_store(tmp_path / "store", STORE_VIDEOS, frames_per_clip=3, size=64)
+    seed = "data.split_seed=2"  # a val split with both classes: calibration.json is fitted on it
+    local, local_dir = evaluate_store(tmp_path, store, checkpoint, "local", seed)
+    on_ray, ray_dir = evaluate_store(tmp_path, store, checkpoint, "ray", seed, "runner=ray", *where)
+    clips = assert_same_scores(ray_dir, local_dir)
+    assert len(clips) == 40 and clips["prob"].std() > 1e-4  # every clip, and scores that differ
+    assert set(on_ray) == set(local)
+    for key, value in local.items():
+        if key.startswith("test/") and value is not None:
+            assert on_ray[key] == pytest.approx(value, abs=1e-6), key
+        elif key not in ("calibration",):
+            assert on_ray[key] == value, key
+    calibration = json.loads((ray_dir / "calibration.json").read_text())
+    reference = json.loads((local_dir / "calibration.json").read_text())
+    for key in ("threshold", "eer_threshold", "temperature"):
+        assert calibration[key] == pytest.approx(reference[key], abs=1e-6), key
+    assert calibration["model"] == reference["model"] and calibration["split"] == "val"
+
+
+def test_evaluate_on_ray_leaves_out_or_fails_on_a_bad_frame_as_the_local_run(cluster, tmp_path, checkpoint):  # noqa: F811
+    store = write_jpeg_store(tmp_path / "store", STORE_VIDEOS, frames_per_clip=3, size=64)
+    truncate(store / "v03/1_2.jpg", 0.4)
+    (store / "v10/0_0.jpg").unlink()
+    skip = ("data.on_bad_frame=skip", "calibration.enabled=false")
+    local, local_dir = evaluate_store(tmp_path, store, checkpoint, "local", *skip)
+    on_ray, ray_dir = evaluate_store(tmp_path, store, checkpoint, "ray", *skip, "runner=ray", "ray.actors=1")
+    clips = assert_same_scores(ray_dir, local_dir)
+    assert len(clips) == 38 and not {"v03/1", "v10/0"} & set(clips["clip_id"])
+    assert on_ray["skipped_clips"] == local["skipped_clips"] == {"all": 2}
+    assert on_ray["test/auc"] == pytest.approx(local["test/auc"], abs=1e-6)
+
+    fail = ("calibration.enabled=false",)
+    with pytest.raises(BadFrameError) as here:
+        evaluate_store(tmp_path, store, checkpoint, "local_fail", *fail)
+    with pytest.raises(BadFrameError) as there:
+        evaluate_store(tmp_path, store, checkpoint, "ray_fail", *fail, "runner=ray", "ray.actors=1")
+    assert str(there.value) == str(here.value)
+    assert "v03/1_2.jpg: truncated JPEG" in str(here.value) and "data.on_bad_frame=skip" in str(here.value)
+    assert not (tmp_path / "ray_fail/run/predictions.parquet").exists()

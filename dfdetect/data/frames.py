@@ -104,6 +104,8 @@ class SkipCounter:
     def __init__(self, size: int, where: str):
         self.where = where
         self.flags = torch.zeros(max(size, 1), dtype=torch.bool).share_memory_()
+        # index -> (clip_id, reason) of the clips this process recorded (runner=ray sends them back)
+        self.reasons: dict[int, tuple[str, str]] = {}
 
     def known(self, index: int) -> bool:
         return bool(self.flags[index])
@@ -111,6 +113,7 @@ class SkipCounter:
     def record(self, index: int, clip_id: str, error: BadFrameError) -> None:
         if not self.flags[index]:
             self.flags[index] = True
+            self.reasons[index] = (clip_id, str(error))
             log.warning("skipped clip %s of %s (data.on_bad_frame=skip): %s", clip_id, self.where, error)
 
     @property

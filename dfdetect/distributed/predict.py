@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from dfdetect.distributed.actors import on_actors
 from dfdetect.distributed.cluster import RayOptions, ray_session
 from dfdetect.distributed.tasks import run_tasks
 from dfdetect.predict import pool
@@ -39,51 +40,27 @@ def prepare_on_ray(
         yield from run_tasks(ray, _prepare_task, shared, list(items), options, _failed)
 
 
-class _Scorer:
-    """A Ray actor holding the detector (on a GPU where ``ray.num_gpus_per_actor`` gives it one):
-    scores batches of prepared files with the predictor the driver would use."""
+def _predictor(config: dict):
+    """The predictor the driver would use, built in an actor from the composed predict config (a
+    plain dict: the same model, calibration and threshold)."""
+    from omegaconf import OmegaConf
 
-    def __init__(self, config: dict):
-        from omegaconf import OmegaConf
+    from dfdetect.models.lightning.checkpoint import trust_targets
+    from dfdetect.predict.predictor import predictor_from_config
 
-        from dfdetect.models.lightning.checkpoint import trust_targets
-        from dfdetect.predict.predictor import predictor_from_config
-
-        cfg = OmegaConf.create(config)
-        trust_targets(cfg.get("trusted_targets"))
-        self.predictor = predictor_from_config(cfg)
-
-    def score(self, prepared: list[PreparedFile]) -> list:
-        return self.predictor.score(prepared)
+    cfg = OmegaConf.create(config)
+    trust_targets(cfg.get("trusted_targets"))
+    return predictor_from_config(cfg)
 
 
 def score_on_actors(
     batches: Iterable[list[PreparedFile]], config: dict, options: RayOptions
 ) -> Iterator[tuple[list[PreparedFile], list]]:
-    """(batch, its verdicts) in completion order, scored by ``options.actors`` actors, each with
-    ``options.num_gpus_per_actor`` GPUs and ``options.num_cpus_per_actor`` CPUs, two batches in
-    flight per actor. ``config``: the composed predict config as a plain dict (the actors load
-    the same model, calibration and threshold from it)."""
+    """(batch, its verdicts) in completion order, scored by ``options.actors`` actors (on ``cuda``
+    where ``options.num_gpus_per_actor`` gives them GPUs), two batches in flight per actor.
+    ``config``: the composed predict config as a plain dict."""
+    if options.num_gpus_per_actor > 0:
+        config = {**config, "predict": {**config["predict"], "device": "cuda"}}
     with ray_session(options) as ray:
-        actor_class = ray.remote(_Scorer).options(
-            num_gpus=options.num_gpus_per_actor, num_cpus=options.num_cpus_per_actor, max_restarts=1
-        )
-        if options.num_gpus_per_actor > 0:
-            config = {**config, "predict": {**config["predict"], "device": "cuda"}}
-        actors = [actor_class.remote(config) for _ in range(options.actors)]
-        in_flight: dict[Any, list[PreparedFile]] = {}
-        batches = iter(batches)
-        turn = 0
-        while True:
-            while len(in_flight) < 2 * len(actors):
-                batch = next(batches, None)
-                if batch is None:
-                    break
-                in_flight[actors[turn % len(actors)].score.remote(batch)] = batch
-                turn += 1
-            if not in_flight:
-                return
-            ready, _ = ray.wait(list(in_flight), num_returns=1)
-            for ref in ready:
-                batch = in_flight.pop(ref)
-                yield batch, ray.get(ref)
+        jobs = ((batch, (batch,)) for batch in batches)
+        yield from on_actors(ray, _predictor, config, "score", jobs, options)

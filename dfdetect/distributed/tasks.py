@@ -19,6 +19,20 @@ def _in_driver_cwd(fn: Callable[[Any, Any], Any], cwd: str, shared: Any, item: A
     return fn(shared, item)
 
 
+def task_submitter(
+    ray, fn: Callable[[Any, Any], Any], shared: Any, options: RayOptions
+) -> Callable[[Any], Any]:
+    """``submit(item)``: starts the task ``fn(shared, item)`` (``ray.cpus_per_task`` CPUs, retried
+    ``ray.max_retries`` times if its worker dies) and gives its ObjectRef; ``shared`` goes to the
+    object store once."""
+    task = ray.remote(_in_driver_cwd).options(
+        num_cpus=options.cpus_per_task, max_retries=options.max_retries, retry_exceptions=False
+    )
+    shared_ref = ray.put(shared)
+    cwd = os.getcwd()
+    return lambda item: task.remote(fn, cwd, shared_ref, item)
+
+
 def run_tasks(
     ray,
     fn: Callable[[Any, Any], Any],
@@ -28,18 +42,14 @@ def run_tasks(
     on_error: Callable[[Any, BaseException], Any],
 ) -> Iterator[Any]:
     """``fn(shared, item)`` for every item on the cluster; ``shared`` goes to the object store once."""
-    task = ray.remote(_in_driver_cwd).options(
-        num_cpus=options.cpus_per_task, max_retries=options.max_retries, retry_exceptions=False
-    )
-    shared_ref = ray.put(shared)
-    cwd = os.getcwd()
+    submit = task_submitter(ray, fn, shared, options)
     pending = list(items)[::-1]
     in_flight: dict[Any, Any] = {}
     window = options.window(ray)
     while pending or in_flight:
         while pending and len(in_flight) < window:
             item = pending.pop()
-            in_flight[task.remote(fn, cwd, shared_ref, item)] = item
+            in_flight[submit(item)] = item
         ready, _ = ray.wait(list(in_flight), num_returns=1)
         for ref in ready:
             item = in_flight.pop(ref)

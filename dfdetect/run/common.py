@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytorch_lightning as pl
+import torch
 import torch.distributed as dist
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -57,6 +58,16 @@ def scalar_metrics(
         if key.startswith(prefixes):
             v = float(value)
             out[key] = None if math.isnan(v) else v
+    return out
+
+
+def as_logged(values: dict[str, float]) -> dict[str, float | None]:
+    """Metrics computed outside a trainer, as :func:`scalar_metrics` reads them back from one
+    (Lightning logs a Python float as a float32 tensor; NaN becomes null)."""
+    out = {}
+    for key, value in values.items():
+        v = float(torch.tensor(value, dtype=torch.float32))
+        out[key] = None if math.isnan(v) else v
     return out
 
 

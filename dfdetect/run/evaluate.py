@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +14,14 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig
 
 from dfdetect.data.manifest import ALL, SPLITS
+from dfdetect.distributed.cluster import ray_session, runner_options
 from dfdetect.models.lightning import DetectorModule
 from dfdetect.models.lightning.checkpoint import trust_targets
 from dfdetect.predict.model import DetectorRequest, model_identity, scored_model
 from dfdetect.run.common import (
     announce_run_dir,
     apply_process_settings,
+    as_logged,
     output_dir,
     save_composed_config,
     scalar_metrics,
@@ -39,10 +43,11 @@ def defense_name(cfg: DictConfig) -> str:
 
 
 def calibrate_on_split(
-    cfg: DictConfig, trainer: pl.Trainer, model: DetectorModule, datamodule
+    cfg: DictConfig, score: Callable[[str], object], model: DetectorModule, datamodule
 ) -> Calibration | None:
-    """Score the calibration split (``calibration.split``, the validation split by default) and fit
-    the temperature and thresholds of ``calibration.json``; None, with a warning, when it cannot."""
+    """Score the calibration split (``calibration.split``, the validation split by default) with
+    ``score`` and fit the temperature and thresholds of ``calibration.json``; None, with a warning,
+    when it cannot."""
     settings = cfg.get("calibration")
     if not settings or not settings.get("enabled", True):
         return None
@@ -50,15 +55,9 @@ def calibrate_on_split(
     if len(datamodule.split_frame(split)) == 0:
         log.warning("no calibration.json: the %s split is empty", split)
         return None
-    if split == cfg.split:
-        clips = model.predictions["test"]
-    else:
-        loggers, trainer.loggers = trainer.loggers, []  # its test/* are not the scored split's
-        try:
-            trainer.test(model=model, dataloaders=datamodule.dataloader(split), verbose=False)
-        finally:
-            trainer.loggers = loggers
-        clips = model.predictions["test"]
+    if split != cfg.split:
+        score(split)
+    clips = model.predictions["test"]
     rows = datamodule.split_frame(split).iloc[clips["clip_index"].to_numpy()]
     clips = clips.assign(video_id=rows["video_id"].to_numpy())
     datasets = sorted(set(rows["dataset"]))
@@ -67,6 +66,25 @@ def calibrate_on_split(
     except CalibrationError as e:
         log.warning("no calibration.json: %s", e)
         return None
+
+
+def trainer_scorer(
+    trainer: pl.Trainer, model: DetectorModule, datamodule, logged: bool
+) -> Callable[[str], dict]:
+    """``score(split)`` through the trainer's test loop (its metrics are test/*, sent to the
+    trainer's loggers when ``logged``): ``model.predictions["test"]`` and the metrics."""
+
+    def score(split: str) -> dict:
+        loggers = trainer.loggers
+        if not logged:
+            trainer.loggers = []
+        try:
+            trainer.test(model=model, dataloaders=datamodule.dataloader(split), verbose=False)
+        finally:
+            trainer.loggers = loggers
+        return scalar_metrics(trainer, ("test/",))
+
+    return score
 
 
 def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -88,12 +106,22 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
     datamodule.prepare_data()
     datamodule.setup("test")
-    # score the requested split through the test loop, so its metrics are logged as test/*
-    loader = datamodule.dataloader(cfg.split)
-    trainer.test(model=model, dataloaders=loader, verbose=False)
-    metrics: dict[str, Any] = scalar_metrics(trainer, ("test/",))
-    scored = model.predictions["test"]
-    calibration = calibrate_on_split(cfg, trainer, model, datamodule)
+    ray_options = runner_options(cfg)
+    with ExitStack() as stack:
+        if ray_options is None:  # the test loop, so that the split's metrics are logged as test/*
+            metrics: dict[str, Any] = trainer_scorer(trainer, model, datamodule, logged=True)(cfg.split)
+            score_other = trainer_scorer(trainer, model, datamodule, logged=False)
+        else:
+            from dfdetect.distributed.evaluate import detector_config, ray_scorer
+
+            ray = stack.enter_context(ray_session(ray_options))
+            score_other = ray_scorer(ray, model, datamodule, ray_options, detector_config(cfg, ray_options))
+            metrics = as_logged(score_other(cfg.split))
+            for logger in trainer.loggers:
+                logger.log_metrics({k: v for k, v in metrics.items() if v is not None})
+                logger.finalize("success")
+        scored = model.predictions["test"]
+        calibration = calibrate_on_split(cfg, score_other, model, datamodule)
     if calibration is not None:  # predict.py refuses it for another model
         calibration = calibration.for_model(model_identity(request, model).as_dict())
     metrics["split"] = cfg.split

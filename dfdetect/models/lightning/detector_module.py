@@ -164,30 +164,34 @@ class DetectorModule(pl.LightningModule):
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._eval_step("test", batch)
 
-    def _eval_epoch_end(self, stage: str) -> None:
+    def eval_results(self, stage: str) -> tuple[pd.DataFrame, dict[str, float]]:
+        """The clips of ``stage`` scored since its last results: their predictions (clip_index,
+        prob, label; ordered by clip index) and metrics (``{stage}/auc`` ...); the stage restarts."""
         metric = self.metrics[stage]
         unknown, self.unknown_clips[stage] = self.unknown_clips[stage], 0
-        if unknown:
-            self.log(f"{stage}/unknown_clips", float(unknown), reduce_fx="sum")
+        values = {f"{stage}/unknown_clips": float(unknown)} if unknown else {}
         if not metric.update_count:
             warnings.warn(
                 f"{stage}: the detector abstained on every clip ({unknown} unknown); no metrics", stacklevel=1
             )
-            self.log(f"{stage}/auc", float("nan"))
-            self.predictions[stage] = pd.DataFrame({"clip_index": [], "prob": [], "label": []})
             metric.reset()
-            return
+            empty = pd.DataFrame({"clip_index": [], "prob": [], "label": []})
+            return empty, {**values, f"{stage}/auc": float("nan")}
         with metric.sync_context():
             gathered = metric.gathered()
-        self.predictions[stage] = pd.DataFrame(
+        predictions = pd.DataFrame(
             {k: gathered[k].numpy() for k in ("clip_index", "probs", "labels")}
         ).rename(columns={"probs": "prob", "labels": "label"})
-        values = metric.compute()
-        self.log(f"{stage}/auc", values.pop("auc"), prog_bar=True)
-        if "loss" in values:
-            self.log(f"{stage}/loss", values.pop("loss"), prog_bar=True)
-        self.log_dict({f"{stage}/{k}": v for k, v in values.items()})
+        values.update({f"{stage}/{k}": v for k, v in metric.compute().items()})
         metric.reset()
+        return predictions, values
+
+    def _eval_epoch_end(self, stage: str) -> None:
+        self.predictions[stage], values = self.eval_results(stage)
+        for name, value in values.items():
+            short = name.removeprefix(f"{stage}/")
+            reduce = "sum" if short == "unknown_clips" else "mean"
+            self.log(name, value, prog_bar=short in ("auc", "loss"), reduce_fx=reduce)
 
     def on_validation_epoch_end(self) -> None:
         self._eval_epoch_end("val")
