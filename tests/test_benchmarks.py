@@ -89,6 +89,7 @@ def test_serve_benchmark_compares_batched_and_unbatched_gates(capsys, monkeypatc
     opened = [r for r in rows if r[1] == "open"]
     assert len(opened) == 2 and all(int(r[6]) == 0 for r in opened)  # overload: only 503s, never errors
     assert sum(line.startswith("  /health:") for line in lines) == 2
+    assert lines[-2].startswith("verdict (CPU): criterion batched >= 1.0x unbatched")
     ratio(lines)
 
 
@@ -166,3 +167,18 @@ def test_preprocess_benchmark_alternates_naive_ours_and_the_decode_bound(capsys,
 
     assert quotient_within(float(lines[-2].removeprefix("bound_ratio=")), seconds[1], seconds[2])
     assert quotient_within(ratio(lines), seconds[0], seconds[1])
+
+
+def test_serve_verdict_holds_a_cpu_to_1x_and_a_gpu_to_2x():
+    from dfdetect.bench.serve import verdict
+
+    cpu = verdict(1.0, "cpu")
+    assert "criterion batched >= 1.0x unbatched" in cpu and ": met (1.00x)" in cpu
+    assert "cannot add cores" in cpu and "2x target belongs to a GPU" in cpu and "owed" in cpu
+    assert ": NOT met (0.95x)" in verdict(0.95, "cpu")
+    assert ": met (1.60x)" in verdict(1.6, "cpu")  # 1.6x on a CPU meets the CPU criterion
+    gpu = verdict(1.6, "cuda")
+    assert "criterion batched >= 2.0x unbatched" in gpu and ": NOT met (1.60x)" in gpu
+    assert "owed" not in gpu
+    assert ": met (2.00x)" in verdict(2.0, "cuda:0")
+    assert "NOT met" in verdict(float("nan"), "cpu")  # no figure is no pass
