@@ -229,18 +229,6 @@ class VideoClipper:
         self.since_full += 1
         return dict(zip(keys, found, strict=True))
 
-    def _below_fast_search(self, detections: list[dict[int, list[Face]]]) -> list[int]:
-        """Clips whose largest face on some keyframe is smaller than the detector's fast search
-        is made for."""
-        floor = getattr(self.detector, "min_face_size", None)
-        if not floor:
-            return []
-        return [
-            i
-            for i, dets in enumerate(detections)
-            if any(faces and max(faces[0].box[2:] - faces[0].box[:2]) < floor for faces in dets.values())
-        ]
-
     def _detect_clips(self, clips: list[tuple[int, list[np.ndarray]]]) -> None:
         s = self.settings
         length = s.frames_per_clip
@@ -260,13 +248,6 @@ class VideoClipper:
                 detections[i] = {p: more[k * len(keys) + j] for j, p in enumerate(keys)}
             self.small_faces = any(more)
             self.stats["small_faces"] = self.small_faces
-        again = [] if self.small_faces or not s.small_face_research else self._below_fast_search(detections)
-        if again:
-            more = self._detect([clips[i][1][p] for i in again for p in keys], small_faces=True)
-            for k, i in enumerate(again):
-                detections[i] = {p: more[k * len(keys) + j] for j, p in enumerate(keys)}
-            self.small_faces = True
-            self.stats["small_faces"] = True
         for (start, clip), dets in zip(clips, detections, strict=True):
             self.stats["frames_sampled"] += length
             tracks = build_tracks(dets, length, s.min_track_iou, self.max_faces)

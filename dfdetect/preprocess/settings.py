@@ -41,10 +41,6 @@ class ClipSettings:
     redetect_every: int = 4
     # a scene cut: the grey-level histograms of consecutive clips differ this much (Bhattacharyya)
     scene_cut: float = 0.3
-    # a face the fast search finds below the detector's min_face_size (found only by pyramid
-    # levels made for larger faces: boxes a few pixels off): its clip is searched again down to
-    # small_face_size, and so is the rest of the video (false: keep the fast search's boxes)
-    small_face_research: bool = True
     # crop side = longer box side * (1 + margin)
     margin: float = 0.3
     size: int = 240
