@@ -89,6 +89,7 @@ def test_serve_benchmark_compares_batched_and_unbatched_gates(capsys, monkeypatc
     opened = [r for r in rows if r[1] == "open"]
     assert len(opened) == 2 and all(int(r[6]) == 0 for r in opened)  # overload: only 503s, never errors
     assert sum(line.startswith("  /health:") for line in lines) == 2
+    assert lines[-2].startswith("verdict (CPU): criterion batched >= 1.0x unbatched")
     ratio(lines)
 
 
@@ -136,3 +137,48 @@ def test_ray_benchmark_times_local_and_ray_on_one_and_two_cpus(capsys, monkeypat
     assert "every run gave the same manifest" in lines
     assert lines[-2].startswith("overhead of ray against local at 2 CPUs: ")
     ratio(lines)
+
+
+@requires_shared("data", "ffpp_c40_mini")
+def test_preprocess_benchmark_alternates_naive_ours_and_the_decode_bound(capsys, monkeypatch):
+    args = "--videos manipulated/Deepfakes/469_481.mp4 --clips 1 --max-frames 5 --workers 0 --threads 1"
+    lines = run_script(
+        "benchmark_preprocess.py", *args.split(), "--rounds", "3", capsys=capsys, monkeypatch=monkeypatch
+    )
+    rounds = [line.split(":")[0] for line in lines if line.startswith("round ")]
+    assert [r.split(" (")[0] for r in rounds] == ["round 1/3", "round 2/3", "round 3/3"]
+    orders = [r.split(" (")[1].rstrip(")").split() for r in rounds]
+    assert orders == [["naive", "ours", "bound"], ["ours", "bound", "naive"], ["bound", "naive", "ours"]]
+    at = lines.index("medians over rounds of the time for all videos:")
+    rows = lines[at + 1 : at + 4]
+    assert [row.split(":")[0].split(" (")[0] for row in rows] == ["naive", "ours", "decode bound"]
+    seconds = [float(row.split(":")[1].split()[0]) for row in rows]
+    spans = [re.search(r"\(min (\d+\.\d+), max (\d+\.\d+)\)", row).groups() for row in rows]
+    assert all(
+        float(lo) <= s + 0.001 and s <= float(hi) + 0.001 for s, (lo, hi) in zip(seconds, spans, strict=True)
+    )
+    faces = next(line for line in lines if line.startswith("faces: "))
+    assert "of 5 frames with a face" in faces  # one clip of 5 frames, a face in each
+    assert re.fullmatch(r"bound_ratio=\d+\.\d+", lines[-2])
+
+    def quotient_within(value: float, top: float, bottom: float) -> bool:
+        """value (2 decimals) is top / bottom (each printed to 3 decimals)."""
+        return (top - 5e-4) / (bottom + 5e-4) - 0.01 <= value <= (top + 5e-4) / (bottom - 5e-4) + 0.01
+
+    assert quotient_within(float(lines[-2].removeprefix("bound_ratio=")), seconds[1], seconds[2])
+    assert quotient_within(ratio(lines), seconds[0], seconds[1])
+
+
+def test_serve_verdict_holds_a_cpu_to_1x_and_a_gpu_to_2x():
+    from dfdetect.bench.serve import verdict
+
+    cpu = verdict(1.0, "cpu")
+    assert "criterion batched >= 1.0x unbatched" in cpu and ": met (1.00x)" in cpu
+    assert "cannot add cores" in cpu and "2x target belongs to a GPU" in cpu and "owed" in cpu
+    assert ": NOT met (0.95x)" in verdict(0.95, "cpu")
+    assert ": met (1.60x)" in verdict(1.6, "cpu")  # 1.6x on a CPU meets the CPU criterion
+    gpu = verdict(1.6, "cuda")
+    assert "criterion batched >= 2.0x unbatched" in gpu and ": NOT met (1.60x)" in gpu
+    assert "owed" not in gpu
+    assert ": met (2.00x)" in verdict(2.0, "cuda:0")
+    assert "NOT met" in verdict(float("nan"), "cpu")  # no figure is no pass

@@ -1,6 +1,7 @@
 """Boxes of the face pipeline (tracking across clips) against per-frame full-resolution MTCNN:
 
     python scripts/benchmark_face_boxes.py [--videos 7]   (dfdetect bench face-boxes) [--track-region 3.0] [--redetect-every 4]
+        [--keyframes 2]
 
 For each video (7 of ffpp_c40_mini, 480p to 1080p, 16 clips of 5 frames over the whole video, as predict.py
 and the stores sample them) the pipeline runs twice: with tracking (``face.track_region``) and
@@ -82,6 +83,9 @@ def main(argv=None) -> None:
     parser.add_argument("--paths", nargs="*", default=None, help="videos instead of ffpp_c40_mini's")
     parser.add_argument("--track-region", type=float, default=ClipSettings.track_region)
     parser.add_argument("--redetect-every", type=int, default=ClipSettings.redetect_every)
+    parser.add_argument(
+        "--keyframes", type=int, default=ClipSettings.keyframes, help="face.keyframes (both runs)"
+    )
     parser.add_argument("--ref-min-face", type=float, default=20.0)
     args = parser.parse_args(argv)
     if args.paths:
@@ -92,10 +96,9 @@ def main(argv=None) -> None:
         sys.exit(f"face_boxes: error: {MINI} not found (the shared FF++ subset)")
     detector = MTCNNDetector()
     reference = MTCNNDetector(min_face_size=args.ref_min_face, small_face_size=args.ref_min_face)
-    tracked = dataclasses.replace(
-        ClipSettings(), track_region=args.track_region, redetect_every=args.redetect_every
-    )
-    whole = dataclasses.replace(ClipSettings(), track_region=0.0)
+    base = ClipSettings(keyframes=args.keyframes)
+    tracked = dataclasses.replace(base, track_region=args.track_region, redetect_every=args.redetect_every)
+    whole = dataclasses.replace(base, track_region=0.0)
     rows = {"tracked": ({}, []), "whole": ({}, [])}
     ref: dict = {}
     for n, path in enumerate(paths, 1):
@@ -119,7 +122,8 @@ def main(argv=None) -> None:
             flush=True,
         )
     print(
-        f"videos: {len(paths)}; reference: the cascade on every sampled frame, faces >= {args.ref_min_face:g} px"
+        f"videos: {len(paths)}; reference: the cascade on every sampled frame, faces >= {args.ref_min_face:g} px; "
+        f"face.keyframes={args.keyframes}"
     )
     for name, (boxes, stats) in rows.items():
         share, count, median = agreement(boxes, ref)

@@ -1,18 +1,22 @@
 """Face-clip preprocessing speed against the naive pipeline, on the same ffpp_mini videos and frames:
 
     python scripts/benchmark_preprocess.py [--videos ...] [--clips 16] [--max-frames 80] [--workers 2]
+        [--rounds 3]
 
 By default each of 5 videos (480p to 1080p) gives 16 clips of 5 frames laid back to back over its
 first 80 frames, so both pipelines decode the same frames and no more (spreading clips over whole
 videos adds the same decoding to both; docs/preprocessing.md has figures for that case).
 
-naive: every sampled frame through facenet-pytorch's MTCNN at full resolution (min face 20 px, its
-default), one call per frame, torch using every core. fast: the clip store pipeline (dfdetect's
-MTCNN cascade on two keyframes per clip, skipping the pyramid levels of faces far smaller than the
-one being tracked, boxes carried across the clip, videos spread over worker processes): wall time
-of the whole run, worker start-up included. Prints the per-frame box agreement (IoU between the two
-pipelines' boxes), then ``bound_ratio=<fast seconds / seconds to decode the sampled frames>``
-(worker start-up included in fast) and, as its last line, ``ratio=<naive seconds / fast seconds>``.
+naive (the baseline): every sampled frame through facenet-pytorch's MTCNN at full resolution (min
+face 20 px, its default), one call per frame, torch using ``--threads`` threads. ours: the clip
+store pipeline (dfdetect's MTCNN cascade on two keyframes per clip, tracking across clips, boxes
+carried across the clip, videos spread over ``--workers`` worker processes): wall time of the
+whole run, worker start-up included. decode bound: decoding the sampled frames alone in this
+process. The three alternate run by run (naive, ours and the bound over all videos, in a rotating
+order) over ``--rounds`` rounds in one process; figures are medians over rounds with min-max.
+Prints the per-frame box agreement (IoU between the two pipelines' boxes, first round), then
+``bound_ratio=<ours time / decode bound time>`` and, as its last line,
+``ratio=<ours files/s / naive files/s>`` (= naive time / ours time: the same files).
 """
 
 from __future__ import annotations
@@ -78,7 +82,7 @@ def decode_bound(paths: list[Path], settings: ClipSettings) -> float:
 
 def fast_boxes(keys: list[str], settings: ClipSettings, workers: int, store: Path) -> tuple[dict, float]:
     items = [it for it in scan("ffpp_mini", str(MINI)) if it.key in keys]
-    detector = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "preprocess.yaml").detector)
+    detector = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "face_pipeline" / "default.yaml").detector)
     t0 = time.perf_counter()
     run_preprocess(items, store, settings, detector, workers=workers, threads_per_worker=1, progress=False)
     seconds = time.perf_counter() - t0
@@ -91,6 +95,17 @@ def fast_boxes(keys: list[str], settings: ClipSettings, workers: int, store: Pat
     return out, seconds
 
 
+def box_agreement(naive: dict, ours: dict) -> np.ndarray:
+    """IoU per sampled frame where either side has a face (a face on one side only: 0)."""
+    ious = []
+    for key in sorted(naive):
+        a, b = naive[key], ours.get(key)
+        if a is None and b is None:
+            continue
+        ious.append(box_iou(a, b) if a is not None and b is not None else 0.0)
+    return np.asarray(ious, dtype=np.float64)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -100,56 +115,72 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--max-frames", type=int, default=80, help="clips spread over each video's first N frames"
     )
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="ours: worker processes (0: here)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the naive run")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over all videos (medians)")
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be >= 1")
     if not MINI.is_dir():
-        sys.exit(f"benchmark needs the shared data at {MINI}")
+        sys.exit(f"benchmark_preprocess: error: {MINI} not found (the shared FF++ subset)")
     settings = ClipSettings(clips_per_video=args.clips, max_frames=args.max_frames, top_up=False)
     paths = [MINI / v for v in args.videos]
+    n = len(paths)
 
-    # fast runs before and after naive, and the mean counts, so that a load change on a shared
-    # machine during the (long) naive run does not favour either side
+    times: dict[str, list[float]] = {"naive": [], "ours": [], "bound": []}
+    boxes: dict[str, dict] = {}
+    load = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as tmp:
-        bound_before = decode_bound(paths, settings)
-        fast, fast_before = fast_boxes(args.videos, settings, args.workers, Path(tmp) / "before")
-        naive, naive_s = naive_boxes(paths, settings, args.threads)
-        _, fast_after = fast_boxes(args.videos, settings, args.workers, Path(tmp) / "after")
-        bound_after = decode_bound(paths, settings)
-    fast_s = (fast_before + fast_after) / 2
-    bound_s = (bound_before + bound_after) / 2
-
-    frames = sorted(naive)
-    ious = []
-    for key in frames:
-        a, b = naive[key], fast.get(key)
-        if a is None and b is None:
-            continue
-        ious.append(box_iou(a, b) if a is not None and b is not None else 0.0)
-    ious = np.asarray(ious)
+        runs = {
+            "naive": lambda r: naive_boxes(paths, settings, args.threads),
+            "ours": lambda r: fast_boxes(args.videos, settings, args.workers, Path(tmp) / f"round{r}"),
+            "bound": lambda r: ({}, decode_bound(paths, settings)),
+        }
+        for r in range(args.rounds):
+            names = list(runs)[r % 3 :] + list(runs)[: r % 3]  # a rotating order: load drift hits all
+            for name in names:
+                found, seconds = runs[name](r)
+                times[name].append(seconds)
+                boxes.setdefault(name, found)
+            load.append(os.getloadavg()[0])
+            print(
+                f"round {r + 1}/{args.rounds} ({' '.join(names)}): naive {times['naive'][-1]:.2f} s, "
+                f"ours {times['ours'][-1]:.2f} s, decode bound {times['bound'][-1]:.2f} s "
+                f"(load {load[-1]:.2f})",
+                flush=True,
+            )
+    med = {name: float(np.median(v)) for name, v in times.items()}
+    frames = len(boxes["naive"])
+    ious = box_agreement(boxes["naive"], boxes["ours"])
     agree = float((ious >= 0.9).mean()) if len(ious) else 0.0
+
+    def line(label: str, name: str) -> str:
+        v = times[name]
+        return (
+            f"{label:<30}{med[name]:9.3f} s (min {min(v):.3f}, max {max(v):.3f})  "
+            f"{n / med[name]:7.3f} files/s  {frames / med[name]:7.2f} frames/s"
+        )
+
     print(
-        f"videos: {len(paths)}, sampled frames: {len(frames)} "
-        f"({args.clips} clips x {settings.frames_per_clip} in the first {args.max_frames} frames of each)"
+        f"videos: {n}, sampled frames: {frames} ({args.clips} clips x {settings.frames_per_clip} in the "
+        f"first {args.max_frames} frames of each) x {args.rounds} rounds; naive {args.threads} torch "
+        f"threads, ours {args.workers} workers (start-up included); cores {os.cpu_count()}, "
+        f"load average {min(load):.2f}-{max(load):.2f}"
     )
+    print("medians over rounds of the time for all videos:")
+    print(line("naive (full-resolution MTCNN):", "naive"))
+    print(line("ours (clip store pipeline):", "ours"))
+    print(line("decode bound:", "bound"))
     print(
-        f"naive: {naive_s:.1f} s = {len(frames) / naive_s:.2f} frames/s (full resolution, {args.threads} threads)"
-    )
-    print(
-        f"fast:  {fast_s:.1f} s = {len(frames) / fast_s:.2f} frames/s ({args.workers} workers, incl. start-up; "
-        f"{fast_before:.1f} s before naive, {fast_after:.1f} s after)"
-    )
-    print(
-        f"faces: naive {sum(v is not None for v in naive.values())}, fast {sum(k in fast for k in frames)}; "
+        f"faces: naive {sum(v is not None for v in boxes['naive'].values())}, "
+        f"ours {sum(k in boxes['ours'] for k in boxes['naive'])}; "
         f"IoU >= 0.9 on {100 * agree:.1f}% of {len(ious)} frames with a face "
         f"(median IoU {np.median(ious) if len(ious) else 0:.3f}, min {ious.min() if len(ious) else 0:.3f})"
     )
-    print(
-        f"decode bound: {bound_s:.1f} s (decoding the sampled frames in this process; {bound_before:.1f} / {bound_after:.1f} s)"
-    )
-    print(f"load average: {os.getloadavg()[0]:.2f} (cores {os.cpu_count()})")
-    print(f"bound_ratio={fast_s / bound_s:.2f}")
-    print(f"ratio={naive_s / fast_s:.2f}")
+    ratios = [b / o for b, o in zip(times["naive"], times["ours"], strict=True)]
+    print(f"ratio per round: min {min(ratios):.2f}, max {max(ratios):.2f}")
+    print(f"bound_ratio={med['ours'] / med['bound']:.2f}")
+    print(f"ratio={med['naive'] / med['ours']:.2f}")
 
 
 if __name__ == "__main__":
