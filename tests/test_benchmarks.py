@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import runpy
 import sys
@@ -182,3 +183,13 @@ def test_serve_verdict_holds_a_cpu_to_1x_and_a_gpu_to_2x():
     assert "owed" not in gpu
     assert ": met (2.00x)" in verdict(2.0, "cuda:0")
     assert "NOT met" in verdict(float("nan"), "cpu")  # no figure is no pass
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="no CPU affinity on this platform")
+def test_ray_benchmark_confines_a_run_to_its_cores_and_restores_them():
+    from dfdetect.bench.ray import on_cores
+
+    before = os.sched_getaffinity(0)
+    with on_cores(1) as cores:
+        assert len(cores) == 1 and os.sched_getaffinity(0) == cores
+    assert os.sched_getaffinity(0) == before

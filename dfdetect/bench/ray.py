@@ -20,7 +20,8 @@ import shutil
 import statistics
 import tempfile
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -45,12 +46,32 @@ def settings(clips: int, max_frames: int) -> ClipSettings:
     return ClipSettings.from_mapping(values)
 
 
+@contextmanager
+def on_cores(cpus: int) -> Iterator[set[int]]:
+    """Confine this process and everything it starts (worker processes, a Ray cluster) to ``cpus``
+    of the cores it may use. Ray's ``num_cpus`` is a scheduling count, not a confinement: a 1-CPU
+    cluster's worker still decodes on a second core (OpenCV's and the prefetch thread), so without
+    this "1 CPU" on a 2-core machine is nearer 1.5. No-op where affinity cannot be set."""
+    if not hasattr(os, "sched_getaffinity"):
+        yield set()
+        return
+    before = os.sched_getaffinity(0)
+    cores = set(sorted(before)[:cpus])
+    os.sched_setaffinity(0, cores)
+    try:
+        yield cores
+    finally:
+        os.sched_setaffinity(0, before)
+
+
 def one_run(name: str, cpus: int, items, clip_settings, detector, store: Path) -> tuple[float, float]:
     """(seconds of the run, seconds to start its Ray cluster, 0 for local). The run's time includes
-    starting its worker processes (local) or Ray's workers (ray), not the cluster itself."""
+    starting its worker processes (local) or Ray's workers (ray), not the cluster itself. The run
+    and all it starts are confined to ``cpus`` cores (``on_cores``)."""
     shutil.rmtree(store, ignore_errors=True)
     options = RayOptions(num_cpus=cpus)
     with ExitStack() as stack:
+        stack.enter_context(on_cores(cpus))
         t0 = time.perf_counter()
         if name == "ray":
             stack.enter_context(ray_session(options))
