@@ -185,6 +185,19 @@ def test_serve_verdict_holds_a_cpu_to_1x_and_a_gpu_to_2x():
     assert "NOT met" in verdict(float("nan"), "cpu")  # no figure is no pass
 
 
+def test_serve_rows_with_failed_requests_have_no_throughput_to_compare():
+    from dfdetect.bench.serve import Row, valid
+
+    fast_but_failing = Row("batched", "closed", "c=16", [0.01] * 64, [200] * 8 + [429] * 56, 0.2)
+    full = Row("batched", "closed", "c=8", [0.1] * 48, [200] * 48, 1.5)
+    shed = Row("batched", "open", "2x", [0.1] * 10, [200] * 6 + [503] * 4, 1.0)
+    assert fast_but_failing.errors() == 56 and shed.errors() == 0
+    assert fast_but_failing.rps() > full.rps()  # what the ratio read before it left such rows out
+    assert valid([fast_but_failing, full, shed]) == [full, shed]
+    with pytest.raises(SystemExit, match="every batched load had errors"):
+        valid([fast_but_failing])
+
+
 @pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="no CPU affinity on this platform")
 def test_ray_benchmark_confines_a_run_to_its_cores_and_restores_them():
     from dfdetect.bench.ray import on_cores
