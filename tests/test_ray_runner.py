@@ -101,7 +101,9 @@ class StallOnceDetector(BlobDetector):
 
     def detect(self, frames, *args, **kwargs):
         if frames and frames[0].shape[1] == self.stall_width and not (self.stall_dir / "killed").exists():
-            (self.stall_dir / "pid").write_text(str(os.getpid()))
+            # written whole, then renamed: the killer must never read a half-written pid
+            (self.stall_dir / "pid.tmp").write_text(str(os.getpid()))
+            os.replace(self.stall_dir / "pid.tmp", self.stall_dir / "pid")
             time.sleep(120)
         return super().detect(frames, *args, **kwargs)
 
@@ -113,10 +115,13 @@ def test_a_worker_killed_mid_run_costs_nothing(cluster, tmp_path):
     stall.mkdir()
     killed: list[int] = []
 
-    def killer() -> None:
-        deadline = time.time() + 120
-        while time.time() < deadline and not (stall / "pid").exists():
+    finished = threading.Event()
+
+    def killer() -> None:  # waits as long as the run lasts: a loaded machine may take minutes to stall
+        while not finished.is_set() and not (stall / "pid").exists():
             time.sleep(0.05)
+        if finished.is_set():
+            return
         pid = int((stall / "pid").read_text())
         (stall / "killed").write_text("")
         os.kill(pid, signal.SIGKILL)  # a Ray worker process holding a task
@@ -126,6 +131,7 @@ def test_a_worker_killed_mid_run_costs_nothing(cluster, tmp_path):
     thread.start()
     detector = functools.partial(StallOnceDetector, stall_dir=str(stall), stall_width=104)
     summary = run(raw, tmp_path / "ray", detector=detector, dispatch=ray_dispatch(OPTIONS))
+    finished.set()
     thread.join(5)
     assert killed and killed[0] != os.getpid()
     assert (summary.files, summary.ok, summary.failed, summary.processed) == (6, 6, 0, 6)
