@@ -147,7 +147,7 @@ def test_grey_box_rows_per_seed_only_for_its_defenses(faces, tmp_path):
     assert set(res.loc[res["model"] == "linear", "setting"]) == {"white-box"}
 
 
-def test_grey_box_joint_fits_once_per_defense_and_seed_with_every_user_cloaked(faces, tmp_path):
+def test_grey_box_joint_fits_once_per_defense_and_seed_with_every_user_cloaked(faces, tmp_path, monkeypatch):
     net = _net()
     ev = Evaluation(faces, net, {"none": lambda c: c, "bits4": lambda c: (c // 16) * 16}, [], device="cpu")
     fits = []
@@ -179,9 +179,11 @@ def test_grey_box_joint_fits_once_per_defense_and_seed_with_every_user_cloaked(f
         "none_s1.csv",
     ]
     fits.clear()
-    again = run_protocol(
-        ev, {"shift": _Shift()}, ["ann", "bob"], tmp_path / "c", pool, [net], tmp_path / "r", **kw
-    )
+    with monkeypatch.context() as m:  # every fit is on disk: no cloak is read again
+        m.setattr(protocol, "read_cloaks", lambda *a: pytest.fail("cloaks read on a resumed run"))
+        again = run_protocol(
+            ev, {"shift": _Shift()}, ["ann", "bob"], tmp_path / "c", pool, [net], tmp_path / "r", **kw
+        )
     assert fits == [] and len(again) == len(res)
     fits.clear()
     run_protocol(ev, {"shift": _Shift()}, ["ann"], tmp_path / "c", pool, [net], tmp_path / "r", **kw)

@@ -34,15 +34,15 @@ def joint_training_chips(ev, cloaks: Mapping[str, torch.Tensor], defense: str) -
     return chips
 
 
-def joint_rows(ev, attack: str, cloaks: Mapping[str, torch.Tensor] | None, users: Sequence[str],
+def joint_rows(ev, attack: str, load_cloaks: Callable[[], Mapping[str, torch.Tensor]] | None, users: Sequence[str],
                defenses: Sequence[str], seeds: Sequence[int], make_e2e: Callable,
                results_dir: str | Path) -> pd.DataFrame:  # fmt: skip
-    """``cloaks``: ``{user: uint8 cloaked training chips}`` for every user of ``users`` (None: the
-    natural rows, one fine-tuning shared by every user)."""
+    """``load_cloaks()``: ``{user: uint8 cloaked training chips}`` for every user of ``users``, read
+    only if a fit is not on disk yet (None: the natural rows, one fine-tuning shared by every user)."""
     folder = Path(results_dir) / attack / "e2e_joint"
     y = ev.yte.numpy()
     protected = [ev.faces.identities.index(u) for u in users]
-    frames = []
+    frames, cloaks = [], None
     for defense in defenses:
         for seed in seeds:
             path = folder / f"{defense}_s{int(seed)}.csv"
@@ -52,7 +52,9 @@ def joint_rows(ev, attack: str, cloaks: Mapping[str, torch.Tensor] | None, users
                     frames.append(old)
                     continue
             t0 = time.time()
-            chips = joint_training_chips(ev, cloaks or {}, defense)
+            if cloaks is None:
+                cloaks = load_cloaks() if load_cloaks is not None else {}
+            chips = joint_training_chips(ev, cloaks, defense)
             pred = make_e2e(int(seed)).fit(chips, ev.ytr.numpy()).predict(ev.xte)
             rows = []
             for user in users:

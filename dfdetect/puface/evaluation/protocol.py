@@ -145,14 +145,15 @@ def run_protocol(ev: Evaluation, attacks: Mapping, users: Sequence[str], cloak_r
 
 def _joint(ev: Evaluation, variant: str, k: float, attack, users: Sequence[str], cache: Path, results_dir: Path,
            defenses: Sequence[str], seeds: Sequence[int], make_e2e: Callable) -> pd.DataFrame:  # fmt: skip
-    cloaks = None
-    if attack is not None:
+    def load() -> dict[str, torch.Tensor]:
         cloaks = {}
         for u in users:
-            natural = ev.faces.identity_chips("train", u)
             cloaked = read_cloaks(cache / u, ev.faces.rows("train", u)["name"].tolist())
-            cloaks[u] = amplify(natural, cloaked, k) if k != 1.0 else cloaked
-    return joint_rows(ev, variant, cloaks, users, defenses, seeds, make_e2e, results_dir)
+            cloaks[u] = amplify(ev.faces.identity_chips("train", u), cloaked, k) if k != 1.0 else cloaked
+        return cloaks
+
+    return joint_rows(ev, variant, load if attack is not None else None, users, defenses, seeds, make_e2e,
+                      results_dir)  # fmt: skip
 
 
 def per_user(results: pd.DataFrame) -> pd.DataFrame:
