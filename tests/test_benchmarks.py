@@ -206,3 +206,9 @@ def test_ray_benchmark_confines_a_run_to_its_cores_and_restores_them():
     with on_cores(1) as cores:
         assert len(cores) == 1 and os.sched_getaffinity(0) == cores
     assert os.sched_getaffinity(0) == before
+
+
+def test_rotated_gives_each_pipeline_each_place_in_turn():
+    from dfdetect.bench.rounds import rotated
+
+    assert [rotated("abc", r) for r in range(4)] == [list("abc"), list("bca"), list("cab"), list("abc")]

@@ -31,6 +31,7 @@ import torch
 from facenet_pytorch import MTCNN
 from omegaconf import OmegaConf
 
+from dfdetect.bench.rounds import rotated
 from dfdetect.models.lightning.checkpoint import build_detector
 from dfdetect.predict.inputs import InputItem
 from dfdetect.predict.model import DEFAULT_THRESHOLD, Decision, ModelIdentity, ScoredDetector
@@ -167,8 +168,7 @@ def main() -> None:
     for r in range(args.rounds):
         per_round = dict.fromkeys(times, 0.0)
         for k, path in enumerate(paths):  # alternating video by video, in a rotating order
-            names = list(runs)[k % 3 :] + list(runs)[: k % 3]
-            for name in names:
+            for name in rotated(list(runs), k):
                 c0 = time.process_time()
                 per_round[name] += runs[name](path)
                 cpu[name] += time.process_time() - c0

@@ -33,6 +33,7 @@ import pandas as pd
 import torch
 from omegaconf import OmegaConf
 
+from dfdetect.bench.rounds import rotated
 from dfdetect.preprocess.adapters import scan
 from dfdetect.preprocess.faces import box_iou
 from dfdetect.preprocess.media import iter_frames, probe_video
@@ -137,7 +138,7 @@ def main(argv=None) -> None:
             "bound": lambda r: ({}, decode_bound(paths, settings)),
         }
         for r in range(args.rounds):
-            names = list(runs)[r % 3 :] + list(runs)[: r % 3]  # a rotating order: load drift hits all
+            names = rotated(list(runs), r)
             for name in names:
                 found, seconds = runs[name](r)
                 times[name].append(seconds)

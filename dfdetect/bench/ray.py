@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
+from dfdetect.bench.rounds import rotated
 from dfdetect.data.manifest import read_manifest
 from dfdetect.distributed.cluster import RayOptions, ray_session
 from dfdetect.distributed.preprocess import ray_dispatch
@@ -119,8 +120,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_ray_") as tmp:
         reference = None
         for r in range(args.rounds):
-            order = configs[r % len(configs) :] + configs[: r % len(configs)]
-            for name, cpus in order:
+            for name, cpus in rotated(configs, r):
                 store = Path(tmp) / f"{name}{cpus}"
                 seconds, startup = one_run(name, cpus, items, clip_settings, detector, store)
                 times[(name, cpus)].append(seconds)
