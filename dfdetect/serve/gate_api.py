@@ -20,6 +20,8 @@ from pathlib import Path
 
 import litserve as ls
 
+from dfdetect.serve.batching import BlockingBatchedLoop
+
 CROP_JPEG_QUALITY = 95
 
 
@@ -64,7 +66,12 @@ class GateAPI(ls.LitAPI):
         api_path: str,
         prepare_threads: int = 0,
     ):
-        super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout, api_path=api_path)
+        super().__init__(
+            max_batch_size=max_batch_size,
+            batch_timeout=batch_timeout,
+            api_path=api_path,
+            loop=BlockingBatchedLoop() if max_batch_size > 1 else "auto",
+        )
         self.cfg_yaml = cfg_yaml
         self.secret = secret
         self.prepare_threads = int(prepare_threads)
