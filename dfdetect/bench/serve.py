@@ -295,11 +295,11 @@ def main() -> None:
     )
     ap.add_argument("--samples", default=str(SAMPLES))
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--batch-timeout", type=float, default=0.02)
+    ap.add_argument("--batch-timeout", type=float, default=0.005)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--concurrency", default="1,2,4,8,16")
     ap.add_argument(
-        "--requests", type=int, default=48, help="requests per closed-loop load (at least 4 per client)"
+        "--requests", type=int, default=160, help="requests per closed-loop load (at least 4 per client)"
     )
     ap.add_argument("--rates", default="0.5,1,2", help="open-loop rates, times the saturating rate")
     ap.add_argument("--seconds", type=float, default=8.0)
