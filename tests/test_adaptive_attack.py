@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dfdetect.puface.cloak.extractors import ThroughPurifier, through_purifier
+from dfdetect.puface.cloak.extractors import ThroughPurifier, adaptive_extractors, through_purifier
 from dfdetect.puface.cloak.lowkey import LowKey, gaussian_smooth
 
 
@@ -56,3 +56,27 @@ def test_through_purifier_freezes_the_purifier_and_passes_gradients():
     wrapped(x).sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
     assert all(not p.requires_grad for p in net.parameters())
+
+
+def test_adaptive_extractors_are_f_through_p_or_both():
+    f, purifier = _Tiny(), _Smoother()
+    alone = adaptive_extractors([f], purifier)
+    both = adaptive_extractors([f], purifier, ensemble=True)
+    assert [type(e) for e in alone] == [ThroughPurifier]
+    assert both[0] is f and isinstance(both[1], ThroughPurifier) and len(both) == 2
+
+
+def test_the_ensemble_attacker_works_with_and_without_the_purifier():
+    """The attacker who does not know whether the defender purifies: one cloak against f and f∘P.
+    Without the purifier it beats the f∘P-only cloak; through it, the oblivious cloak."""
+    torch.manual_seed(0)
+    f, purifier = _Tiny(), _Smoother()
+    x = torch.rand(4, 3, 16, 16) * 155 + 50
+    attack = LowKey(steps=20, blur_kernel=1, blur_sigma=1.0, perceptual="none")
+    oblivious = attack(x, [f])
+    through = attack(x, adaptive_extractors([f], purifier))
+    ensemble = attack(x, adaptive_extractors([f], purifier, ensemble=True))
+    identity = nn.Identity()
+    assert (_distance_after(identity, f, x, ensemble) > _distance_after(identity, f, x, through)).all()
+    assert (_distance_after(purifier, f, x, ensemble) > _distance_after(purifier, f, x, oblivious)).all()
+    assert (ensemble - x).abs().max() <= 255 * attack.linf_bound + 1e-3

@@ -52,3 +52,12 @@ class ThroughPurifier(nn.Module):
 
 def through_purifier(extractors: Sequence[nn.Module], purifier: nn.Module) -> list[ThroughPurifier]:
     return [ThroughPurifier(f, purifier) for f in extractors]
+
+
+def adaptive_extractors(
+    extractors: Sequence[nn.Module], purifier: nn.Module, ensemble: bool = False
+) -> list[nn.Module]:
+    """What the adaptive attacker optimises against: ``f∘P`` (it knows the defender purifies), or
+    with ``ensemble`` both ``f`` and ``f∘P`` (it does not know whether the defender purifies; the
+    attacks average their loss over extractors)."""
+    return [*(extractors if ensemble else []), *through_purifier(extractors, purifier)]

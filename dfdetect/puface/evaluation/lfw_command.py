@@ -80,7 +80,8 @@ def lfw_from_config(cfg: DictConfig) -> dict:
             raise UserError(
                 f"adaptive {name!r}: needs an attack of run_attacks and a purifier defense with a ckpt"
             )
-        adaptive[name] = {"attack": spec.attack, "defense": spec.defense, "purifier": load_purifier(ckpt).net}
+        adaptive[name] = {"attack": spec.attack, "defense": spec.defense, "purifier": load_purifier(ckpt).net,
+                          "ensemble": bool(spec.get("ensemble", False))}  # fmt: skip
 
     def make_e2e(seed: int):
         return EndToEnd(

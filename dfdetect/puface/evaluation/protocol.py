@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from dfdetect.puface.cloak.amplify import amplify
-from dfdetect.puface.cloak.extractors import through_purifier
+from dfdetect.puface.cloak.extractors import adaptive_extractors
 from dfdetect.puface.evaluation.bootstrap import cell, summarise
 from dfdetect.puface.evaluation.cloak_cache import cloak_users, read_cloaks
 from dfdetect.puface.evaluation.evaluate import NATURAL, Evaluation, check_users
@@ -84,28 +84,31 @@ def run_protocol(ev: Evaluation, attacks: Mapping, users: Sequence[str], cloak_r
                  adaptive: Mapping[str, Mapping] | None = None, natural: bool = True, device="cpu",
                  batch_size: int = 32, seed: int = 0, ks: Sequence[float] = (),
                  e2e_joint: bool = False) -> pd.DataFrame:  # fmt: skip
-    """Every (attack, user) cell, resumable. ``adaptive``: ``{name: {attack, defense, purifier}}``
-    with ``purifier`` a differentiable ``[0, 1]`` network: ``attack`` cloaks through it, scored under
-    ``defense`` (and ``none``). ``ks``: the attacker's amplified cloaks ``x + k (x' - x)`` of every
-    attack, rows ``<attack>_x<k>`` (k = 1 is the attack itself). ``e2e_joint``: the grey-box model
-    fine-tuned once per (attack, defense, seed) with every user cloaked at once
-    (``greybox_joint.py``) instead of once per user."""
+    """Every (attack, user) cell, resumable. ``adaptive``: ``{name: {attack, defense, purifier,
+    ensemble}}`` with ``purifier`` a differentiable ``[0, 1]`` network: ``attack`` cloaks through it
+    (``ensemble``: through it and without it at once), scored under ``defense`` (and ``none``).
+    ``ks``: the attacker's amplified cloaks ``x + k (x' - x)`` of every attack, rows
+    ``<attack>_x<k>`` (k = 1 is the attack itself). ``e2e_joint``: the grey-box model fine-tuned once
+    per (attack, defense, seed) with every user cloaked at once (``greybox_joint.py``) instead of
+    once per user."""
     users = check_users(ev.faces, users)
     results_dir, cloak_root = Path(results_dir), Path(cloak_root)
     defenses = list(ev.defenses)
     joint = e2e_joint and "e2e" in models and make_e2e is not None
     user_models = [m for m in models if not (joint and m == "e2e")]
-    plan: list[tuple[str, object, Sequence, list[str], bool]] = (
-        [(NATURAL, None, extractors, defenses, False)] if natural else []
+    plan: list[tuple[str, object, Sequence, list[str], bool, dict]] = (
+        [(NATURAL, None, extractors, defenses, False, {})] if natural else []
     )
-    plan += [(name, attack, extractors, defenses, False) for name, attack in attacks.items()]
+    plan += [(name, attack, extractors, defenses, False, {}) for name, attack in attacks.items()]
     for name, spec in (adaptive or {}).items():
         scored = list(dict.fromkeys(["none", spec["defense"]]))
+        ensemble = bool(spec.get("ensemble"))
+        exts = adaptive_extractors(extractors, spec["purifier"], ensemble)
         plan.append(
-            (name, attacks[spec["attack"]], through_purifier(extractors, spec["purifier"]), scored, True)
+            (name, attacks[spec["attack"]], exts, scored, True, {"ensemble": True} if ensemble else {})
         )
     frames = []
-    for name, attack, exts, scored, is_adaptive in plan:
+    for name, attack, exts, scored, is_adaptive, facts in plan:
         variants = [(name, 1.0)] + (
             [(f"{name}_x{k:g}", float(k)) for k in ks if float(k) != 1.0] if attack is not None else []
         )
@@ -118,7 +121,7 @@ def run_protocol(ev: Evaluation, attacks: Mapping, users: Sequence[str], cloak_r
                 for u in todo
             }
             cloaks = cloak_users(attack, chips, cloak_root / name, target_pool, exts, device, batch_size, seed,
-                                 facts={"extractors": "dlib", "adaptive": is_adaptive})  # fmt: skip
+                                 facts={"extractors": "dlib", "adaptive": is_adaptive, **facts})  # fmt: skip
         cloak_s = time.time() - start
         for variant, k in variants:
             for u in [u for u in todo if not (results_dir / variant / f"{u}.csv").is_file()]:
