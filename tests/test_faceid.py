@@ -73,3 +73,19 @@ def test_end_to_end_fine_tunes_a_copy_and_learns():
     )
     assert (model.predict(colour_chips(y, seed=3)) == y).mean() >= 0.9
     assert all(torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))
+
+
+def test_end_to_end_probe_fits_the_head_on_frozen_descriptors_first():
+    """probe_steps (LP-FT): with no fine-tuning epochs the head alone, on the untouched backbone,
+    already classifies; the backbone's copy is not moved by the probe."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 128))
+    y = np.repeat([0, 1, 2], 8)
+    zero_head = EndToEnd(net, epochs=0, head_lr=5e-2, batch_size=8, input_size=8).fit(colour_chips(y), y)
+    assert len(set(zero_head.predict(colour_chips(y, seed=3)).tolist())) == 1  # an untrained head: one class
+    probed = EndToEnd(net, epochs=0, head_lr=5e-2, batch_size=8, input_size=8, probe_steps=200).fit(
+        colour_chips(y), y
+    )
+    assert (probed.predict(colour_chips(y, seed=3)) == y).mean() >= 0.9
+    assert all(torch.equal(a, b) for a, b in zip(net.parameters(), probed.model[0].parameters(), strict=True))
+    assert probed.recipe()["probe_steps"] == 200

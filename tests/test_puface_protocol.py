@@ -188,3 +188,29 @@ def test_grey_box_joint_fits_once_per_defense_and_seed_with_every_user_cloaked(f
     fits.clear()
     run_protocol(ev, {"shift": _Shift()}, ["ann"], tmp_path / "c", pool, [net], tmp_path / "r", **kw)
     assert len(fits) == 4  # another set of users: fitted again
+
+
+def test_grey_box_joint_rows_are_refitted_when_the_fine_tuning_recipe_changes(faces, tmp_path):
+    net = _net()
+    ev = Evaluation(faces, net, {"none": lambda c: c}, [], device="cpu")
+    fits = []
+
+    def recipe_of(lr):
+        class _WithRecipe(_FakeE2E):
+            def recipe(self):
+                return {"lr": lr}
+
+            def fit(self, chips, labels):
+                fits.append(lr)
+                return super().fit(chips, labels)
+
+        return _WithRecipe
+
+    kw = dict(models=["linear", "e2e"], e2e_seeds=[0], e2e_defenses=["none"], batch_size=4, e2e_joint=True)
+    args = (ev, {}, ["ann", "bob"], tmp_path / "c", {}, [net], tmp_path / "r")
+    run_protocol(*args, make_e2e=recipe_of(1e-4), **kw)
+    run_protocol(*args, make_e2e=recipe_of(1e-4), **kw)
+    assert fits == [1e-4]  # the same recipe: read from disk
+    res = run_protocol(*args, make_e2e=recipe_of(1e-5), **kw)
+    assert fits == [1e-4, 1e-5]
+    assert set(res.loc[res["model"] == "e2e", "recipe"]) == {'{"lr": 1e-05}'}

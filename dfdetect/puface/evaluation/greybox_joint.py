@@ -3,11 +3,12 @@
 users x seeds x defenses fine-tunings of dlib's ResNet per attack (24 x 2 x 2 = 96, minutes each);
 this costs seeds x defenses. Each user's ASR is read from the one model, so the users are not
 independent draws of the FR model (only of its data): rows say ``grey-box (joint)``. Rows land in
-``results_dir/<attack>/e2e_joint/<defense>_s<seed>.csv`` (atomic; a rerun with the same users
-reuses them)."""
+``results_dir/<attack>/e2e_joint/<defense>_s<seed>.csv`` (atomic; a rerun with the same users and
+the same fine-tuning recipe reuses them)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -46,16 +47,22 @@ def joint_rows(ev, attack: str, load_cloaks: Callable[[], Mapping[str, torch.Ten
     for defense in defenses:
         for seed in seeds:
             path = folder / f"{defense}_s{int(seed)}.csv"
+            model = make_e2e(int(seed))
+            recipe = json.dumps(model.recipe() if hasattr(model, "recipe") else {}, sort_keys=True)
             if path.is_file():
                 old = pd.read_csv(path)
-                if sorted(old["user"]) == sorted(users):
+                if (
+                    sorted(old["user"]) == sorted(users)
+                    and "recipe" in old
+                    and (old["recipe"] == recipe).all()
+                ):
                     frames.append(old)
                     continue
             t0 = time.time()
             if cloaks is None:
                 cloaks = load_cloaks() if load_cloaks is not None else {}
             chips = joint_training_chips(ev, cloaks, defense)
-            pred = make_e2e(int(seed)).fit(chips, ev.ytr.numpy()).predict(ev.xte)
+            pred = model.fit(chips, ev.ytr.numpy()).predict(ev.xte)
             rows = []
             for user in users:
                 label = ev.faces.identities.index(user)
@@ -64,7 +71,7 @@ def joint_rows(ev, attack: str, load_cloaks: Callable[[], Mapping[str, torch.Ten
                              "asr": attack_success_rate(pred, y, [label]),
                              "normal_accuracy": normal_accuracy(pred, y, protected),
                              "user_test": int((y == label).sum()), "other_test": int((y != label).sum()),
-                             "seconds": round(time.time() - t0, 1)})  # fmt: skip
+                             "seconds": round(time.time() - t0, 1), "recipe": recipe})  # fmt: skip
             df = pd.DataFrame(rows)
             folder.mkdir(parents=True, exist_ok=True)
             with atomic_path(path) as tmp:

@@ -15,10 +15,35 @@ from dfdetect.puface.faceid.features import DLIB_SIZE, to_net_input
 
 
 class EndToEnd:
+    """``probe_steps`` > 0: the head is first fitted on the frozen descriptors (full-batch Adam at
+    ``head_lr``), then every layer is fine-tuned (linear probe, then fine-tune: the backbone's
+    features are not pulled about by a head that starts at zero)."""
+
     def __init__(self, net: nn.Module, epochs: int = 3, lr: float = 1e-4, head_lr: float = 1e-2,
-                 batch_size: int = 32, device: str = "cpu", seed: int = 0, input_size: int = DLIB_SIZE):  # fmt: skip
+                 batch_size: int = 32, device: str = "cpu", seed: int = 0, input_size: int = DLIB_SIZE,
+                 probe_steps: int = 0):  # fmt: skip
         self.net, self.epochs, self.lr, self.head_lr = net, epochs, lr, head_lr
         self.batch_size, self.device, self.seed, self.size = batch_size, device, seed, input_size
+        self.probe_steps = int(probe_steps)
+
+    def recipe(self) -> dict:
+        """What decides the fitted model besides the data and the seed (kept beside cached rows)."""
+        return {"epochs": self.epochs, "lr": self.lr, "head_lr": self.head_lr, "batch_size": self.batch_size,
+                "input_size": self.size, "probe_steps": self.probe_steps}  # fmt: skip
+
+    def _probe(self, chips: torch.Tensor, labels: torch.Tensor) -> None:
+        with torch.no_grad():
+            self.model[0].eval()
+            feats = torch.cat([
+                10 * self.model[0](to_net_input(chips[i : i + 64].to(self.device), self.size))
+                for i in range(0, len(chips), 64)
+            ])  # fmt: skip
+        opt = torch.optim.Adam(self.model[1].parameters(), lr=self.head_lr)
+        for _ in range(self.probe_steps):
+            loss = F.cross_entropy(self.model[1](feats), labels.to(self.device))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
 
     def fit(self, chips: torch.Tensor, labels) -> EndToEnd:
         labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
@@ -28,6 +53,8 @@ class EndToEnd:
         )
         nn.init.zeros_(self.model[1].weight)
         nn.init.zeros_(self.model[1].bias)
+        if self.probe_steps:
+            self._probe(chips, labels)
         for p in self.model.parameters():
             p.requires_grad_(True)
         opt = torch.optim.Adam([
