@@ -27,11 +27,16 @@ def to_net_input(x: torch.Tensor, size: int = DLIB_SIZE) -> torch.Tensor:
 
 @torch.no_grad()
 def embed(
-    net: nn.Module, chips: torch.Tensor, batch: int = 64, device: str | torch.device = "cpu"
+    net: nn.Module,
+    chips: torch.Tensor,
+    batch: int = 64,
+    device: str | torch.device = "cpu",
+    size: int = DLIB_SIZE,
 ) -> torch.Tensor:
     """``(N, 128)`` float descriptors of ``(N, 3, H, W)`` chips (uint8 or float in [0, 255])."""
     net = net.to(device)
     out = [
-        net(to_net_input(chips[i : i + batch].to(device))).float().cpu() for i in range(0, len(chips), batch)
+        net(to_net_input(chips[i : i + batch].to(device), size)).float().cpu()
+        for i in range(0, len(chips), batch)
     ]
     return torch.cat(out) if out else torch.zeros(0, 128)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dfdetect.puface.faceid.features import DLIB_SIZE, to_net_input
+from dfdetect.puface.faceid.features import DLIB_SIZE, embed, to_net_input
 
 
 class EndToEnd:
@@ -32,12 +32,8 @@ class EndToEnd:
                 "input_size": self.size, "probe_steps": self.probe_steps}  # fmt: skip
 
     def _probe(self, chips: torch.Tensor, labels: torch.Tensor) -> None:
-        with torch.no_grad():
-            self.model[0].eval()
-            feats = torch.cat([
-                10 * self.model[0](to_net_input(chips[i : i + 64].to(self.device), self.size))
-                for i in range(0, len(chips), 64)
-            ])  # fmt: skip
+        self.model[0].eval()
+        feats = 10 * embed(self.model[0], chips, device=self.device, size=self.size).to(self.device)
         opt = torch.optim.Adam(self.model[1].parameters(), lr=self.head_lr)
         for _ in range(self.probe_steps):
             loss = F.cross_entropy(self.model[1](feats), labels.to(self.device))
