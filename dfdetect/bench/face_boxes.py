@@ -1,7 +1,7 @@
 """Boxes of the face pipeline (tracking across clips) against per-frame full-resolution MTCNN:
 
     python scripts/benchmark_face_boxes.py [--videos 7]   (dfdetect bench face-boxes) [--track-region 3.0] [--redetect-every 4]
-        [--keyframes 2]
+        [--keyframes 2] [--no-refine-small] [--refine-motion-iou 0.9]
 
 For each video (7 of ffpp_c40_mini, 480p to 1080p, 16 clips of 5 frames over the whole video, as predict.py
 and the stores sample them) the pipeline runs twice: with tracking (``face.track_region``) and
@@ -86,6 +86,18 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--keyframes", type=int, default=ClipSettings.keyframes, help="face.keyframes (both runs)"
     )
+    parser.add_argument(
+        "--refine-small",
+        action=argparse.BooleanOptionalAction,
+        default=ClipSettings.refine_small,
+        help="face.refine_small (both runs)",
+    )
+    parser.add_argument(
+        "--refine-motion-iou",
+        type=float,
+        default=ClipSettings.refine_motion_iou,
+        help="face.refine_motion_iou (both runs; 0: off)",
+    )
     parser.add_argument("--ref-min-face", type=float, default=20.0)
     args = parser.parse_args(argv)
     if args.paths:
@@ -96,7 +108,9 @@ def main(argv=None) -> None:
         sys.exit(f"face_boxes: error: {MINI} not found (the shared FF++ subset)")
     detector = MTCNNDetector()
     reference = MTCNNDetector(min_face_size=args.ref_min_face, small_face_size=args.ref_min_face)
-    base = ClipSettings(keyframes=args.keyframes)
+    base = ClipSettings(
+        keyframes=args.keyframes, refine_small=args.refine_small, refine_motion_iou=args.refine_motion_iou
+    )
     tracked = dataclasses.replace(base, track_region=args.track_region, redetect_every=args.redetect_every)
     whole = dataclasses.replace(base, track_region=0.0)
     rows = {"tracked": ({}, []), "whole": ({}, [])}
@@ -123,14 +137,16 @@ def main(argv=None) -> None:
         )
     print(
         f"videos: {len(paths)}; reference: the cascade on every sampled frame, faces >= {args.ref_min_face:g} px; "
-        f"face.keyframes={args.keyframes}"
+        f"face.keyframes={args.keyframes}, face.refine_small={args.refine_small}, "
+        f"face.refine_motion_iou={args.refine_motion_iou}"
     )
     for name, (boxes, stats) in rows.items():
         share, count, median = agreement(boxes, ref)
         print(
             f"{name:8s} IoU >= 0.9 on {100 * share:.1f}% of {count} frames (median IoU {median:.3f}); "
             f"clips {sum(s['clips'] for s in stats)}; keyframes searched whole "
-            f"{sum(s['detector_frames'] for s in stats)}, near {sum(s['near_frames'] for s in stats)}; "
+            f"{sum(s['detector_frames'] for s in stats)}, near {sum(s['near_frames'] for s in stats)}, "
+            f"again {sum(s['refined_frames'] for s in stats)}; "
             f"cpu {sum(s['cpu'] for s in stats):.1f} s"
         )
 

@@ -194,7 +194,8 @@ def main() -> None:
         f"videos: {n} from {MINI} x {args.rounds} rounds (torch threads {torch.get_num_threads()}, "
         f"workers {args.workers}, cores {os.cpu_count()}, load average {min(load):.2f}-{max(load):.2f}; "
         f"ours: detector.max_side={args.max_side}, face.keyframes={args.keyframes}, "
-        f"face.track_region={settings.track_region}, face.redetect_every={settings.redetect_every})"
+        f"face.track_region={settings.track_region}, face.redetect_every={settings.redetect_every}, "
+        f"face.refine_small={settings.refine_small}, face.refine_motion_iou={settings.refine_motion_iou})"
     )
     print("medians over rounds of the time for all videos:")
     print(line("baseline (DFDC-winner style):", "baseline"))

@@ -33,6 +33,7 @@ from dfdetect.preprocess.media import (
 )
 from dfdetect.preprocess.near import detect_near, scene_change, thumbnail_histogram
 from dfdetect.preprocess.prefetch import prefetch
+from dfdetect.preprocess.refine import fast_motion_spots, merge_faces, small_face_spots
 from dfdetect.preprocess.sampling import plan_clip_starts, top_up_starts
 from dfdetect.preprocess.settings import ClipSettings
 from dfdetect.preprocess.track import Track, build_tracks
@@ -40,6 +41,8 @@ from dfdetect.preprocess.track import Track, build_tracks
 OK, SKIPPED, FAILED = "ok", "skipped", "failed"
 # the fast search skips faces smaller than this fraction of the smallest face tracked so far
 FACE_FLOOR = 0.5
+# keyframes searched again (refine.py): a window this many face sides wide around the box
+REFINE_REGION = 3.0
 
 
 @dataclass
@@ -191,6 +194,7 @@ class VideoClipper:
             "frames_with_face": 0,
             "detector_frames": 0,  # keyframes searched whole
             "near_frames": 0,  # keyframes searched near the faces of the clip before
+            "refined_frames": 0,  # frames searched again near a small or fast face (refine.py)
             "full_searches": 0,
             "scene_cuts": 0,
             "max_faces": 0,
@@ -229,6 +233,39 @@ class VideoClipper:
         self.since_full += 1
         return dict(zip(keys, found, strict=True))
 
+    def _search_again(self, clip: list[np.ndarray], spots: dict[int, list[np.ndarray]], small: bool) -> dict:
+        self.stats["refined_frames"] += len(spots)
+        floor = None if small or self.face_side is None else FACE_FLOOR * self.face_side
+        return {
+            pos: detect_near(self.detector, [clip[pos]], boxes, REFINE_REGION, floor, small)[0]
+            for pos, boxes in spots.items()
+        }
+
+    def _refined_tracks(
+        self, clip: list[np.ndarray], dets: dict[int, list[Face]], small: bool
+    ) -> list[Track]:
+        """The clip's tracks, after searching again near faces the fast search found below its
+        size (``face.refine_small``) and on the middle frames of fast moves
+        (``face.refine_motion_iou``); ``small``: the keyframes were searched for small faces."""
+        s = self.settings
+        length = s.frames_per_clip
+        tracks = build_tracks(dets, length, s.min_track_iou, self.max_faces)
+        fast_search = getattr(self.detector, "min_face_size", None)
+        if tracks and s.refine_small and fast_search and not small:
+            spots = small_face_spots(tracks, fast_search)
+            if spots:
+                small = True
+                for pos, faces in self._search_again(clip, spots, small=True).items():
+                    dets[pos] = merge_faces(dets[pos], faces)
+                tracks = build_tracks(dets, length, s.min_track_iou, self.max_faces)
+        while tracks and s.refine_motion_iou > 0:
+            spots = fast_motion_spots(tracks, s.refine_motion_iou, searched=set(dets))
+            if not spots:
+                break
+            dets.update(self._search_again(clip, spots, small))
+            tracks = build_tracks(dets, length, s.min_track_iou, self.max_faces)
+        return tracks
+
     def _detect_clips(self, clips: list[tuple[int, list[np.ndarray]]]) -> None:
         s = self.settings
         length = s.frames_per_clip
@@ -248,9 +285,10 @@ class VideoClipper:
                 detections[i] = {p: more[k * len(keys) + j] for j, p in enumerate(keys)}
             self.small_faces = any(more)
             self.stats["small_faces"] = self.small_faces
-        for (start, clip), dets in zip(clips, detections, strict=True):
+        searched_small = [self.small_faces or i in retry for i in range(len(clips))]
+        for (start, clip), dets, small in zip(clips, detections, searched_small, strict=True):
             self.stats["frames_sampled"] += length
-            tracks = build_tracks(dets, length, s.min_track_iou, self.max_faces)
+            tracks = self._refined_tracks(clip, dets, small)
             if not tracks:
                 self.no_face.append(start)
                 self.near_boxes = []

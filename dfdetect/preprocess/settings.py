@@ -41,6 +41,12 @@ class ClipSettings:
     redetect_every: int = 4
     # a scene cut: the grey-level histograms of consecutive clips differ this much (Bhattacharyya)
     scene_cut: float = 0.3
+    # a face the fast search finds below the detector's min_face_size (its box a few pixels off):
+    # that keyframe is searched again near it with the small-face pyramid
+    refine_small: bool = True
+    # a face whose boxes on two detected frames overlap less than this (a fast move): the middle
+    # frame between them is searched near the interpolated box too (0: off)
+    refine_motion_iou: float = 0.9
     # crop side = longer box side * (1 + margin)
     margin: float = 0.3
     size: int = 240
@@ -62,6 +68,10 @@ class ClipSettings:
             raise SettingsError(f"data.sampling.spread must be in (0, 1], got {self.spread}")
         if self.track_region != 0 and self.track_region < 1.5:
             raise SettingsError(f"face.track_region must be 0 (off) or >= 1.5, got {self.track_region}")
+        if not 0.0 <= self.refine_motion_iou <= 1.0:
+            raise SettingsError(
+                f"face.refine_motion_iou must be in [0, 1] (0: off), got {self.refine_motion_iou}"
+            )
         if self.size < 16 or self.margin < 0:
             raise SettingsError(
                 f"face.size must be >= 16 and face.margin >= 0, got {self.size} and {self.margin}"

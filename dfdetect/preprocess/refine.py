@@ -1,0 +1,56 @@
+"""Where a clip's keyframe boxes cannot be trusted, and what to search again (#28).
+
+Two cases, both measured against per-frame MTCNN on whole videos (docs/preprocessing.md):
+- a face smaller than the detector's fast search is made for (``min_face_size``) is still found by
+  the pyramid levels made for larger faces, a few pixels off the full pyramid's box: that keyframe
+  is searched again near the face with the small-face pyramid;
+- a face that moves fast between two detected frames is not where the straight line between them
+  puts it on the frames in between: the middle frame is searched near the interpolated box, and
+  so on while the gaps move fast.
+Both searches are windows of the whole-frame pyramid (``near.detect_near``), a fraction of a
+keyframe's cost, and only where the track asks for them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dfdetect.preprocess.faces import Face, box_iou, largest_first
+from dfdetect.preprocess.track import Track
+
+# a refined face replaces the faces it overlaps this much
+SAME_FACE_IOU = 0.5
+
+
+def small_face_spots(tracks: list[Track], min_face_size: float) -> dict[int, list[np.ndarray]]:
+    """Detected frames (clip positions) where a track's box is smaller than ``min_face_size``,
+    with those boxes."""
+    spots: dict[int, list[np.ndarray]] = {}
+    for track in tracks:
+        for pos in np.flatnonzero(track.detected):
+            box = track.boxes[pos]
+            if max(box[2] - box[0], box[3] - box[1]) < min_face_size:
+                spots.setdefault(int(pos), []).append(box)
+    return spots
+
+
+def fast_motion_spots(tracks: list[Track], min_iou: float, searched: set[int]) -> dict[int, list[np.ndarray]]:
+    """Middle frames of the gaps (two or more frames apart) between a track's detected frames
+    whose boxes overlap less than ``min_iou``, with the box interpolated there; positions in
+    ``searched`` are left out."""
+    spots: dict[int, list[np.ndarray]] = {}
+    for track in tracks:
+        detected = np.flatnonzero(track.detected)
+        for p, q in zip(detected[:-1], detected[1:], strict=True):
+            middle = int((p + q) // 2)
+            if q - p < 2 or middle in searched:
+                continue
+            if box_iou(track.boxes[p], track.boxes[q]) < min_iou:
+                spots.setdefault(middle, []).append(track.boxes[middle])
+    return spots
+
+
+def merge_faces(found: list[Face], refined: list[Face]) -> list[Face]:
+    """``refined`` faces in place of the ``found`` ones they overlap; largest first."""
+    kept = [f for f in found if all(box_iou(f.box, r.box) < SAME_FACE_IOU for r in refined)]
+    return largest_first(kept + refined)
