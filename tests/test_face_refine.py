@@ -12,7 +12,7 @@ import pytest
 
 from dfdetect.preprocess.faces import Face, box_iou
 from dfdetect.preprocess.refine import fast_motion_spots, merge_faces, small_face_spots
-from dfdetect.preprocess.settings import ClipSettings, fingerprint
+from dfdetect.preprocess.settings import ClipSettings, fingerprint, settings_differences
 from dfdetect.preprocess.track import Track
 from tests.test_face_tracking import N, _face, _scene, _write, requires_shared
 
@@ -67,6 +67,10 @@ def test_refine_settings_change_the_store_fingerprint():
     assert base.refine_small and base.refine_motion_iou == pytest.approx(0.9)
     assert fingerprint(base, {}) != fingerprint(dataclasses.replace(base, refine_motion_iou=0.0), {})
     assert fingerprint(base, {}) != fingerprint(dataclasses.replace(base, refine_small=False), {})
+    before = {k: v for k, v in dataclasses.asdict(base).items() if not k.startswith("refine_")}
+    diffs = settings_differences({"clips": before}, {"clips": dataclasses.asdict(base)})
+    assert "face.refine_small: store (not set), now true" in diffs
+    assert "face.refine_motion_iou: store (not set), now 0.9" in diffs
 
 
 def _run(path: Path, detector, **changes):

@@ -2,6 +2,7 @@
 same deepfake detector:
 
     python scripts/benchmark_predict.py [--videos 6] [--max-side 640] [--weights <MesoInception .h5>]
+        [--threads 1] [--baseline-threads <cores>]
 
 baseline (as the DFDC winners' predict_folder.py): 32 evenly spaced frames decoded one by one
 (grab through the video, retrieve the wanted ones), facenet-pytorch's MTCNN on each frame at half
@@ -12,6 +13,9 @@ decoding in a thread while the detector runs, crops in memory, one batched model
 videos), with its face pipeline in this process (``--workers`` > 0: in worker processes; the videos
 are timed one by one, so the overlap of several files in flight is not counted).
 decode bound: decoding ours' sampled frames alone (no detection, no model).
+Each pipeline runs at its own best torch thread count on this machine: the baseline on every core
+(torch's default; 1 thread is slower), ours on one (predict.py's default; the decoding thread takes
+the other core, and 2 torch threads were slower on 2 cores).
 The three alternate video by video (in a rotating order) over ``--rounds`` rounds; figures are
 medians over rounds with min-max. Last lines: ``bound_ratio=<ours time / decode bound time>`` and
 ``ratio=<ours videos/s / baseline videos/s>``.
@@ -128,6 +132,30 @@ def main() -> None:
         default=ClipSettings.track_region,
         help="ours: face.track_region (0: off)",
     )
+    parser.add_argument(
+        "--refine-small",
+        action=argparse.BooleanOptionalAction,
+        default=ClipSettings.refine_small,
+        help="ours: face.refine_small",
+    )
+    parser.add_argument(
+        "--refine-motion-iou",
+        type=float,
+        default=ClipSettings.refine_motion_iou,
+        help="ours: face.refine_motion_iou (0: off)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="ours: torch threads (predict.yaml's threads_per_worker: 1; decoding has its own thread)",
+    )
+    parser.add_argument(
+        "--baseline-threads",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="baseline: torch threads (default: every core, torch's own default)",
+    )
     args = parser.parse_args()
     if not MINI.is_dir():
         sys.exit(f"benchmark_predict: error: {MINI} not found (the shared FF++ subset)")
@@ -143,7 +171,12 @@ def main() -> None:
             },
         }
     ).eval()
-    settings = ClipSettings(keyframes=args.keyframes, track_region=args.track_region)
+    settings = ClipSettings(
+        keyframes=args.keyframes,
+        track_region=args.track_region,
+        refine_small=args.refine_small,
+        refine_motion_iou=args.refine_motion_iou,
+    )
     predictor = Predictor(
         ScoredDetector(
             module,
@@ -158,6 +191,7 @@ def main() -> None:
     mtcnn = MTCNN(keep_all=True, device=args.device)
     ours(paths[:1], predictor, 0)  # warm-up: imports, first model call
     times: dict[str, list[float]] = {"baseline": [], "ours": [], "bound": []}
+    threads = {"baseline": args.baseline_threads, "bound": args.threads, "ours": args.threads}
     runs = {
         "baseline": lambda p: baseline([p], mtcnn, module, 240),
         "bound": lambda p: decode_bound([p], settings),
@@ -169,6 +203,7 @@ def main() -> None:
         per_round = dict.fromkeys(times, 0.0)
         for k, path in enumerate(paths):  # alternating video by video, in a rotating order
             for name in rotated(list(runs), k):
+                torch.set_num_threads(threads[name])
                 c0 = time.process_time()
                 per_round[name] += runs[name](path)
                 cpu[name] += time.process_time() - c0
@@ -191,7 +226,7 @@ def main() -> None:
         )
 
     print(
-        f"videos: {n} from {MINI} x {args.rounds} rounds (torch threads {torch.get_num_threads()}, "
+        f"videos: {n} from {MINI} x {args.rounds} rounds (torch threads: baseline {args.baseline_threads}, ours {args.threads}; "
         f"workers {args.workers}, cores {os.cpu_count()}, load average {min(load):.2f}-{max(load):.2f}; "
         f"ours: detector.max_side={args.max_side}, face.keyframes={args.keyframes}, "
         f"face.track_region={settings.track_region}, face.redetect_every={settings.redetect_every}, "
