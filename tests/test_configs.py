@@ -191,3 +191,21 @@ def test_bad_key_on_command_line_fails_at_once():
     assert proc.returncode != 0
     assert "max_epoch" in proc.stderr
     assert "run dir" not in proc.stdout
+
+
+def test_two_runs_started_together_get_two_run_dirs():
+    # two processes resolve the run dir at once, as two only_users= splits started together do
+    script = (
+        "from hydra import compose, initialize_config_dir\n"
+        "from omegaconf import OmegaConf\n"
+        f"with initialize_config_dir(version_base='1.3', config_dir={str(CONF_DIR)!r}):\n"
+        "    cfg = compose('train', return_hydra_config=True)\n"
+        "    print(OmegaConf.select(cfg, 'hydra.run.dir'))\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    dirs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert all(d.startswith(str(ROOT / "logs" / "train" / "runs")) for d in dirs), dirs
+    assert dirs[0] != dirs[1]

@@ -74,7 +74,8 @@ def test_refine_settings_change_the_store_fingerprint():
 
 
 def _run(path: Path, detector, **changes):
-    from dfdetect.preprocess.pipeline import MemoryCropWriter, process_item
+    from dfdetect.preprocess.crops import MemoryCropWriter
+    from dfdetect.preprocess.pipeline import process_item
 
     settings = dataclasses.replace(ClipSettings(), **changes)
     result = process_item(path, "video", detector, settings, Path("."), "", writer=MemoryCropWriter(settings))

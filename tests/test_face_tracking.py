@@ -136,8 +136,9 @@ def _scene(faces: list[tuple[np.ndarray, int, int]], shade: int) -> np.ndarray:
 
 
 def _run_faces(path: Path, max_faces: int, **changes):
+    from dfdetect.preprocess.crops import MemoryCropWriter
     from dfdetect.preprocess.mtcnn_detector import MTCNNDetector
-    from dfdetect.preprocess.pipeline import MemoryCropWriter, process_item
+    from dfdetect.preprocess.pipeline import process_item
 
     settings = dataclasses.replace(ClipSettings(), **changes)
     return process_item(

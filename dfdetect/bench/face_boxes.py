@@ -22,11 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
+from dfdetect.bench.face_options import add_refine_arguments, refine_settings
 from dfdetect.bench.preprocess import DEFAULT_VIDEOS as PREPROCESS_VIDEOS
+from dfdetect.preprocess.crops import MemoryCropWriter
 from dfdetect.preprocess.faces import box_iou
 from dfdetect.preprocess.media import iter_frames
 from dfdetect.preprocess.mtcnn_detector import MTCNNDetector
-from dfdetect.preprocess.pipeline import MemoryCropWriter, process_item
+from dfdetect.preprocess.pipeline import process_item
 from dfdetect.preprocess.settings import ClipSettings
 from dfdetect.utils.paths import shared_dir
 
@@ -86,18 +88,7 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--keyframes", type=int, default=ClipSettings.keyframes, help="face.keyframes (both runs)"
     )
-    parser.add_argument(
-        "--refine-small",
-        action=argparse.BooleanOptionalAction,
-        default=ClipSettings.refine_small,
-        help="face.refine_small (both runs)",
-    )
-    parser.add_argument(
-        "--refine-motion-iou",
-        type=float,
-        default=ClipSettings.refine_motion_iou,
-        help="face.refine_motion_iou (both runs; 0: off)",
-    )
+    add_refine_arguments(parser)
     parser.add_argument("--ref-min-face", type=float, default=20.0)
     args = parser.parse_args(argv)
     if args.paths:
@@ -108,9 +99,7 @@ def main(argv=None) -> None:
         sys.exit(f"face_boxes: error: {MINI} not found (the shared FF++ subset)")
     detector = MTCNNDetector()
     reference = MTCNNDetector(min_face_size=args.ref_min_face, small_face_size=args.ref_min_face)
-    base = ClipSettings(
-        keyframes=args.keyframes, refine_small=args.refine_small, refine_motion_iou=args.refine_motion_iou
-    )
+    base = ClipSettings(keyframes=args.keyframes, **refine_settings(args))
     tracked = dataclasses.replace(base, track_region=args.track_region, redetect_every=args.redetect_every)
     whole = dataclasses.replace(base, track_region=0.0)
     rows = {"tracked": ({}, []), "whole": ({}, [])}

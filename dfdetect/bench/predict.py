@@ -35,6 +35,7 @@ import torch
 from facenet_pytorch import MTCNN
 from omegaconf import OmegaConf
 
+from dfdetect.bench.face_options import add_refine_arguments, refine_settings
 from dfdetect.bench.rounds import rotated
 from dfdetect.models.lightning.checkpoint import build_detector
 from dfdetect.predict.inputs import InputItem
@@ -132,18 +133,7 @@ def main() -> None:
         default=ClipSettings.track_region,
         help="ours: face.track_region (0: off)",
     )
-    parser.add_argument(
-        "--refine-small",
-        action=argparse.BooleanOptionalAction,
-        default=ClipSettings.refine_small,
-        help="ours: face.refine_small",
-    )
-    parser.add_argument(
-        "--refine-motion-iou",
-        type=float,
-        default=ClipSettings.refine_motion_iou,
-        help="ours: face.refine_motion_iou (0: off)",
-    )
+    add_refine_arguments(parser)
     parser.add_argument(
         "--threads",
         type=int,
@@ -174,8 +164,7 @@ def main() -> None:
     settings = ClipSettings(
         keyframes=args.keyframes,
         track_region=args.track_region,
-        refine_small=args.refine_small,
-        refine_motion_iou=args.refine_motion_iou,
+        **refine_settings(args),
     )
     predictor = Predictor(
         ScoredDetector(

@@ -12,9 +12,10 @@ import cv2
 import numpy as np
 
 from dfdetect.predict.inputs import InputItem
+from dfdetect.preprocess.crops import MemoryCropWriter
 from dfdetect.preprocess.faces import FaceDetector
 from dfdetect.preprocess.media import MAX_IMAGE_PIXELS
-from dfdetect.preprocess.pipeline import FAILED, OK, MemoryCropWriter, process_item
+from dfdetect.preprocess.pipeline import FAILED, OK, process_item
 from dfdetect.preprocess.settings import ClipSettings
 
 # why a file has no verdict; a reason reads "<code>: <detail>"
