@@ -89,3 +89,25 @@ def test_end_to_end_probe_fits_the_head_on_frozen_descriptors_first():
     assert (probed.predict(colour_chips(y, seed=3)) == y).mean() >= 0.9
     assert all(torch.equal(a, b) for a, b in zip(net.parameters(), probed.model[0].parameters(), strict=True))
     assert probed.recipe()["probe_steps"] == 200
+
+
+def test_end_to_end_probe_uses_the_descriptors_the_caller_holds():
+    """The caller's frozen descriptors (Evaluation's, dlib's input size) stand in for recomputing
+    them: the same probe when they are the net's own, another one when they are not; ignored at
+    another input size, where they would not be the net's descriptors of what it is fed."""
+    from dfdetect.puface.faceid.features import embed
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 128))
+    y = np.repeat([0, 1, 2], 8)
+    chips = colour_chips(y)
+    own = embed(net, chips).numpy()
+
+    def head(features=None, **kw):
+        model = EndToEnd(net, epochs=0, head_lr=5e-2, probe_steps=50, **kw).fit(chips, y, features=features)
+        return torch.cat([model.model[1].weight.detach().ravel(), model.model[1].bias.detach()])
+
+    recomputed = head()
+    assert torch.allclose(head(own), recomputed, atol=1e-6)
+    assert not torch.allclose(head(np.zeros_like(own)), recomputed, atol=1e-3)
+    assert torch.allclose(head(np.zeros_like(own), input_size=8), head(input_size=8), atol=1e-6)

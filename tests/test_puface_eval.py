@@ -147,7 +147,7 @@ class CountingE2E:
 
     fits = 0
 
-    def fit(self, chips, labels):
+    def fit(self, chips, labels, features=None):
         CountingE2E.fits += 1
         self.red, self.labels = chips.float()[:, 0].mean((1, 2)), torch.as_tensor(labels)
         return self

@@ -122,7 +122,7 @@ class _FakeE2E:
     def __init__(self, seed):
         _FakeE2E.seeds.append(seed)
 
-    def fit(self, chips, labels):
+    def fit(self, chips, labels, features=None):
         labels = np.asarray(labels)
         self.labels = np.unique(labels)
         self.means = torch.stack(
@@ -153,7 +153,7 @@ def test_grey_box_joint_fits_once_per_defense_and_seed_with_every_user_cloaked(f
     fits = []
 
     class _Recording(_FakeE2E):
-        def fit(self, chips, labels):
+        def fit(self, chips, labels, features=None):
             fits.append(chips.clone())
             return super().fit(chips, labels)
 
@@ -200,7 +200,7 @@ def test_grey_box_joint_rows_are_refitted_when_the_fine_tuning_recipe_changes(fa
             def recipe(self):
                 return {"lr": lr}
 
-            def fit(self, chips, labels):
+            def fit(self, chips, labels, features=None):
                 fits.append(lr)
                 return super().fit(chips, labels)
 

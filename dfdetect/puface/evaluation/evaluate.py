@@ -68,14 +68,15 @@ class Evaluation:
         return self._defended[defense], self._feats[defense]
 
     def training_set(
-        self, user: str, cloaked: torch.Tensor | None, defense: str
+        self, cloaks: Mapping[str, torch.Tensor], defense: str
     ) -> tuple[torch.Tensor, np.ndarray]:
-        """Every identity's training chips through ``defense``, the user's replaced by its defended
-        cloaks (when given), and their frozen descriptors."""
-        mine = (self.ytr == self.faces.identities.index(user)).numpy()
+        """Every identity's training chips through ``defense``, each user of ``cloaks`` with its
+        training chips replaced by its defended cloaks, and their frozen descriptors."""
         chips, feats = self.defended(defense)
-        if cloaked is not None:
+        if cloaks:
             chips, feats = chips.clone(), feats.copy()
+        for user, cloaked in cloaks.items():
+            mine = (self.ytr == self.faces.identities.index(user)).numpy()
             guarded = self.defenses[defense](cloaked)
             chips[torch.from_numpy(mine)] = guarded
             feats[mine] = embed(self.net, guarded, device=self.device).numpy()
@@ -83,7 +84,7 @@ class Evaluation:
 
     def run_cell(self, user: str, cloaked: torch.Tensor | None, defense: str) -> list[dict]:
         label = self.faces.identities.index(user)
-        chips, feats = self.training_set(user, cloaked, defense)
+        chips, feats = self.training_set({} if cloaked is None else {user: cloaked}, defense)
         rows = []
         for model in self.models:
             if model in ("linear", "nn"):
@@ -96,7 +97,7 @@ class Evaluation:
                 if cloaked is None and defense in self._natural_e2e:
                     pred = self._natural_e2e[defense]
                 else:
-                    pred = self.make_e2e().fit(chips, self.ytr.numpy()).predict(self.xte)
+                    pred = self.make_e2e().fit(chips, self.ytr.numpy(), features=feats).predict(self.xte)
                     if cloaked is None:
                         self._natural_e2e[defense] = pred
             else:

@@ -24,17 +24,6 @@ log = logging.getLogger(__name__)
 SETTING = "grey-box (joint)"
 
 
-def joint_training_chips(ev, cloaks: Mapping[str, torch.Tensor], defense: str) -> torch.Tensor:
-    """Every identity's training chips through ``defense``, each protected user's replaced by its
-    defended cloaks."""
-    chips, _ = ev.defended(defense)
-    chips = chips.clone()
-    for user, cloaked in cloaks.items():
-        mine = ev.ytr == ev.faces.identities.index(user)
-        chips[mine] = ev.defenses[defense](cloaked)
-    return chips
-
-
 def joint_rows(ev, attack: str, load_cloaks: Callable[[], Mapping[str, torch.Tensor]] | None, users: Sequence[str],
                defenses: Sequence[str], seeds: Sequence[int], make_e2e: Callable,
                results_dir: str | Path) -> pd.DataFrame:  # fmt: skip
@@ -61,8 +50,8 @@ def joint_rows(ev, attack: str, load_cloaks: Callable[[], Mapping[str, torch.Ten
             t0 = time.time()
             if cloaks is None:
                 cloaks = load_cloaks() if load_cloaks is not None else {}
-            chips = joint_training_chips(ev, cloaks, defense)
-            pred = model.fit(chips, ev.ytr.numpy()).predict(ev.xte)
+            chips, feats = ev.training_set(cloaks, defense)
+            pred = model.fit(chips, ev.ytr.numpy(), features=feats).predict(ev.xte)
             rows = []
             for user in users:
                 label = ev.faces.identities.index(user)

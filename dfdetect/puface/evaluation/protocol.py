@@ -53,7 +53,7 @@ def user_rows(ev: Evaluation, user: str, cloaked: torch.Tensor | None, defenses:
     y, ytr = ev.yte.numpy(), ev.ytr.numpy()
     rows = []
     for defense in defenses:
-        chips, feats = ev.training_set(user, cloaked, defense)
+        chips, feats = ev.training_set({} if cloaked is None else {user: cloaked}, defense)
         for model in models:
             setting = "adaptive" if adaptive else SETTING[model]
             if model in ("linear", "nn"):
@@ -71,7 +71,7 @@ def user_rows(ev: Evaluation, user: str, cloaked: torch.Tensor | None, defenses:
                 )
             elif model == "e2e" and make_e2e is not None and defense in e2e_defenses:
                 for seed in e2e_seeds:
-                    pred = make_e2e(seed).fit(chips, ytr).predict(ev.xte)
+                    pred = make_e2e(seed).fit(chips, ytr, features=feats).predict(ev.xte)
                     rows.append({"setting": setting, "model": model, "defense": defense, "seed": int(seed),
                                  **_scores(pred, y, label)})  # fmt: skip
     return [{"user": user, **r} for r in rows]

@@ -31,9 +31,11 @@ class EndToEnd:
         return {"epochs": self.epochs, "lr": self.lr, "head_lr": self.head_lr, "batch_size": self.batch_size,
                 "input_size": self.size, "probe_steps": self.probe_steps}  # fmt: skip
 
-    def _probe(self, chips: torch.Tensor, labels: torch.Tensor) -> None:
+    def _probe(self, chips: torch.Tensor, labels: torch.Tensor, features) -> None:
         self.model[0].eval()
-        feats = 10 * embed(self.model[0], chips, device=self.device, size=self.size).to(self.device)
+        if features is None or self.size != DLIB_SIZE:
+            features = embed(self.model[0], chips, device=self.device, size=self.size)
+        feats = 10 * torch.as_tensor(np.asarray(features), dtype=torch.float32).to(self.device)
         opt = torch.optim.Adam(self.model[1].parameters(), lr=self.head_lr)
         for _ in range(self.probe_steps):
             loss = F.cross_entropy(self.model[1](feats), labels.to(self.device))
@@ -41,7 +43,9 @@ class EndToEnd:
             loss.backward()
             opt.step()
 
-    def fit(self, chips: torch.Tensor, labels) -> EndToEnd:
+    def fit(self, chips: torch.Tensor, labels, features=None) -> EndToEnd:
+        """``features``: the untouched net's descriptors of ``chips`` at dlib's input size, where the
+        caller holds them already (the probe's input; computed here when None)."""
         labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
         gen = torch.Generator().manual_seed(self.seed)
         self.model = nn.Sequential(copy.deepcopy(self.net), nn.Linear(128, int(labels.max()) + 1)).to(
@@ -50,7 +54,7 @@ class EndToEnd:
         nn.init.zeros_(self.model[1].weight)
         nn.init.zeros_(self.model[1].bias)
         if self.probe_steps:
-            self._probe(chips, labels)
+            self._probe(chips, labels, features)
         for p in self.model.parameters():
             p.requires_grad_(True)
         opt = torch.optim.Adam([
