@@ -132,3 +132,27 @@ def test_refine_motion_iou_out_of_range_is_refused():
 
     with pytest.raises(SettingsError, match="refine_motion_iou"):
         ClipSettings(refine_motion_iou=1.5)
+
+
+@requires_shared("data", "samples", "celebfom")
+def test_a_small_face_in_a_still_gets_the_small_face_pyramids_box(tmp_path):
+    import cv2
+
+    from dfdetect.preprocess.crops import MemoryCropWriter
+    from dfdetect.preprocess.mtcnn_detector import MTCNNDetector
+    from dfdetect.preprocess.pipeline import clip_still
+
+    frame = _scene([(_face("Amir Khan_real.png", 70), 171, 57)], 120)
+    path = tmp_path / "small.png"
+    cv2.imwrite(str(path), frame)
+    detector = MTCNNDetector(min_face_size=80)
+    fast, small = detector.detect([frame])[0][0].box, detector.detect([frame], small_faces=True)[0][0].box
+
+    def box(**changes):
+        settings = dataclasses.replace(ClipSettings(), **changes)
+        result = clip_still(path, detector, settings, Path("."), "", writer=MemoryCropWriter(settings))
+        assert result.status == "ok", result.reason
+        return np.asarray(result.clips[0].face_boxes[0])
+
+    np.testing.assert_allclose(box(refine_small=False), fast, atol=0.01)
+    np.testing.assert_allclose(box(), small, atol=0.01)

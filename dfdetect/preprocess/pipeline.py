@@ -31,7 +31,7 @@ from dfdetect.preprocess.media import (
 )
 from dfdetect.preprocess.near import detect_near, scene_change, thumbnail_histogram
 from dfdetect.preprocess.prefetch import prefetch
-from dfdetect.preprocess.refine import fast_motion_spots, merge_faces, small_face_spots
+from dfdetect.preprocess.refine import below, fast_motion_spots, merge_faces, small_face_spots
 from dfdetect.preprocess.sampling import plan_clip_starts, top_up_starts
 from dfdetect.preprocess.settings import ClipSettings
 from dfdetect.preprocess.track import Track, build_tracks
@@ -323,7 +323,11 @@ def clip_still(
         "frames_sampled": 1,
         "detector_frames": 1,
     }
-    faces = detector.detect([still.bgr])[0] or detector.detect([still.bgr], small_faces=True)[0]
+    faces = detector.detect([still.bgr])[0]
+    fast_search = getattr(detector, "min_face_size", None)
+    # no face, or one below the fast search's size (its box a few pixels off): the small-face search
+    if not faces or (settings.refine_small and fast_search and below(faces[0].box, fast_search)):
+        faces = detector.detect([still.bgr], small_faces=True)[0] or faces
     stats["max_faces"] = len(faces)
     if not faces:
         return ItemResult(SKIPPED, "no face found", stats={**stats, "frames_with_face": 0, "clips": 0})

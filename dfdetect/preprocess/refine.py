@@ -22,15 +22,19 @@ from dfdetect.preprocess.track import Track
 SAME_FACE_IOU = 0.5
 
 
+def below(box: np.ndarray, min_face_size: float) -> bool:
+    """The box's longer side is under ``min_face_size``."""
+    return bool(max(box[2] - box[0], box[3] - box[1]) < min_face_size)
+
+
 def small_face_spots(tracks: list[Track], min_face_size: float) -> dict[int, list[np.ndarray]]:
     """Detected frames (clip positions) where a track's box is smaller than ``min_face_size``,
     with those boxes."""
     spots: dict[int, list[np.ndarray]] = {}
     for track in tracks:
         for pos in np.flatnonzero(track.detected):
-            box = track.boxes[pos]
-            if max(box[2] - box[0], box[3] - box[1]) < min_face_size:
-                spots.setdefault(int(pos), []).append(box)
+            if below(track.boxes[pos], min_face_size):
+                spots.setdefault(int(pos), []).append(track.boxes[pos])
     return spots
 
 
