@@ -192,6 +192,8 @@ class VideoClipper:
             found = self._detect([clips[i][1][p] for i in full for p in keys], self.small_faces)
             for k, i in enumerate(full):
                 detections[i] = {p: found[k * len(keys) + j] for j, p in enumerate(keys)}
+        # which clips' keyframes were searched for small faces (the retry below may switch it on)
+        searched_small = [self.small_faces] * len(clips)
         retry = [] if self.small_faces else [i for i in full if not any(detections[i].values())]
         if retry:
             more = self._detect([clips[i][1][p] for i in retry for p in keys], small_faces=True)
@@ -199,7 +201,8 @@ class VideoClipper:
                 detections[i] = {p: more[k * len(keys) + j] for j, p in enumerate(keys)}
             self.small_faces = any(more)
             self.stats["small_faces"] = self.small_faces
-        searched_small = [self.small_faces or i in retry for i in range(len(clips))]
+        for i in retry:
+            searched_small[i] = True
         for (start, clip), dets, small in zip(clips, detections, searched_small, strict=True):
             self.stats["frames_sampled"] += length
             tracks = self._refined_tracks(clip, dets, small)
