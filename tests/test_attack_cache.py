@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from contextlib import closing
 
 import numpy as np
 import pandas as pd
@@ -52,7 +53,7 @@ def test_no_answer_is_null_and_zero_stays_zero(cache):
     assert cache.get_call("azure", "recognize", sha(2))["confidence"] == 0.0
     assert cache.get_call("aws", "compare", sha(3), sha(4))["similarity"] == 0.0
     assert cache.get_call("aws", "compare", sha(5), sha(4))["similarity"] is None
-    with sqlite3.connect(cache.path) as conn:
+    with closing(sqlite3.connect(cache.path)) as conn:
         counts = conn.execute(
             "SELECT operation, SUM(confidence IS NULL), SUM(similarity IS NULL) FROM api_calls GROUP BY operation"
         ).fetchall()
@@ -77,7 +78,7 @@ def test_key_is_unique_and_only_errors_are_replaced(cache):
     assert cache.is_done("aws", "recognize", sha(2))
     assert len(cache.calls()) == 2
     with pytest.raises(sqlite3.IntegrityError):
-        with sqlite3.connect(cache.path) as conn:
+        with closing(sqlite3.connect(cache.path)) as conn:
             conn.execute(
                 "INSERT INTO api_calls (provider, operation, image_sha256, status, created_at)"
                 " VALUES ('aws', 'recognize', ?, 'ok', 'now')",
@@ -117,7 +118,7 @@ def test_concurrent_writers_from_two_threads(cache):
     assert sum(written) == 250 and len(written) == 300
     calls = cache.calls()
     assert len(calls) == 250 and calls["image_sha256"].is_unique
-    with sqlite3.connect(cache.path) as conn:
+    with closing(sqlite3.connect(cache.path)) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import math
 import sqlite3
+from contextlib import closing
 
 import cv2
 import numpy as np
@@ -499,5 +500,5 @@ def test_in_flight_calls_of_a_dead_run_are_not_sent_again(tmp_path, creds):
             attack_cfg(tmp_path, "naver", url, pairs_csv, "attack.resend_in_flight=true")
         )
         assert dict(world.counts) == {("recognize", real): 1, ("recognize", fake): 1}
-    with sqlite3.connect(tmp_path / "api.sqlite") as conn:
+    with closing(sqlite3.connect(tmp_path / "api.sqlite")) as conn:
         assert conn.execute("SELECT COUNT(*) FROM in_flight").fetchone()[0] == 0

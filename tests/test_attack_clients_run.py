@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import zlib
+from contextlib import closing
 
 import pytest
 
@@ -92,7 +93,7 @@ def test_sigkill_mid_run_then_rerun_requests_each_image_once(tmp_path):
         with ApiCache(tmp_path / "api.sqlite") as cache:
             cached = set(cache.calls("naver")["image_sha256"])
         assert cached == set(images) - set(killed_on)  # every answer received is cached
-        with sqlite3.connect(tmp_path / "api.sqlite") as conn:
+        with closing(sqlite3.connect(tmp_path / "api.sqlite")) as conn:
             pending = [r[0] for r in conn.execute("SELECT image_sha256 FROM in_flight")]
         assert pending == killed_on
 
@@ -165,7 +166,7 @@ def test_a_planted_key_appears_in_no_output(tmp_path):
     assert any(p.parent.name == ".hydra" for p in written) and any(p.suffix == ".log" for p in written)
     for path in written:
         assert planted.encode() not in path.read_bytes(), path
-    with sqlite3.connect(tmp_path / "api.sqlite") as conn:
+    with closing(sqlite3.connect(tmp_path / "api.sqlite")) as conn:
         blobs = [
             zlib.decompress(b).decode() for (b,) in conn.execute("SELECT raw_json_z FROM api_calls") if b
         ]

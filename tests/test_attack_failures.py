@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import subprocess
 import zlib
+from contextlib import closing
 
 import pytest
 
@@ -44,7 +45,7 @@ def run_script(tmp_path, run: str, env: dict, *overrides: str) -> tuple[int, str
 
 def cache_rows(path) -> tuple[list[str], list[str]]:
     """(every api_calls row as text, every decompressed raw JSON)."""
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn:
         rows = [str(r) for r in conn.execute("SELECT * FROM api_calls")]
         blobs = [
             zlib.decompress(b).decode() for (b,) in conn.execute("SELECT raw_json_z FROM api_calls") if b
