@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from dfdetect.preprocess.crops import ClipResult, CropWriter
-from dfdetect.preprocess.faces import Face, FaceDetector, box_iou
+from dfdetect.preprocess.faces import FaceDetector, box_iou
+from dfdetect.preprocess.keyframe_search import KeyframeSearch
 from dfdetect.preprocess.media import (
     MAX_IMAGE_PIXELS,
     MediaError,
@@ -29,18 +30,13 @@ from dfdetect.preprocess.media import (
     probe_video,
     read_still,
 )
-from dfdetect.preprocess.near import detect_near, scene_change, thumbnail_histogram
 from dfdetect.preprocess.prefetch import prefetch
-from dfdetect.preprocess.refine import below, fast_motion_spots, merge_faces, small_face_spots
+from dfdetect.preprocess.refine import below, fast_search_size
 from dfdetect.preprocess.sampling import plan_clip_starts, top_up_starts
 from dfdetect.preprocess.settings import ClipSettings
-from dfdetect.preprocess.track import Track, build_tracks
+from dfdetect.preprocess.track import Track
 
 OK, SKIPPED, FAILED = "ok", "skipped", "failed"
-# the fast search skips faces smaller than this fraction of the smallest face tracked so far
-FACE_FLOOR = 0.5
-# keyframes searched again (refine.py): a window this many face sides wide around the box
-REFINE_REGION = 3.0
 
 
 @dataclass
@@ -81,11 +77,10 @@ class FaceLinker:
 
 
 class VideoClipper:
-    """Clips of one video. Keyframes go through the detector's fast search, which after the first
-    face ignores faces below ``FACE_FLOOR`` times the smallest face tracked so far; a clip with no
-    face there is searched again for small faces, and once that finds one, the rest of the video
-    is searched for small faces too (distant people). ``max_faces`` > 1 keeps that many faces per
-    clip (largest first), each linked to the face of earlier clips it overlaps or lies nearest."""
+    """Clips of one video: frames decoded once, in a thread, clips gathered as their frames arrive,
+    their faces tracked (keyframe_search.py) ``batch_clips`` clips at a time, then cropped and
+    written. ``max_faces`` > 1 keeps that many faces per clip (largest first), each linked to the
+    face of earlier clips it overlaps or lies nearest."""
 
     def __init__(
         self,
@@ -97,124 +92,25 @@ class VideoClipper:
         writer: CropWriter | None = None,
         max_faces: int = 1,
     ):
-        self.detector = detector
         self.max_faces = max(1, int(max_faces))
+        self.search = KeyframeSearch(detector, settings, self.max_faces)
         self.faces = FaceLinker()
         self.settings = settings
         self.max_pixels = max_pixels
         self.writer = writer or CropWriter(settings, workspace, rel_dir)
-        self.stats = {
-            "frames_sampled": 0,
-            "frames_with_face": 0,
-            "detector_frames": 0,  # keyframes searched whole
-            "near_frames": 0,  # keyframes searched near the faces of the clip before
-            "refined_frames": 0,  # frames searched again near a small or fast face (refine.py)
-            "full_searches": 0,
-            "scene_cuts": 0,
-            "max_faces": 0,
-        }
-        self.near_boxes: list[np.ndarray] = []  # last boxes of the faces of the last clip
-        self.last_hist: np.ndarray | None = None
-        self.since_full = 0  # clips searched near since the last whole-frame search
-        self.small_faces = False
-        self.face_side: float | None = None  # smallest tracked face so far (pixels)
+        self.stats = {"frames_sampled": 0, "frames_with_face": 0, "max_faces": 0}
         self.kept: list[ClipResult] = []
         self.no_face: list[int] = []
 
-    def _detect(self, frames: list[np.ndarray], small_faces: bool) -> list[list[Face]]:
-        self.stats["detector_frames"] += len(frames)
-        floor = None if self.face_side is None else FACE_FLOOR * self.face_side
-        return self.detector.detect(frames, small_faces=small_faces, min_face_size=floor)
-
-    def _detect_near(self, clip: list[np.ndarray], keys: list[int]) -> dict[int, list[Face]] | None:
-        """The clip's keyframes searched near the faces of the clip before, or None where the whole
-        frames must be searched (first clip, no face before, a scene cut, ``redetect_every``
-        reached, no face near on one of the keyframes)."""
-        s = self.settings
-        hist = thumbnail_histogram(clip[keys[0]])
-        previous, self.last_hist = self.last_hist, thumbnail_histogram(clip[keys[-1]])
-        if previous is not None and scene_change(previous, hist) > s.scene_cut:
-            self.stats["scene_cuts"] += 1
-            return None
-        if not s.track_region or not self.near_boxes or self.since_full + 1 >= s.redetect_every:
-            return None
-        floor = None if self.face_side is None else FACE_FLOOR * self.face_side
-        self.stats["near_frames"] += len(keys)
-        frames = [clip[p] for p in keys]
-        found = detect_near(self.detector, frames, self.near_boxes, s.track_region, floor, self.small_faces)
-        if not all(found):  # lost on a keyframe (moved out of the region, or gone): search whole
-            return None
-        self.since_full += 1
-        return dict(zip(keys, found, strict=True))
-
-    def _search_again(self, clip: list[np.ndarray], spots: dict[int, list[np.ndarray]], small: bool) -> dict:
-        self.stats["refined_frames"] += len(spots)
-        floor = None if small or self.face_side is None else FACE_FLOOR * self.face_side
-        return {
-            pos: detect_near(self.detector, [clip[pos]], boxes, REFINE_REGION, floor, small)[0]
-            for pos, boxes in spots.items()
-        }
-
-    def _refined_tracks(
-        self, clip: list[np.ndarray], dets: dict[int, list[Face]], small: bool
-    ) -> list[Track]:
-        """The clip's tracks, after searching again near faces the fast search found below its
-        size (``face.refine_small``) and on the middle frames of fast moves
-        (``face.refine_motion_iou``); ``small``: the keyframes were searched for small faces."""
-        s = self.settings
-        length = s.frames_per_clip
-        tracks = build_tracks(dets, length, s.min_track_iou, self.max_faces)
-        fast_search = getattr(self.detector, "min_face_size", None)
-        if tracks and s.refine_small and fast_search and not small:
-            spots = small_face_spots(tracks, fast_search)
-            if spots:
-                small = True
-                for pos, faces in self._search_again(clip, spots, small=True).items():
-                    dets[pos] = merge_faces(dets[pos], faces)
-                tracks = build_tracks(dets, length, s.min_track_iou, self.max_faces)
-        while tracks and s.refine_motion_iou > 0:
-            spots = fast_motion_spots(tracks, s.refine_motion_iou, searched=set(dets))
-            if not spots:
-                break
-            dets.update(self._search_again(clip, spots, small))
-            tracks = build_tracks(dets, length, s.min_track_iou, self.max_faces)
-        return tracks
-
-    def _detect_clips(self, clips: list[tuple[int, list[np.ndarray]]]) -> None:
-        s = self.settings
-        length = s.frames_per_clip
-        keys = s.keyframe_positions(length)
-        detections: list[dict[int, list[Face]] | None] = [self._detect_near(clip, keys) for _, clip in clips]
-        full = [i for i, d in enumerate(detections) if d is None]
-        if full:
-            self.stats["full_searches"] += len(full)
-            self.since_full = 0
-            found = self._detect([clips[i][1][p] for i in full for p in keys], self.small_faces)
-            for k, i in enumerate(full):
-                detections[i] = {p: found[k * len(keys) + j] for j, p in enumerate(keys)}
-        # which clips' keyframes were searched for small faces (the retry below may switch it on)
-        searched_small = [self.small_faces] * len(clips)
-        retry = [] if self.small_faces else [i for i in full if not any(detections[i].values())]
-        if retry:
-            more = self._detect([clips[i][1][p] for i in retry for p in keys], small_faces=True)
-            for k, i in enumerate(retry):
-                detections[i] = {p: more[k * len(keys) + j] for j, p in enumerate(keys)}
-            self.small_faces = any(more)
-            self.stats["small_faces"] = self.small_faces
-        for i in retry:
-            searched_small[i] = True
-        for (start, clip), dets, small in zip(clips, detections, searched_small, strict=True):
+    def _clip_faces(self, clips: list[tuple[int, list[np.ndarray]]]) -> None:
+        length = self.settings.frames_per_clip
+        found = self.search.tracks([clip for _, clip in clips])
+        for (start, clip), tracks in zip(clips, found, strict=True):
             self.stats["frames_sampled"] += length
-            tracks = self._refined_tracks(clip, dets, small)
             if not tracks:
                 self.no_face.append(start)
-                self.near_boxes = []
                 continue
-            self.near_boxes = [t.boxes[t.detected][-1] for t in tracks]
-            track = tracks[0]
-            sides = track.boxes[track.detected, 2:] - track.boxes[track.detected, :2]
-            self.face_side = min(self.face_side or np.inf, float(sides.max(axis=1).min()))
-            self.stats["max_faces"] = max(self.stats["max_faces"], track.max_faces)
+            self.stats["max_faces"] = max(self.stats["max_faces"], tracks[0].max_faces)
             self.stats["frames_with_face"] += length
             faces = self.faces.link([t.boxes.mean(axis=0) for t in tracks]) if self.max_faces > 1 else [0]
             for face, t in zip(faces, tracks, strict=True):
@@ -241,10 +137,10 @@ class VideoClipper:
                     if index == s + length - 1:
                         ready.append((s, pending.pop(s)))
                 if len(ready) >= batch:
-                    self._detect_clips(ready)
+                    self._clip_faces(ready)
                     ready = []
         if ready:
-            self._detect_clips(ready)
+            self._clip_faces(ready)
         return last
 
     def run(self, path: Path) -> ItemResult:
@@ -278,7 +174,13 @@ class VideoClipper:
             if extra:
                 self._run_pass(path, extra)
         self.kept.sort(key=lambda c: (c.start, c.face))
-        stats.update(self.stats, clips_attempted=attempted, clips=len(self.kept), frames_decodable=decodable)
+        stats.update(
+            self.stats,
+            **self.search.stats,
+            clips_attempted=attempted,
+            clips=len(self.kept),
+            frames_decodable=decodable,
+        )
         notes = []
         if truncated:
             notes.append(f"stream ends at frame {decodable} of {n_frames} announced")
@@ -327,7 +229,7 @@ def clip_still(
         "detector_frames": 1,
     }
     faces = detector.detect([still.bgr])[0]
-    fast_search = getattr(detector, "min_face_size", None)
+    fast_search = fast_search_size(detector)
     # no face, or one below the fast search's size (its box a few pixels off): the small-face search
     if not faces or (settings.refine_small and fast_search and below(faces[0].box, fast_search)):
         faces = detector.detect([still.bgr], small_faces=True)[0] or faces

@@ -22,6 +22,12 @@ from dfdetect.preprocess.track import Track
 SAME_FACE_IOU = 0.5
 
 
+def fast_search_size(detector) -> float | None:
+    """The smallest face the detector's fast search is made for (``min_face_size``), or None for a
+    detector with one search only."""
+    return getattr(detector, "min_face_size", None)
+
+
 def below(box: np.ndarray, min_face_size: float) -> bool:
     """The box's longer side is under ``min_face_size``."""
     return bool(max(box[2] - box[0], box[3] - box[1]) < min_face_size)

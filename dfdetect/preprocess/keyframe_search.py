@@ -1,0 +1,153 @@
+"""The face tracks of a video's clips, clip after clip: where the detector looks on each clip's
+keyframes, and what it carries from one clip to the next (#28).
+
+Keyframes go through the detector's fast search, which after the first face ignores faces below
+``FACE_FLOOR`` times the smallest face tracked so far; a clip with no face there is searched again
+for small faces, and once that finds one, the rest of the video is searched for small faces too
+(distant people). After a clip with a face, the next clip's keyframes are searched only near its
+faces (``face.track_region``), except at a scene cut, when the face is lost and every
+``face.redetect_every`` clips. Tracks are then refined where the keyframes cannot be trusted
+(refine.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dfdetect.preprocess.faces import Face, FaceDetector
+from dfdetect.preprocess.near import detect_near, scene_change, thumbnail_histogram
+from dfdetect.preprocess.refine import fast_motion_spots, fast_search_size, merge_faces, small_face_spots
+from dfdetect.preprocess.settings import ClipSettings
+from dfdetect.preprocess.track import Track, build_tracks
+
+# the fast search skips faces smaller than this fraction of the smallest face tracked so far
+FACE_FLOOR = 0.5
+# keyframes searched again (refine.py): a window this many face sides wide around the box
+REFINE_REGION = 3.0
+
+
+class KeyframeSearch:
+    """Tracks clip by clip for one video; ``stats`` counts the searches."""
+
+    def __init__(self, detector: FaceDetector, settings: ClipSettings, max_faces: int = 1):
+        self.detector = detector
+        self.settings = settings
+        self.max_faces = max(1, int(max_faces))
+        self.stats = {
+            "detector_frames": 0,  # keyframes searched whole
+            "near_frames": 0,  # keyframes searched near the faces of the clip before
+            "refined_frames": 0,  # frames searched again near a small or fast face (refine.py)
+            "full_searches": 0,
+            "scene_cuts": 0,
+        }
+        self.near_boxes: list[np.ndarray] = []  # last boxes of the faces of the last clip
+        self.last_hist: np.ndarray | None = None
+        self.since_full = 0  # clips searched near since the last whole-frame search
+        self.small_faces = False
+        self.face_side: float | None = None  # smallest tracked face so far (pixels)
+
+    def tracks(self, clips: list[list[np.ndarray]]) -> list[list[Track]]:
+        """Each clip's tracks, largest face first (empty where no face was found); the clips
+        follow the ones given before, in order."""
+        keys = self.settings.keyframe_positions(self.settings.frames_per_clip)
+        detections: list[dict[int, list[Face]] | None] = [self._detect_near(clip, keys) for clip in clips]
+        full = [i for i, d in enumerate(detections) if d is None]
+        if full:
+            self.stats["full_searches"] += len(full)
+            self.since_full = 0
+            self._detect_whole(clips, full, keys, detections, self.small_faces)
+        # which clips' keyframes were searched for small faces (the retry below may switch it on)
+        searched_small = [self.small_faces] * len(clips)
+        retry = [] if self.small_faces else [i for i in full if not any(detections[i].values())]
+        if retry:
+            self.small_faces = self._detect_whole(clips, retry, keys, detections, small_faces=True)
+            self.stats["small_faces"] = self.small_faces
+            for i in retry:
+                searched_small[i] = True
+        found = []
+        for clip, dets, small in zip(clips, detections, searched_small, strict=True):
+            tracks = self._refined_tracks(clip, dets, small)
+            self._carry(tracks)
+            found.append(tracks)
+        return found
+
+    def _floor(self) -> float | None:
+        return None if self.face_side is None else FACE_FLOOR * self.face_side
+
+    def _detect_whole(
+        self, clips: list[list[np.ndarray]], which: list[int], keys: list[int], into: list, small_faces: bool
+    ) -> bool:
+        """Search the keyframes of clips ``which`` whole, one detector batch, into ``into``;
+        whether any face was found."""
+        frames = [clips[i][p] for i in which for p in keys]
+        self.stats["detector_frames"] += len(frames)
+        found = self.detector.detect(frames, small_faces=small_faces, min_face_size=self._floor())
+        for k, i in enumerate(which):
+            into[i] = {p: found[k * len(keys) + j] for j, p in enumerate(keys)}
+        return any(found)
+
+    def _detect_near(self, clip: list[np.ndarray], keys: list[int]) -> dict[int, list[Face]] | None:
+        """The clip's keyframes searched near the faces of the clip before, or None where the whole
+        frames must be searched (first clip, no face before, a scene cut, ``redetect_every``
+        reached, no face near on one of the keyframes)."""
+        s = self.settings
+        hist = thumbnail_histogram(clip[keys[0]])
+        previous, self.last_hist = self.last_hist, thumbnail_histogram(clip[keys[-1]])
+        if previous is not None and scene_change(previous, hist) > s.scene_cut:
+            self.stats["scene_cuts"] += 1
+            return None
+        if not s.track_region or not self.near_boxes or self.since_full + 1 >= s.redetect_every:
+            return None
+        self.stats["near_frames"] += len(keys)
+        frames = [clip[p] for p in keys]
+        found = detect_near(
+            self.detector, frames, self.near_boxes, s.track_region, self._floor(), self.small_faces
+        )
+        if not all(found):  # lost on a keyframe (moved out of the region, or gone): search whole
+            return None
+        self.since_full += 1
+        return dict(zip(keys, found, strict=True))
+
+    def _search_again(self, clip: list[np.ndarray], spots: dict[int, list[np.ndarray]], small: bool) -> dict:
+        self.stats["refined_frames"] += len(spots)
+        floor = None if small else self._floor()
+        return {
+            pos: detect_near(self.detector, [clip[pos]], boxes, REFINE_REGION, floor, small)[0]
+            for pos, boxes in spots.items()
+        }
+
+    def _refined_tracks(
+        self, clip: list[np.ndarray], dets: dict[int, list[Face]], small: bool
+    ) -> list[Track]:
+        """The clip's tracks, after searching again near faces the fast search found below its
+        size (``face.refine_small``) and on the middle frames of fast moves
+        (``face.refine_motion_iou``); ``small``: the keyframes were searched for small faces."""
+        s = self.settings
+        length = s.frames_per_clip
+        tracks = build_tracks(dets, length, s.min_track_iou, self.max_faces)
+        fast_search = fast_search_size(self.detector)
+        if tracks and s.refine_small and fast_search and not small:
+            spots = small_face_spots(tracks, fast_search)
+            if spots:
+                small = True
+                for pos, faces in self._search_again(clip, spots, small=True).items():
+                    dets[pos] = merge_faces(dets[pos], faces)
+                tracks = build_tracks(dets, length, s.min_track_iou, self.max_faces)
+        while tracks and s.refine_motion_iou > 0:
+            spots = fast_motion_spots(tracks, s.refine_motion_iou, searched=set(dets))
+            if not spots:
+                break
+            dets.update(self._search_again(clip, spots, small))
+            tracks = build_tracks(dets, length, s.min_track_iou, self.max_faces)
+        return tracks
+
+    def _carry(self, tracks: list[Track]) -> None:
+        """What the next clip's search starts from: these faces' last boxes and the smallest face
+        tracked so far (a clip without a face leaves no boxes to search near)."""
+        if not tracks:
+            self.near_boxes = []
+            return
+        self.near_boxes = [t.boxes[t.detected][-1] for t in tracks]
+        track = tracks[0]
+        sides = track.boxes[track.detected, 2:] - track.boxes[track.detected, :2]
+        self.face_side = min(self.face_side or np.inf, float(sides.max(axis=1).min()))
