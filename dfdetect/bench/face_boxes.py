@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dfdetect.bench.face_options import add_refine_arguments, refine_settings
+from dfdetect.bench.face_options import add_refine_arguments, refine_line, refine_settings
 from dfdetect.bench.preprocess import DEFAULT_VIDEOS as PREPROCESS_VIDEOS
 from dfdetect.preprocess.crops import MemoryCropWriter
 from dfdetect.preprocess.faces import box_iou
@@ -126,8 +126,7 @@ def main(argv=None) -> None:
         )
     print(
         f"videos: {len(paths)}; reference: the cascade on every sampled frame, faces >= {args.ref_min_face:g} px; "
-        f"face.keyframes={args.keyframes}, face.refine_small={args.refine_small}, "
-        f"face.refine_motion_iou={args.refine_motion_iou}"
+        f"face.keyframes={args.keyframes}, {refine_line(refine_settings(args))}"
     )
     for name, (boxes, stats) in rows.items():
         share, count, median = agreement(boxes, ref)

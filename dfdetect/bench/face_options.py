@@ -8,7 +8,8 @@ from dfdetect.preprocess.settings import ClipSettings
 
 
 def add_refine_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--refine-small/--no-refine-small`` and ``--refine-motion-iou`` (defaults: ClipSettings')."""
+    """``--refine-small``, ``--refine-motion-iou``, ``--refine-lost``, ``--refine-edge`` (defaults:
+    ClipSettings'; the booleans also as ``--no-...``)."""
     parser.add_argument(
         "--refine-small",
         action=argparse.BooleanOptionalAction,
@@ -22,6 +23,23 @@ def add_refine_arguments(parser: argparse.ArgumentParser) -> None:
         help="face.refine_motion_iou (0: off)",
     )
 
+    for name in ("refine_lost", "refine_edge"):
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            action=argparse.BooleanOptionalAction,
+            default=getattr(ClipSettings, name),
+            help=f"face.{name}",
+        )
+
+
+REFINE_FIELDS = ("refine_small", "refine_motion_iou", "refine_lost", "refine_edge")
+
 
 def refine_settings(args: argparse.Namespace) -> dict:
-    return {"refine_small": args.refine_small, "refine_motion_iou": args.refine_motion_iou}
+    return {name: getattr(args, name) for name in REFINE_FIELDS}
+
+
+def refine_line(settings: dict | ClipSettings) -> str:
+    """``face.refine_small=True, ...`` for a benchmark's header."""
+    get = settings.get if isinstance(settings, dict) else lambda k: getattr(settings, k)
+    return ", ".join(f"face.{name}={get(name)}" for name in REFINE_FIELDS)

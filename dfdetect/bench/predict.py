@@ -35,7 +35,7 @@ import torch
 from facenet_pytorch import MTCNN
 from omegaconf import OmegaConf
 
-from dfdetect.bench.face_options import add_refine_arguments, refine_settings
+from dfdetect.bench.face_options import add_refine_arguments, refine_line, refine_settings
 from dfdetect.bench.rounds import rotated
 from dfdetect.models.lightning.checkpoint import build_detector
 from dfdetect.predict.inputs import InputItem
@@ -219,7 +219,7 @@ def main() -> None:
         f"workers {args.workers}, cores {os.cpu_count()}, load average {min(load):.2f}-{max(load):.2f}; "
         f"ours: detector.max_side={args.max_side}, face.keyframes={args.keyframes}, "
         f"face.track_region={settings.track_region}, face.redetect_every={settings.redetect_every}, "
-        f"face.refine_small={settings.refine_small}, face.refine_motion_iou={settings.refine_motion_iou})"
+        f"{refine_line(settings)})"
     )
     print("medians over rounds of the time for all videos:")
     print(line("baseline (DFDC-winner style):", "baseline"))

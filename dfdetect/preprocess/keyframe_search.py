@@ -16,7 +16,13 @@ import numpy as np
 
 from dfdetect.preprocess.faces import Face, FaceDetector
 from dfdetect.preprocess.near import detect_near, scene_change, thumbnail_histogram
-from dfdetect.preprocess.refine import fast_motion_spots, fast_search_size, merge_faces, small_face_spots
+from dfdetect.preprocess.refine import (
+    fast_motion_spots,
+    fast_search_size,
+    lost_face_spots,
+    merge_faces,
+    small_face_spots,
+)
 from dfdetect.preprocess.settings import ClipSettings
 from dfdetect.preprocess.track import Track, build_tracks
 
@@ -101,7 +107,13 @@ class KeyframeSearch:
         self.stats["near_frames"] += len(keys)
         frames = [clip[p] for p in keys]
         found = detect_near(
-            self.detector, frames, self.near_boxes, s.track_region, self._floor(), self.small_faces
+            self.detector,
+            frames,
+            self.near_boxes,
+            s.track_region,
+            self._floor(),
+            self.small_faces,
+            s.refine_edge,
         )
         if not all(found):  # lost on a keyframe (moved out of the region, or gone): search whole
             return None
@@ -109,10 +121,11 @@ class KeyframeSearch:
         return dict(zip(keys, found, strict=True))
 
     def _search_again(self, clip: list[np.ndarray], spots: dict[int, list[np.ndarray]], small: bool) -> dict:
+        s = self.settings
         self.stats["refined_frames"] += len(spots)
         floor = None if small else self._floor()
         return {
-            pos: detect_near(self.detector, [clip[pos]], boxes, REFINE_REGION, floor, small)[0]
+            pos: detect_near(self.detector, [clip[pos]], boxes, REFINE_REGION, floor, small, s.refine_edge)[0]
             for pos, boxes in spots.items()
         }
 
@@ -120,11 +133,11 @@ class KeyframeSearch:
         self, clip: list[np.ndarray], dets: dict[int, list[Face]], small: bool
     ) -> list[Track]:
         """The clip's tracks, after searching again near faces the fast search found below its
-        size (``face.refine_small``) and on the middle frames of fast moves
-        (``face.refine_motion_iou``); ``small``: the keyframes were searched for small faces."""
+        size (``face.refine_small``), on the middle frames of fast moves (``face.refine_motion_iou``)
+        and towards frames where a track was lost (``face.refine_lost``); ``small``: the keyframes
+        were searched for small faces."""
         s = self.settings
-        length = s.frames_per_clip
-        tracks = build_tracks(dets, length, s.min_track_iou, self.max_faces)
+        tracks = self._tracks(dets)
         fast_search = fast_search_size(self.detector)
         if tracks and s.refine_small and fast_search and not small:
             spots = small_face_spots(tracks, fast_search)
@@ -132,14 +145,21 @@ class KeyframeSearch:
                 small = True
                 for pos, faces in self._search_again(clip, spots, small=True).items():
                     dets[pos] = merge_faces(dets[pos], faces)
-                tracks = build_tracks(dets, length, s.min_track_iou, self.max_faces)
-        while tracks and s.refine_motion_iou > 0:
+                tracks = self._tracks(dets)
+        while tracks:
             spots = fast_motion_spots(tracks, s.refine_motion_iou, searched=set(dets))
+            if s.refine_lost:
+                for pos, boxes in lost_face_spots(tracks, searched=set(dets)).items():
+                    spots.setdefault(pos, []).extend(boxes)
             if not spots:
                 break
             dets.update(self._search_again(clip, spots, small))
-            tracks = build_tracks(dets, length, s.min_track_iou, self.max_faces)
+            tracks = self._tracks(dets)
         return tracks
+
+    def _tracks(self, dets: dict[int, list[Face]]) -> list[Track]:
+        s = self.settings
+        return build_tracks(dets, s.frames_per_clip, s.min_track_iou, self.max_faces, chain=s.refine_lost)
 
     def _carry(self, tracks: list[Track]) -> None:
         """What the next clip's search starts from: these faces' last boxes and the smallest face

@@ -22,6 +22,9 @@ THUMB_SIZE = (64, 36)
 # a search region is at least this fraction of the frame's shorter side
 MIN_REGION = 0.25
 HIST_BINS = 32
+# a face this close to a region's edge (in its longer sides) may have been found from cells that
+# lie partly outside the region, with another box than the whole-frame search's: searched again
+EDGE_MARGIN = 0.25
 
 
 def search_region(box: np.ndarray, factor: float, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -43,6 +46,20 @@ def _moved(face: Face, x0: int, y0: int) -> Face:
     return Face(box=face.box + np.tile(shift, 2), prob=face.prob, landmarks=landmarks)
 
 
+def near_edge(box: np.ndarray, region: tuple[int, int, int, int], shape: tuple[int, ...]) -> bool:
+    """The box comes within ``EDGE_MARGIN`` of its longer side of an edge of the region that is
+    not an edge of the frame (or reaches past it)."""
+    h, w = shape[:2]
+    x0, y0, x1, y1 = region
+    m = EDGE_MARGIN * max(float(box[2] - box[0]), float(box[3] - box[1]))
+    return bool(
+        (box[0] < x0 + m and x0 > 0)
+        or (box[1] < y0 + m and y0 > 0)
+        or (box[2] > x1 - m and x1 < w)
+        or (box[3] > y1 - m and y1 < h)
+    )
+
+
 def detect_near(
     detector: FaceDetector,
     frames: Sequence[np.ndarray],
@@ -50,9 +67,12 @@ def detect_near(
     factor: float,
     min_face_size: float | None = None,
     small_faces: bool = False,
+    recentre: bool = True,
 ) -> list[list[Face]]:
     """Faces of each frame found in the regions around ``boxes`` (frame pixels, largest first);
-    a face found in two overlapping regions counts once."""
+    a face found in two overlapping regions counts once. ``recentre``: a face found at its
+    region's edge (it moved towards the region's side; the cells beyond were not searched, so its
+    box may be off) is searched again in a region around its own box, and takes the box found there."""
     regions = [search_region(b, factor, frames[0].shape) for b in boxes]
     windows = getattr(detector, "detect_windows", None)
     found = None if windows is None else windows(frames, regions, small_faces, min_face_size)
@@ -61,11 +81,16 @@ def detect_near(
         crops = [frame[y0:y1, x0:x1] for frame in frames for x0, y0, x1, y1 in regions]
         found = detector.detect(crops, small_faces=small_faces, min_face_size=min_face_size)
     out = []
-    for f in range(len(frames)):
+    for f, frame in enumerate(frames):
         faces: list[Face] = []
-        for r, (x0, y0, _, _) in enumerate(regions):
+        for r, region in enumerate(regions):
             for face in found[f * len(regions) + r]:
-                face = _moved(face, x0, y0) if moved else face
+                face = _moved(face, *region[:2]) if moved else face
+                if recentre and near_edge(face.box, region, frame.shape):
+                    again = detect_near(
+                        detector, [frame], [face.box], factor, min_face_size, small_faces, False
+                    )[0]
+                    face = max(again, key=lambda g: box_iou(g.box, face.box), default=face)
                 if all(box_iou(face.box, kept.box) < 0.5 for kept in faces):
                     faces.append(face)
         out.append(largest_first(faces))

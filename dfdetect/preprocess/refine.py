@@ -60,6 +60,23 @@ def fast_motion_spots(tracks: list[Track], min_iou: float, searched: set[int]) -
     return spots
 
 
+def lost_face_spots(tracks: list[Track], searched: set[int]) -> dict[int, list[np.ndarray]]:
+    """Middle frames between a track's detected frame and the next searched frame on either side
+    where the track was not found (a face that came in or left during the clip, or moved too far
+    to be matched), with the track's box there; positions in ``searched`` are left out."""
+    spots: dict[int, list[np.ndarray]] = {}
+    order = sorted(searched)
+    for track in tracks:
+        for i, pos in enumerate(order):
+            if not track.detected[pos]:
+                continue
+            for j in (i - 1, i + 1):
+                if 0 <= j < len(order) and not track.detected[order[j]] and abs(order[j] - pos) >= 2:
+                    middle = (pos + order[j]) // 2  # not searched: order[j] is the next one searched
+                    spots.setdefault(middle, []).append(track.boxes[middle])
+    return spots
+
+
 def merge_faces(found: list[Face], refined: list[Face]) -> list[Face]:
     """``refined`` faces in place of the ``found`` ones they overlap; largest first."""
     kept = [f for f in found if all(box_iou(f.box, r.box) < SAME_FACE_IOU for r in refined)]

@@ -47,6 +47,13 @@ class ClipSettings:
     # a face whose boxes on two detected frames overlap less than this (a fast move): the middle
     # frame between them is searched near the interpolated box too (0: off)
     refine_motion_iou: float = 0.9
+    # a track found on some searched frames of a clip and not on the next one searched (a face that
+    # came in, left, or moved too far to be matched): the middle frame between them is searched
+    # near its box too, and a track's faces are matched frame to frame instead of to its anchor
+    refine_lost: bool = True
+    # a face found near the edge of the window it was searched in (cells beyond it not searched):
+    # searched again in a window around its own box
+    refine_edge: bool = True
     # crop side = longer box side * (1 + margin)
     margin: float = 0.3
     size: int = 240

@@ -38,10 +38,17 @@ def build_track(detections: Mapping[int, list[Face]], length: int, min_iou: floa
 
 
 def build_tracks(
-    detections: Mapping[int, list[Face]], length: int, min_iou: float = 0.3, max_tracks: int | None = None
+    detections: Mapping[int, list[Face]],
+    length: int,
+    min_iou: float = 0.3,
+    max_tracks: int | None = None,
+    chain: bool = False,
 ) -> list[Track]:
     """Tracks largest first: each anchored on the largest face not yet in a track, taking on every
-    other detected frame the unused face that overlaps it most (at least ``min_iou``)."""
+    other detected frame the unused face that overlaps the anchor most (at least ``min_iou``);
+    ``chain``: overlaps most the track's face on the nearest frame already matched towards the
+    anchor (frames taken outwards from it), so that a face that moves far over several detected
+    frames stays one track."""
     left = {pos: list(faces) for pos, faces in detections.items()}
     most = max((len(f) for f in detections.values()), default=0)
     tracks: list[Track] = []
@@ -51,12 +58,17 @@ def build_tracks(
             break
         anchor_pos, anchor = max(found, key=lambda pf: (pf[1].area, -pf[0]))
         matched: dict[int, Face] = {anchor_pos: anchor}
-        for pos in sorted(left):
-            if pos == anchor_pos or not left[pos]:
-                continue
-            best = max(left[pos], key=lambda f: box_iou(f.box, anchor.box))
-            if box_iou(best.box, anchor.box) >= min_iou:
-                matched[pos] = best
+        after = [p for p in sorted(left) if p > anchor_pos]
+        before = [p for p in sorted(left, reverse=True) if p < anchor_pos]
+        for side in (after, before):
+            last = anchor
+            for pos in side:
+                if not left[pos]:
+                    continue
+                best = max(left[pos], key=lambda f: box_iou(f.box, last.box))
+                if box_iou(best.box, last.box) >= min_iou:
+                    matched[pos] = best
+                    last = best if chain else anchor
         for pos, face in matched.items():
             left[pos] = [f for f in left[pos] if f is not face]
         tracks.append(_track_of(matched, length, most))
