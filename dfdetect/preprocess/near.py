@@ -72,7 +72,8 @@ def detect_near(
     """Faces of each frame found in the regions around ``boxes`` (frame pixels, largest first);
     a face found in two overlapping regions counts once. ``recentre``: a face found at its
     region's edge (it moved towards the region's side; the cells beyond were not searched, so its
-    box may be off) is searched again in a region around its own box, and takes the box found there."""
+    box may be off) is searched again in a region around its own box, and takes the box of the face
+    found there that overlaps it most (IoU >= 0.5; none: it keeps its own)."""
     regions = [search_region(b, factor, frames[0].shape) for b in boxes]
     windows = getattr(detector, "detect_windows", None)
     found = None if windows is None else windows(frames, regions, small_faces, min_face_size)
@@ -90,7 +91,8 @@ def detect_near(
                     again = detect_near(
                         detector, [frame], [face.box], factor, min_face_size, small_faces, False
                     )[0]
-                    face = max(again, key=lambda g: box_iou(g.box, face.box), default=face)
+                    same = [g for g in again if box_iou(g.box, face.box) >= 0.5]
+                    face = max(same, key=lambda g: box_iou(g.box, face.box), default=face)
                 if all(box_iou(face.box, kept.box) < 0.5 for kept in faces):
                     faces.append(face)
         out.append(largest_first(faces))
