@@ -103,9 +103,11 @@ def test_a_face_at_the_edge_of_its_window_gets_the_whole_frames_box():
     whole = detector.detect([frame])[0][0].box
     last_seen = np.array([99.3, 104.5, 148.4, 172.6], np.float32)  # where it was in the clip before
     plain = detect_near(detector, [frame], [last_seen], 3.0, recentre=False)[0][0].box
-    again = detect_near(detector, [frame], [last_seen], 3.0)[0][0].box
+    stats = {}
+    again = detect_near(detector, [frame], [last_seen], 3.0, recentre=True, stats=stats)[0][0].box
     assert np.abs(plain - whole).max() > 2  # found from the window's cells only: off
     np.testing.assert_allclose(again, whole, atol=0.01)
+    assert stats == {"edge_frames": 1}
 
 
 def test_small_face_spots_are_detected_frames_below_the_fast_search():
@@ -166,7 +168,7 @@ def test_a_fast_swinging_face_gets_its_middle_frames_searched(tmp_path):
     xs = [int(140 + 40 * math.sin(0.3 * t)) for t in range(N)]
     path = _write(tmp_path / "swing.avi", [_scene([(face, x, 35)], 90) for x in xs])
     detector = MTCNNDetector(min_face_size=40)
-    plain, plain_boxes = _run(path, detector, refine_motion_iou=0.0)
+    plain, plain_boxes = _run(path, detector, refine_motion_iou=0.0, refine_lost=False, refine_edge=False)
     every = {i: detector.detect([f])[0][0].box for i, f in iter_frames(path, set(plain_boxes))}
     refined, refined_boxes = _run(path, detector)
     assert plain_boxes.keys() == refined_boxes.keys() == every.keys() and len(every) == 80
@@ -206,6 +208,7 @@ def test_a_face_too_fast_to_match_between_keyframes_is_found_in_between(tmp_path
     assert min(plain_iou) < 0.5  # the far keyframe's face is not matched: the box is held
     assert min(refined_iou) >= 0.9, min(refined_iou)
     assert refined.stats["refined_frames"] > plain.stats["refined_frames"]
+    assert plain.stats["edge_frames"] == 0 < refined.stats["edge_frames"]
 
 
 @requires_shared("data", "samples", "celebfom")
@@ -220,7 +223,7 @@ def test_a_face_below_the_fast_search_gets_the_small_face_pyramids_box(tmp_path)
     detector = MTCNNDetector(min_face_size=80)  # the face is about 30 px
     fast, small = detector.detect([frame])[0][0].box, detector.detect([frame], small_faces=True)[0][0].box
     assert np.abs(fast - small).max() > 0.5  # the fast search finds it, a little off
-    plain, plain_boxes = _run(path, detector, refine_small=False)
+    plain, plain_boxes = _run(path, detector, refine_small=False, refine_lost=False, refine_edge=False)
     refined, refined_boxes = _run(path, detector)
     assert plain.stats["refined_frames"] == 0 and refined.stats["refined_frames"] > 0
     assert len(plain_boxes) == len(refined_boxes) == 80

@@ -134,7 +134,8 @@ def main(argv=None) -> None:
             f"{name:8s} IoU >= 0.9 on {100 * share:.1f}% of {count} frames (median IoU {median:.3f}); "
             f"clips {sum(s['clips'] for s in stats)}; keyframes searched whole "
             f"{sum(s['detector_frames'] for s in stats)}, near {sum(s['near_frames'] for s in stats)}, "
-            f"again {sum(s['refined_frames'] for s in stats)}; "
+            f"again {sum(s['refined_frames'] for s in stats)}, "
+            f"faces at a window edge {sum(s.get('edge_frames', 0) for s in stats)}; "
             f"cpu {sum(s['cpu'] for s in stats):.1f} s"
         )
 

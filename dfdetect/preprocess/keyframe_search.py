@@ -43,6 +43,7 @@ class KeyframeSearch:
             "detector_frames": 0,  # keyframes searched whole
             "near_frames": 0,  # keyframes searched near the faces of the clip before
             "refined_frames": 0,  # frames searched again near a small or fast face (refine.py)
+            "edge_frames": 0,  # faces searched again around their own box (face.refine_edge)
             "full_searches": 0,
             "scene_cuts": 0,
         }
@@ -114,6 +115,7 @@ class KeyframeSearch:
             self._floor(),
             self.small_faces,
             s.refine_edge,
+            self.stats,
         )
         if not all(found):  # lost on a keyframe (moved out of the region, or gone): search whole
             return None
@@ -125,7 +127,9 @@ class KeyframeSearch:
         self.stats["refined_frames"] += len(spots)
         floor = None if small else self._floor()
         return {
-            pos: detect_near(self.detector, [clip[pos]], boxes, REFINE_REGION, floor, small, s.refine_edge)[0]
+            pos: detect_near(
+                self.detector, [clip[pos]], boxes, REFINE_REGION, floor, small, s.refine_edge, self.stats
+            )[0]
             for pos, boxes in spots.items()
         }
 

@@ -67,13 +67,15 @@ def detect_near(
     factor: float,
     min_face_size: float | None = None,
     small_faces: bool = False,
-    recentre: bool = True,
+    recentre: bool = False,
+    stats: dict | None = None,
 ) -> list[list[Face]]:
     """Faces of each frame found in the regions around ``boxes`` (frame pixels, largest first);
     a face found in two overlapping regions counts once. ``recentre``: a face found at its
     region's edge (it moved towards the region's side; the cells beyond were not searched, so its
     box may be off) is searched again in a region around its own box, and takes the box of the face
-    found there that overlaps it most (IoU >= 0.5; none: it keeps its own)."""
+    found there that overlaps it most (IoU >= 0.5; none: it keeps its own), counted in
+    ``stats["edge_frames"]`` when ``stats`` is given."""
     regions = [search_region(b, factor, frames[0].shape) for b in boxes]
     windows = getattr(detector, "detect_windows", None)
     found = None if windows is None else windows(frames, regions, small_faces, min_face_size)
@@ -88,6 +90,8 @@ def detect_near(
             for face in found[f * len(regions) + r]:
                 face = _moved(face, *region[:2]) if moved else face
                 if recentre and near_edge(face.box, region, frame.shape):
+                    if stats is not None:
+                        stats["edge_frames"] = stats.get("edge_frames", 0) + 1
                     again = detect_near(
                         detector, [frame], [face.box], factor, min_face_size, small_faces, False
                     )[0]
