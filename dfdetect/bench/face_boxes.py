@@ -126,7 +126,7 @@ def main(argv=None) -> None:
         )
     print(
         f"videos: {len(paths)}; reference: the cascade on every sampled frame, faces >= {args.ref_min_face:g} px; "
-        f"face.keyframes={args.keyframes}, {refine_line(refine_settings(args))}"
+        f"face.keyframes={args.keyframes}, {refine_line(base)}"
     )
     for name, (boxes, stats) in rows.items():
         share, count, median = agreement(boxes, ref)

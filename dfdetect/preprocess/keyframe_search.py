@@ -62,14 +62,18 @@ class KeyframeSearch:
         if full:
             self.stats["full_searches"] += len(full)
             self.since_full = 0
-            self._detect_whole(clips, full, keys, detections, self.small_faces)
+            whole = self._detect_whole([clips[i] for i in full], self.small_faces)
+            for i, dets in zip(full, whole, strict=True):
+                detections[i] = dets
         # which clips' keyframes were searched for small faces (the retry below may switch it on)
         searched_small = [self.small_faces] * len(clips)
         retry = [] if self.small_faces else [i for i in full if not any(detections[i].values())]
         if retry:
-            self.small_faces = self._detect_whole(clips, retry, keys, detections, small_faces=True)
+            more = self._detect_whole([clips[i] for i in retry], small_faces=True)
+            self.small_faces = any(any(dets.values()) for dets in more)
             self.stats["small_faces"] = self.small_faces
-            for i in retry:
+            for i, dets in zip(retry, more, strict=True):
+                detections[i] = dets
                 searched_small[i] = True
         found = []
         for clip, dets, small in zip(clips, detections, searched_small, strict=True):
@@ -81,17 +85,14 @@ class KeyframeSearch:
     def _floor(self) -> float | None:
         return None if self.face_side is None else FACE_FLOOR * self.face_side
 
-    def _detect_whole(
-        self, clips: list[list[np.ndarray]], which: list[int], keys: list[int], into: list, small_faces: bool
-    ) -> bool:
-        """Search the keyframes of clips ``which`` whole, one detector batch, into ``into``;
-        whether any face was found."""
-        frames = [clips[i][p] for i in which for p in keys]
+    def _detect_whole(self, clips: list[list[np.ndarray]], small_faces: bool) -> list[dict[int, list[Face]]]:
+        """The clips' keyframes searched whole, in one detector batch: faces per keyframe, per clip."""
+        keys = self.settings.keyframe_positions(self.settings.frames_per_clip)
+        frames = [clip[p] for clip in clips for p in keys]
         self.stats["detector_frames"] += len(frames)
         found = self.detector.detect(frames, small_faces=small_faces, min_face_size=self._floor())
-        for k, i in enumerate(which):
-            into[i] = {p: found[k * len(keys) + j] for j, p in enumerate(keys)}
-        return any(found)
+        n = len(keys)
+        return [dict(zip(keys, found[k * n : (k + 1) * n], strict=True)) for k in range(len(clips))]
 
     def _detect_near(self, clip: list[np.ndarray], keys: list[int]) -> dict[int, list[Face]] | None:
         """The clip's keyframes searched near the faces of the clip before, or None where the whole
@@ -151,9 +152,10 @@ class KeyframeSearch:
                     dets[pos] = merge_faces(dets[pos], faces)
                 tracks = self._tracks(dets)
         while tracks:
-            spots = fast_motion_spots(tracks, s.refine_motion_iou, searched=set(dets))
+            searched = set(dets)
+            spots = fast_motion_spots(tracks, s.refine_motion_iou, searched)
             if s.refine_lost:
-                for pos, boxes in lost_face_spots(tracks, searched=set(dets)).items():
+                for pos, boxes in lost_face_spots(tracks, searched).items():
                     spots.setdefault(pos, []).extend(boxes)
             if not spots:
                 break
