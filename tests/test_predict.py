@@ -357,3 +357,45 @@ def test_clips_a_detector_abstains_on_are_left_out_and_all_abstained_is_unknown(
     predictor.clip_probs = lambda clips: np.full(len(clips), np.nan)
     (v,) = predictor.score([prepared])
     assert (v.verdict, v.p_fake, v.reason.split(":")[0]) == ("unknown", None, "abstained")
+
+
+def test_on_the_cpu_a_model_call_takes_at_most_cpu_batch_frames_frames_with_the_scores_of_one_pass(
+    tmp_path, checkpoint
+):
+    from dfdetect.predict import Predictor
+
+    cfg = predict_cfg(tmp_path, "input=unused", f"ckpt_path={checkpoint}", "predict.cpu_batch_frames=8")
+    predictor = Predictor.from_config(cfg)
+    rng = np.random.default_rng(0)
+    clips = [rng.integers(0, 256, (3, 64, 64, 3), dtype=np.uint8) for _ in range(7)]
+    clips += [rng.integers(0, 256, (1, 64, 64, 3), dtype=np.uint8) for _ in range(2)]
+    calls = []
+    predictor.model.register_forward_hook(lambda _m, args, _out: calls.append(tuple(args[0].shape[:2])))
+    probs = predictor.clip_probs(clips)
+    assert calls == [(2, 3), (2, 3), (2, 3), (1, 3), (2, 1)]  # 8 frames: 2 clips of 3, 8 stills
+    calls.clear()
+    predictor.cpu_batch_frames = None
+    one_pass = predictor.clip_probs(clips)
+    assert calls == [(7, 3), (2, 1)]
+    np.testing.assert_allclose(probs, one_pass, atol=1e-6)
+    predictor.cpu_batch_frames = 2  # fewer frames than a clip: still a whole clip per call
+    assert predictor.clips_per_pass(3) == 1 and predictor.clips_per_pass(1) == 2
+    predictor.device = torch.device("cuda")  # only the CPU is cache-bound: batch_size clips there
+    assert predictor.clips_per_pass(3) == predictor.batch_size == 32
+
+
+def test_on_the_cpu_a_files_scores_do_not_depend_on_the_files_that_share_its_batch(tmp_path, checkpoint):
+    from dfdetect.predict import Predictor
+
+    raw = labelled_tree(tmp_path / "raw")
+    predictor = Predictor.from_config(predict_cfg(tmp_path, f"input={raw}", f"ckpt_path={checkpoint}"))
+    real, fake = (predictor.prepare(raw / name) for name in ("real/r0.avi", "fake/f1.avi"))
+    calls = []
+    predictor.model.register_forward_hook(lambda _m, args, _out: calls.append(args[0].shape[0]))
+    (alone,) = predictor.score([real])
+    assert calls == [2, 1]  # 3 clips of 3 frames in passes of at most 8 frames
+    calls.clear()
+    _, shared = predictor.score([fake, real])
+    assert calls == [2, 1, 2, 1]  # file by file: no pass holds clips of both
+    assert shared.p_fake == alone.p_fake
+    assert [c["p_fake"] for c in shared.tracks[0]["clips"]] == [c["p_fake"] for c in alone.tracks[0]["clips"]]

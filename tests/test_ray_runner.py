@@ -189,6 +189,17 @@ def test_a_driver_killed_with_kill_9_resumes_on_rerun(cluster, tmp_path):
     assert on_disk == {p for paths in read_manifest(store)["paths"] for p in paths}
 
 
+def track_layout(tracks: list[dict]) -> list[dict]:
+    """A verdict's tracks without their scores: which clips, frames and boxes."""
+    return [
+        {
+            **{k: v for k, v in t.items() if k not in ("p_fake", "clips")},
+            "clips": [{k: c[k] for k in ("start", "frame_indices", "boxes")} for c in t["clips"]],
+        }
+        for t in tracks
+    ]
+
+
 @pytest.mark.parametrize("where", [[], ["ray.actors=1"]], ids=["model_on_driver", "model_in_actor"])
 def test_predict_on_ray_gives_the_local_verdicts_bad_files_included(cluster, tmp_path, checkpoint, where):  # noqa: F811
     raw = labelled_tree(tmp_path / "raw")
@@ -203,14 +214,12 @@ def test_predict_on_ray_gives_the_local_verdicts_bad_files_included(cluster, tmp
     for a, b in zip(on_ray, here, strict=True):
         assert (a.p_fake is None) == (b.p_fake is None)
         assert a.p_fake is None or abs(a.p_fake - b.p_fake) <= 1e-6
-        strip = [
-            {**t, "clips": [{k: c[k] for k in ("start", "frame_indices", "boxes")} for c in t["clips"]]}
-            for t in a.tracks
-        ]
-        assert strip == [
-            {**t, "clips": [{k: c[k] for k in ("start", "frame_indices", "boxes")} for c in t["clips"]]}
-            for t in b.tracks
-        ]
+        # an actor's torch runs on other threads than the driver's, which changes a pass's results
+        # in the last float bits (2e-8 here): the tracks' scores get the same tolerance as p_fake
+        assert track_layout(a.tracks) == track_layout(b.tracks)
+        for ta, tb in zip(a.tracks, b.tracks, strict=True):
+            assert (ta["p_fake"] is None) == (tb["p_fake"] is None)
+            assert ta["p_fake"] is None or abs(ta["p_fake"] - tb["p_fake"]) <= 1e-6
     assert (
         pd.read_csv(ray_dir / "predictions.csv")
         .drop(columns=["p_fake"])

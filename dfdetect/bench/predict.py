@@ -14,8 +14,11 @@ videos), with its face pipeline in this process (``--workers`` > 0: in worker pr
 are timed one by one, so the overlap of several files in flight is not counted).
 decode bound: decoding ours' sampled frames alone (no detection, no model).
 Each pipeline runs at its own best torch thread count on this machine: the baseline on every core
-(torch's default; 1 thread is slower), ours on one (predict.py's default; the decoding thread takes
-the other core, and 2 torch threads were slower on 2 cores).
+(torch's default; 1 thread is slower); ours' face pipeline on one (predict.py's threads_per_worker;
+the decoding thread takes the other core, and 2 torch threads were slower on 2 cores) and its model
+pass on every core (``--score-threads``; predict.py scores in the main process at torch's default),
+in passes of predict.cpu_batch_frames frames. The model is built as ``model=mesoinception4`` builds
+it (channels_last, the config's default), for both pipelines.
 The three alternate video by video (in a rotating order) over ``--rounds`` rounds; figures are
 medians over rounds with min-max. Last lines: ``bound_ratio=<ours time / decode bound time>`` and
 ``ratio=<ours videos/s / baseline videos/s>``.
@@ -41,7 +44,7 @@ from dfdetect.models.lightning.checkpoint import build_detector
 from dfdetect.predict.inputs import InputItem
 from dfdetect.predict.model import DEFAULT_THRESHOLD, Decision, ModelIdentity, ScoredDetector
 from dfdetect.predict.pool import prepare_stream
-from dfdetect.predict.predictor import Predictor
+from dfdetect.predict.predictor import CPU_BATCH_FRAMES, Predictor
 from dfdetect.preprocess.adapters.base import walk_media
 from dfdetect.preprocess.align import crop_side
 from dfdetect.preprocess.media import iter_frames, probe_video
@@ -105,16 +108,25 @@ def decode_bound(paths: list[Path], settings: ClipSettings) -> float:
     return time.perf_counter() - t0
 
 
-def ours(paths: list[Path], predictor: Predictor, workers: int) -> float:
+def ours(paths: list[Path], predictor: Predictor, workers: int, score_threads: int) -> float:
+    """Seconds for predict.py's predictor over ``paths``: the face pipeline at the caller's torch
+    threads, each model pass at ``score_threads``."""
+    prepare_threads = torch.get_num_threads()
+
+    def score(batch: list) -> None:
+        torch.set_num_threads(score_threads)
+        predictor.score(batch)
+        torch.set_num_threads(prepare_threads)
+
     t0 = time.perf_counter()
     batch = []
     for prepared in prepare_stream(predictor, [InputItem(str(p), "video") for p in paths], workers):
         batch.append(prepared)
         if sum(len(p.clips) for p in batch) >= predictor.batch_size:
-            predictor.score(batch)
+            score(batch)
             batch = []
     if batch:
-        predictor.score(batch)
+        score(batch)
     return time.perf_counter() - t0
 
 
@@ -141,6 +153,18 @@ def main() -> None:
         help="ours: torch threads (predict.yaml's threads_per_worker: 1; decoding has its own thread)",
     )
     parser.add_argument(
+        "--score-threads",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="ours: torch threads of the model pass (default: every core, as predict.py's main process)",
+    )
+    parser.add_argument(
+        "--cpu-batch-frames",
+        type=int,
+        default=CPU_BATCH_FRAMES,
+        help="ours: predict.cpu_batch_frames (0: batch_size clips per model call)",
+    )
+    parser.add_argument(
         "--baseline-threads",
         type=int,
         default=os.cpu_count() or 1,
@@ -159,6 +183,7 @@ def main() -> None:
                 "input_size": 256,
                 "weights": args.weights,
             },
+            "channels_last": True,
         }
     ).eval()
     settings = ClipSettings(
@@ -176,15 +201,16 @@ def main() -> None:
         settings,
         image_size=240,
         device=args.device,
+        cpu_batch_frames=args.cpu_batch_frames or None,
     )
     mtcnn = MTCNN(keep_all=True, device=args.device)
-    ours(paths[:1], predictor, 0)  # warm-up: imports, first model call
+    ours(paths[:1], predictor, 0, args.score_threads)  # warm-up: imports, first model call
     times: dict[str, list[float]] = {"baseline": [], "ours": [], "bound": []}
     threads = {"baseline": args.baseline_threads, "bound": args.threads, "ours": args.threads}
     runs = {
         "baseline": lambda p: baseline([p], mtcnn, module, 240),
         "bound": lambda p: decode_bound([p], settings),
-        "ours": lambda p: ours([p], predictor, args.workers),
+        "ours": lambda p: ours([p], predictor, args.workers, args.score_threads),
     }
     load = [os.getloadavg()[0]]
     cpu = dict.fromkeys(times, 0.0)  # process CPU seconds, all rounds (all threads)
@@ -215,7 +241,9 @@ def main() -> None:
         )
 
     print(
-        f"videos: {n} from {MINI} x {args.rounds} rounds (torch threads: baseline {args.baseline_threads}, ours {args.threads}; "
+        f"videos: {n} from {MINI} x {args.rounds} rounds (torch threads: baseline {args.baseline_threads}, "
+        f"ours {args.threads}, its model pass {args.score_threads} in passes of "
+        f"{args.cpu_batch_frames or 'batch_size clips, not'} frames; "
         f"workers {args.workers}, cores {os.cpu_count()}, load average {min(load):.2f}-{max(load):.2f}; "
         f"ours: detector.max_side={args.max_side}, face.keyframes={args.keyframes}, "
         f"face.track_region={settings.track_region}, face.redetect_every={settings.redetect_every}, "
