@@ -36,7 +36,7 @@ def test_the_dry_run_checks_the_entry_points_and_lists_every_step_benchmarks_fir
     assert lines[-1] == "failed steps: 0"
 
 
-def test_an_unknown_argument_exits_2_and_says_so(tmp_path):
+def test_an_unknown_argument_exits_2_and_says_so():
     result = subprocess.run(
         ["bash", "scripts/device_check.sh", "--gpu"], cwd=ROOT, capture_output=True, text=True, timeout=30
     )

@@ -242,8 +242,8 @@ def main() -> None:
 
     print(
         f"videos: {n} from {MINI} x {args.rounds} rounds (torch threads: baseline {args.baseline_threads}, "
-        f"ours {args.threads}, its model pass {args.score_threads} in passes of "
-        f"{args.cpu_batch_frames or 'batch_size clips, not'} frames; "
+        f"ours {args.threads}, its model passes {args.score_threads}; "
+        f"predict.cpu_batch_frames={args.cpu_batch_frames or None}; "
         f"workers {args.workers}, cores {os.cpu_count()}, load average {min(load):.2f}-{max(load):.2f}; "
         f"ours: detector.max_side={args.max_side}, face.keyframes={args.keyframes}, "
         f"face.track_region={settings.track_region}, face.redetect_every={settings.redetect_every}, "

@@ -94,10 +94,15 @@ class Predictor:
         item = path if isinstance(path, InputItem) else InputItem(str(path), kind or kind_of(path))
         return prepare_file(item, self.detector, **self.prepare_options())
 
+    @property
+    def small_passes(self) -> bool:
+        """Whether model passes are sized for the CPU's cache (``cpu_batch_frames`` on the CPU)."""
+        return self.device.type == "cpu" and self.cpu_batch_frames is not None
+
     def clips_per_pass(self, clip_length: int) -> int:
-        """Clips per model call: ``batch_size``, and on the CPU at most ``cpu_batch_frames`` frames
-        (at least one clip)."""
-        if self.device.type != "cpu" or self.cpu_batch_frames is None:
+        """Clips per model call: ``batch_size``, and with small passes at most ``cpu_batch_frames``
+        frames (at least one clip)."""
+        if not self.small_passes:
             return self.batch_size
         return max(1, min(self.batch_size, self.cpu_batch_frames // max(1, clip_length)))
 
@@ -122,14 +127,13 @@ class Predictor:
         GPU; on the CPU file by file, so that a file's scores do not depend on which files share
         its batch (a pass's size changes its results in the last float bits)."""
         t0 = time.perf_counter()
-        clips = [c for p in prepared if p.scorable for c in p.clips]
         groups = [[c.frames for c in p.clips] for p in prepared if p.scorable and p.clips]
-        if self.device.type != "cpu" or self.cpu_batch_frames is None:
+        if not self.small_passes:
             groups = [[frames for group in groups for frames in group]]
-        probs = np.concatenate([self.clip_probs(g) for g in groups]) if clips else np.empty(0)
+        probs = np.concatenate([self.clip_probs(g) for g in groups]) if groups else np.empty(0)
         if len(probs) and self.decision.temperature != 1.0:
             probs = scaled_probs(probs, self.decision.temperature)
-        seconds = (time.perf_counter() - t0) / max(1, len(clips))
+        seconds = (time.perf_counter() - t0) / max(1, len(probs))
         verdicts, k = [], 0
         for p in prepared:
             n = len(p.clips) if p.scorable else 0
